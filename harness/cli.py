@@ -1,0 +1,199 @@
+"""`pcfes` command line: train, search, compare, report, reproduce, bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import config as cfg
+from harness import schema, store, workflow
+
+log = logging.getLogger("pcfes")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML run config (sections [protocol], [cache], [searcher_params], ...)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)")
+    p.add_argument("--supernet", help="registered supernet (default: the embedded CPU default)")
+    p.add_argument("--dataset", help="dataset name (default fashion16)")
+    p.add_argument("--data-root", help="folder of a dataset that is not embedded (cifar10, imagefolder, ...)")
+    p.add_argument("--checkpoint", help="supernet checkpoint (default: checkpoints/<supernet>-<dataset>.pt, trained on first use)")
+    p.add_argument("--device", help="cpu or cuda[:i]")
+    p.add_argument("--country", dest="country_iso_code", help="ISO-3 country code for CodeCarbon's grid intensity (default USA)")
+    p.add_argument("--no-cache", action="store_true", help="disable the frozen-prefix cache (scores stay identical)")
+    p.add_argument("--results-dir", help="where run folders go (default results/)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
+    """Defaults < TOML file < command-line flags < --set overrides."""
+    data: dict[str, Any] = cfg.load_toml(args.config) if getattr(args, "config", None) else {}
+    flags: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    for key in ("supernet", "checkpoint", "data_root", "country_iso_code", "results_dir"):
+        value = getattr(args, key, None)
+        if value is not None:
+            flags[key] = value
+    protocol: dict[str, Any] = {}
+    if getattr(args, "dataset", None):
+        protocol["dataset"] = args.dataset
+    if getattr(args, "device", None):
+        protocol["device"] = args.device
+    if protocol:
+        flags["protocol"] = protocol
+    if getattr(args, "no_cache", False):
+        flags["cache"] = {"enabled": False}
+    data = cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
+    return cfg.run_config_from_dict(data)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from supernets.train import TrainConfig
+
+    config = build_config(args)
+    overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed, "device": args.device}.items() if v is not None}
+    train_config = TrainConfig(**overrides)
+    workflow.validate(config)
+    splits = workflow.load_dataset(config.protocol.dataset, root=config.data_root or None)
+    path = workflow.checkpoint_path(config)
+    if path.exists() and not args.overwrite and not workflow._is_partial(path):
+        print(f"{path} already exists (pass --overwrite to retrain)")
+        return 0
+    if args.overwrite:
+        path.unlink(missing_ok=True)
+    _, info = workflow.ensure_checkpoint(config, splits, train_config=train_config, progress=not args.quiet)
+    print(f"trained {info.spec.name} on {splits.name}: {path} (hash {info.content_hash})")
+    for key, value in info.metrics.items():
+        if not isinstance(value, list):
+            print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if args.resume:
+        run_dir = Path(args.resume)
+        state = store.read_json(run_dir / schema.CHECKPOINT_JSON) if (run_dir / schema.CHECKPOINT_JSON).exists() else None
+        if state is None:
+            store.prepare_run_dir(run_dir, resume=True)  # raises with the reason
+        run = store.read_json(run_dir / schema.RUN_JSON)
+        config = cfg.run_config_from_dict(run["config"])
+    else:
+        run_dir = None
+        config = build_config(args, searcher=args.searcher, seed=args.seed, run_id=args.run_id)
+    workflow.validate(config)
+    if run_dir is None:
+        run_dir = Path(config.results_dir) / workflow.run_id(workflow.resolve(config))
+        store.prepare_run_dir(run_dir, overwrite=args.overwrite)
+    workspace = workflow.open_workspace(workflow.resolve(config), progress=not args.quiet)
+    path = workflow.run_search(
+        config, workspace, run_dir=run_dir, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.quiet
+    )
+    _print_table(workflow.summary_table([path]))
+    print(f"results: {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    base = build_config(args)
+    names = [n.strip() for n in args.searchers.split(",") if n.strip()]
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    configs = workflow.compare_configs(base, names, seeds)
+    out = Path(args.out) if args.out else workflow.session_dir(base.results_dir, "compare")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"{out} already exists; pass --overwrite or another --out")
+    paths = workflow.run_matrix(configs, out, overwrite=args.overwrite, progress=not args.quiet)
+    table = workflow.summary_table(paths)
+    _print_table(table)
+    print(f"\nruns: {out}")
+    sources = store.load_runs(paths).filter(like="source.").iloc[0].to_dict()
+    print("measurement sources: " + "; ".join(f"{k.removeprefix('source.')}: {v}" for k, v in sources.items()))
+    if args.report:
+        from harness.report import write_report
+
+        report = write_report([out], Path(args.report))
+        print(f"report: {report}")
+    else:
+        print(f"make the report with: pcfes report {out} -o reports/{out.name}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import sweep_report, write_report
+
+    if args.sweep:
+        path = sweep_report(args.runs, Path(args.output), args.sweep)
+    else:
+        path = write_report(args.runs, Path(args.output))
+    print(f"report: {path}")
+    return 0
+
+
+def _print_table(table: Any) -> None:
+    print(table.to_string(index=False))
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pcfes",
+        description="Benchmark one-shot NAS searchers (random, SPOS evolution, CF-ES, PCF-ES, PCF-ES-IS) "
+        "with time, energy and CO2 meters.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a supernet once (single-path uniform sampling)")
+    _add_run_options(p)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("search", help="one instrumented search run")
+    _add_run_options(p)
+    p.add_argument("--searcher", help="random, evolution, cf-es, pcf-es, pcf-es-is (default pcf-es)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--run-id", help="results folder name (default derived from the config)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("compare", help="several searchers x seeds on one supernet and protocol (the main job)")
+    _add_run_options(p)
+    p.add_argument("--searchers", default=",".join(workflow.COMPARE_SEARCHERS),
+                   help="comma-separated searchers (default: %(default)s; add cf-es on request)")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--out", help="folder for the runs (default results/compare-<time>)")
+    p.add_argument("--report", metavar="DIR", help="also write a report to DIR")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="tables and figures from recorded runs")
+    p.add_argument("runs", nargs="+", help="run folders or folders of runs")
+    p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
+    p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, ImportError) as exc:
+        print(f"pcfes {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pcfes {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Frozen run configuration: evaluation protocol, cache settings, run settings; TOML + overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+BnMode = Literal["ema", "exact"]
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def content_hash(obj: Any, length: int = 16) -> str:
+    """Stable short sha256 of a JSON-serialisable object (key order does not matter)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How a candidate is scored: fixed calibration batches + fixed validation set (DESIGN.md).
+
+    Everything here changes scores, so it all goes into ``protocol_hash``.
+    """
+
+    dataset: str = "fashion16"
+    calib_batches: int = 4
+    calib_batch_size: int = 128
+    val_size: int = 2000  # first images of the validation split; 0 = the whole split
+    eval_batch_size: int = 500
+    bn_mode: BnMode = "ema"
+    bn_momentum: float = 0.1  # used by bn_mode "ema" (SPOS); "exact" is a cumulative average
+    augment: bool = True  # SPOS-style augmentation of the calibration batches
+    dtype: str = "float32"
+    device: str = "cpu"
+    channels_last: bool = True
+    seed: int = 0
+    importance_alpha: float = 0.1  # q(x) = (1-a) loss/sum(loss) + a/N keeps every image drawable
+    importance_refresh: bool = False  # redraw the subset at every further freeze
+
+    def __post_init__(self) -> None:
+        _check(self.calib_batches >= 1 and self.calib_batch_size >= 1, "calibration needs >= 1 batch of >= 1 image")
+        _check(self.val_size >= 0, f"val_size must be >= 0 (0 = whole split), got {self.val_size}")
+        _check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        _check(self.bn_mode in ("ema", "exact"), f"bn_mode must be 'ema' or 'exact', got {self.bn_mode!r}")
+        _check(0 < self.bn_momentum <= 1, f"bn_momentum must be in (0, 1], got {self.bn_momentum}")
+        _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        _check(0 < self.importance_alpha <= 1, f"importance_alpha must be in (0, 1], got {self.importance_alpha}")
+
+    def hash(self) -> str:
+        return content_hash(dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Prefix-cache settings. They never change a score (the cache is exact), so not hashed."""
+
+    enabled: bool = True
+    budget_bytes: int = 2 * 1024**3
+    location: Literal["device", "host"] = "device"
+
+    def __post_init__(self) -> None:
+        _check(self.budget_bytes >= 0, f"cache budget_bytes must be >= 0, got {self.budget_bytes}")
+        _check(self.location in ("device", "host"), f"cache location must be 'device' or 'host', got {self.location!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one search run."""
+
+    supernet: str = ""  # "" = supernets.DEFAULT_SUPERNET
+    supernet_overrides: Mapping[str, Any] = field(default_factory=dict)
+    checkpoint: str = ""  # "" = checkpoints/<supernet>-<dataset>.pt (trained on first use)
+    data_root: str = ""
+    searcher: str = "pcf-es"
+    searcher_params: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    country_iso_code: str = "USA"
+    results_dir: str = "results"
+    run_id: str = ""  # "" = derived from searcher, supernet, seed and config hash
+    protocol: EvalProtocol = field(default_factory=EvalProtocol)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def hash(self) -> str:
+        """Hash of what determines the results (output locations excluded)."""
+        data = self.to_dict()
+        for key in ("results_dir", "run_id", "data_root"):
+            data.pop(key)
+        return content_hash(data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+_NESTED = {"protocol": EvalProtocol, "cache": CacheConfig}
+_MAPPINGS = ("supernet_overrides", "searcher_params")
+
+
+def run_config_from_dict(data: Mapping[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """Build a RunConfig from nested plain data; unknown keys are errors naming the valid ones."""
+    base = base or RunConfig()
+    top = {f.name for f in fields(RunConfig)}
+    _reject_unknown(data, top, "run config")
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _NESTED:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"config section [{key}] must be a table, got {value!r}")
+            cls = _NESTED[key]
+            _reject_unknown(value, {f.name for f in fields(cls)}, f"[{key}]")
+            changes[key] = dataclasses.replace(getattr(base, key), **value)
+        elif key in _MAPPINGS:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"config section [{key}] must be a table, got {value!r}")
+            changes[key] = {**getattr(base, key), **value}
+        else:
+            changes[key] = value
+    try:
+        return dataclasses.replace(base, **changes)
+    except TypeError as exc:
+        raise ValueError(f"invalid run config: {exc}") from exc
+
+
+def _reject_unknown(data: Mapping[str, Any], valid: Iterable[str], where: str) -> None:
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} in {where}; valid: {', '.join(sorted(valid))}")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML run config, with a clear error for a missing or malformed file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """Turn ``["protocol.val_size=1000", "searcher=evolution"]`` into nested plain data."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word is a string: --set searcher=evolution
+        node = result
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {key}: {part} is not a section")
+        node[leaf] = value
+    return result
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge two nested plain mappings (``update`` wins)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

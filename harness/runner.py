@@ -1,0 +1,323 @@
+"""The instrumented search loop: hints -> cache -> ask -> evaluate -> tell, under meters.
+
+The runner owns the loop and the clock; the searcher never sees either. After every
+generation it writes the run's files and a checkpoint, so an interrupted run can be resumed
+to the same candidates and the same final result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from harness import schema, store
+from harness.evaluator import Evaluator
+from harness.meters import MeterSet
+from searchers.base import Searcher
+
+log = logging.getLogger(__name__)
+
+SEARCH_PHASES = schema.PHASES  # what "search cost" totals add up; the final re-score is kept apart
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What run.json records about a run besides its measurements."""
+
+    run_id: str
+    config: dict[str, Any]
+    config_hash: str
+    searcher: str
+    searcher_params: dict[str, Any]
+    seed: int
+    supernet: str
+    supernet_config: dict[str, Any]
+    checkpoint_hash: str
+    dataset: str
+    protocol: dict[str, Any]
+    protocol_hash: str
+    provenance: dict[str, Any]  # versions, git, machine, device
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _value(measurements: dict[str, Any], quantity: str) -> float | None:
+    m = measurements.get(quantity)
+    return None if m is None else m.value
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+class Runner:
+    """Drives one searcher against one evaluator and records everything under ``run_dir``."""
+
+    def __init__(
+        self,
+        identity: RunIdentity,
+        searcher: Searcher,
+        evaluator: Evaluator,
+        meters: MeterSet,
+        run_dir: Path,
+        *,
+        progress: bool = True,
+        on_generation: Callable[[int], None] | None = None,
+    ):
+        self.identity = identity
+        self.searcher = searcher
+        self.evaluator = evaluator
+        self.meters = meters
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.on_generation = on_generation  # test hook: called after each generation is saved
+        self.gen_rows: list[dict[str, Any]] = []
+        self.cand_rows: list[dict[str, Any]] = []
+        self.created = _now()
+        self.resumes = 0
+        self.wall_before_resume = 0.0
+
+    # --- resume -----------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Load the checkpoint of an interrupted run in ``run_dir``."""
+        state = store.read_json(self.run_dir / schema.CHECKPOINT_JSON)
+        if state["config_hash"] != self.identity.config_hash:
+            raise ValueError(
+                f"cannot resume {self.run_dir}: it was started with config {state['config_hash']}, "
+                f"not {self.identity.config_hash}"
+            )
+        self.searcher.load_state_dict(state["searcher"])
+        self.evaluator.load_state_dict(state["evaluator"])
+        self.meters.load_state_dict(state["meters"])
+        self.gen_rows = state["generations"]
+        self.cand_rows = state["candidates"]
+        self.created = state["created_utc"]
+        self.resumes = state["resumes"] + 1
+        self.wall_before_resume = self._phase_sum(self.meters.totals(), "wall_s") or 0.0
+        log.info("resuming %s after generation %d (%.1f s spent before)", self.run_dir, self.searcher.generation, self.wall_before_resume)
+
+    def _checkpoint(self) -> None:
+        store.write_json(
+            self.run_dir / schema.CHECKPOINT_JSON,
+            {
+                "config_hash": self.identity.config_hash,
+                "created_utc": self.created,
+                "resumes": self.resumes,
+                "searcher": self.searcher.state_dict(),
+                "evaluator": self.evaluator.state_dict(),
+                "meters": self.meters.state_dict(),
+                "generations": self.gen_rows,
+                "candidates": self.cand_rows,
+            },
+        )
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self) -> Path:
+        """Search to the end, re-score the best under the full protocol, write the results."""
+        total = getattr(getattr(self.searcher, "params", None), "generations", None)
+        bar = tqdm(
+            total=total,
+            initial=self.searcher.generation,
+            desc=f"{self.identity.searcher} s{self.identity.seed}",
+            unit="gen",
+            disable=not self.progress,
+            leave=False,
+        )
+        with bar:
+            while not self.searcher.done():
+                self._generation()
+                best = self.gen_rows[-1]
+                bar.update(1)
+                bar.set_postfix(best=f"{best['best_score']:.4f}", frozen=best["frozen_depth"], wall=f"{best['cum_wall_s']:.0f}s")
+                self._write(status="running")
+                self._checkpoint()
+                if self.on_generation is not None:
+                    self.on_generation(self.searcher.generation)
+        result = self._final()
+        self._write(status="complete", result=result)
+        (self.run_dir / schema.CHECKPOINT_JSON).unlink(missing_ok=True)
+        return self.run_dir
+
+    def _generation(self) -> None:
+        before = self.meters.totals()
+        work_before = dict(self.evaluator.work.macs)
+        images_before = self.evaluator.work.total_images
+        searcher, evaluator = self.searcher, self.evaluator
+        hints = searcher.hints()
+        reference = [searcher.best()[0]] if searcher.generation > 0 else []
+        with self.meters.window("cache"):
+            evaluator.prepare(hints, reference)
+        with self.meters.window("search"):
+            archs = searcher.ask()
+        with self.meters.window("evaluate"):
+            results = evaluator.evaluate(archs)
+        with self.meters.window("search"):
+            searcher.tell([(r.arch, r.score) for r in results])
+        gen = searcher.generation - 1
+        for r in results:
+            self.cand_rows.append(
+                {
+                    "index": len(self.cand_rows),
+                    "generation": gen,
+                    "arch": schema.arch_to_str(r.arch),
+                    "score": r.score,
+                    "arch_macs": r.arch_macs,
+                    "executed_macs": r.executed_macs,
+                    "cached_depth": r.cached_depth,
+                    "sample_size": r.sample_size,
+                }
+            )
+        after = self.meters.totals()
+        work = evaluator.work.macs
+        cache_macs = work["cache_build"] + work["importance"] - work_before["cache_build"] - work_before["importance"]
+        eval_macs = work["calibration"] + work["validation"] - work_before["calibration"] - work_before["validation"]
+        row: dict[str, Any] = {
+            "generation": gen,
+            "evaluated": sum(not r.memo_hit for r in results),
+            "best_score": searcher.best()[1],
+            "frozen_depth": len(hints.frozen),
+            "unique_archs": len({r.arch for r in results}),
+            "sample_size": evaluator.sample_size,
+            "cache_bytes": evaluator.cache_bytes,
+            "cache_macs": cache_macs,
+            "evaluate_macs": eval_macs,
+            "evaluate_images": evaluator.work.total_images - images_before,
+        }
+        for phase in SEARCH_PHASES:
+            for q in schema.PHASE_QUANTITIES:
+                row[f"{phase}_{q}"] = _sub(
+                    _value(after.get(phase, {}), q), _value(before.get(phase, {}), q) if phase in before else 0.0
+                )
+        prev = self.gen_rows[-1] if self.gen_rows else {"cum_wall_s": 0.0, "cum_energy_j": 0.0, "cum_macs": 0}
+        gen_wall = sum(row[f"{p}_wall_s"] or 0.0 for p in SEARCH_PHASES)
+        gen_energy: float | None = 0.0
+        for p in SEARCH_PHASES:
+            gen_energy = _add(gen_energy, row[f"{p}_energy_j"])
+        row["cum_wall_s"] = prev["cum_wall_s"] + gen_wall
+        row["cum_energy_j"] = _add(prev["cum_energy_j"], gen_energy)
+        row["cum_macs"] = prev["cum_macs"] + cache_macs + eval_macs
+        diag = searcher.diagnostics()
+        if diag is not None:
+            for i, (choice, share) in enumerate(zip(diag.majority, diag.share)):
+                row[schema.majority_column(i)] = choice
+                row[schema.share_column(i)] = share
+            row["unique_archs"] = diag.unique_archs
+        self.gen_rows.append(row)
+
+    def _final(self) -> dict[str, Any]:
+        arch, search_score = self.searcher.best()
+        with self.meters.window("final"):
+            final_score = self.evaluator.score_full(arch, "val")
+            try:
+                test_accuracy = self.evaluator.score_full(arch, "test")
+            except ValueError:
+                test_accuracy = None
+        return {
+            "best_arch": list(arch),
+            "search_score": search_score,
+            "final_score": final_score,
+            "test_accuracy": test_accuracy,
+        }
+
+    # --- records ----------------------------------------------------------------------
+
+    @staticmethod
+    def _phase_sum(totals: dict[str, dict[str, Any]], quantity: str) -> float | None:
+        value: float | None = 0.0
+        for phase in SEARCH_PHASES:
+            if phase in totals:
+                value = _add(value, _value(totals[phase], quantity))
+        return value
+
+    def _totals(self) -> dict[str, Any]:
+        totals = self.meters.totals()
+        out: dict[str, Any] = {q: self._phase_sum(totals, q) for q in (*schema.PHASE_QUANTITIES, "energy_kwh")}
+        work = self.evaluator.work
+        out.update(
+            macs=sum(work.macs[p] for p in ("calibration", "validation", "cache_build", "importance")),
+            images=sum(work.images[p] for p in ("calibration", "validation", "cache_build", "importance")),
+            candidates_evaluated=len(self.cand_rows),
+            generations=len(self.gen_rows),
+            cache_peak_bytes=self.evaluator.cache_peak_bytes,
+            meter_overhead_s=self.meters.overhead_s,
+            wall_s_before_resume=self.wall_before_resume,
+        )
+        return {k: out.get(k) for k in schema.TOTAL_KEYS}
+
+    def _write(self, status: str, result: dict[str, Any] | None = None) -> None:
+        ident = self.identity
+        meter_totals = self.meters.totals()
+        run = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "run_id": ident.run_id,
+            "status": status,
+            "created_utc": self.created,
+            "finished_utc": _now() if status == "complete" else None,
+            "config": ident.config,
+            "config_hash": ident.config_hash,
+            "searcher": ident.searcher,
+            "searcher_params": ident.searcher_params,
+            "seed": ident.seed,
+            "supernet": ident.supernet,
+            "supernet_config": ident.supernet_config,
+            "checkpoint_hash": ident.checkpoint_hash,
+            "dataset": ident.dataset,
+            "protocol": ident.protocol,
+            "protocol_hash": ident.protocol_hash,
+            "versions": ident.provenance["versions"],
+            "git": ident.provenance["git"],
+            "machine": ident.provenance["machine"],
+            "device": ident.provenance["device"],
+            "meter_sources": self.meters.sources(),
+            "totals": self._totals(),
+            "result": result,
+            "resumes": self.resumes,
+            "evaluation": {
+                "cache_events": self.evaluator.cache_events,
+                "importance_subset": self.evaluator.subset.to_dict() if self.evaluator.subset else None,
+                "work_macs_by_phase": dict(self.evaluator.work.macs),
+                "work_images_by_phase": dict(self.evaluator.work.images),
+                "work_macs_by_block": self.evaluator.work.block_macs,
+            },
+            "final_phase": {q: m.value for q, m in meter_totals.get("final", {}).items()},
+        }
+        store.write_json(self.run_dir / schema.RUN_JSON, run)
+        gens = pd.DataFrame(self.gen_rows)
+        ordered = [c for c in schema.GEN_COLUMNS if c in gens.columns]
+        gens = gens[ordered + [c for c in gens.columns if c not in ordered]] if len(gens) else pd.DataFrame(columns=schema.GEN_COLUMNS)
+        store.write_csv(self.run_dir / schema.GENERATIONS_CSV, gens)
+        store.write_csv(self.run_dir / schema.CANDIDATES_CSV, pd.DataFrame(self.cand_rows, columns=schema.CAND_COLUMNS))
+        store.write_json(self.run_dir / schema.EMISSIONS_JSON, self._emissions(meter_totals))
+
+    def _emissions(self, meter_totals: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """CO2 with what it was computed from (kWh x grid intensity), so it can be recomputed."""
+        intensity = self.meters.grand_totals().get("grid_intensity_g_per_kwh")
+        return {
+            "country_iso_code": self.identity.config.get("country_iso_code"),
+            "co2_g": self._phase_sum(meter_totals, "co2_g"),
+            "energy_kwh": self._phase_sum(meter_totals, "energy_kwh"),
+            "grid_intensity_g_per_kwh": None if intensity is None else intensity.value,
+            "intensity_source": None if intensity is None else intensity.source,
+            "codecarbon_version": self.identity.provenance["versions"].get("codecarbon"),
+            "sources": self.meters.sources(),
+            "per_phase": {
+                phase: {q: {"value": m.value, "unit": m.unit, "source": m.source} for q, m in measured.items()}
+                for phase, measured in meter_totals.items()
+            },
+        }
+

@@ -1,0 +1,242 @@
+"""Synthetic, schema-complete recorded runs with known numbers, for report tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness import schema
+from harness.store import write_csv, write_json
+
+SEARCHERS = ("evolution", "pcf-es", "pcf-es-is", "random")
+DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
+    "evolution": {"population": 6},
+    "random": {"population": 6},
+    "cf-es": {"population": 6, "threshold": 0.7},
+    "pcf-es": {"population": 6, "threshold": 0.7, "monitor": 3},
+    "pcf-es-is": {"population": 6, "threshold": 0.7, "monitor": 3, "rate": 0.4},
+}
+# Fraction of the same seed's evolution wall time each searcher needs (before the per-seed tweak).
+TIME_RATIO = {"evolution": 1.0, "random": 1.02, "cf-es": 0.83, "pcf-es": 0.45, "pcf-es-is": 0.30}
+GENERATIONS = {"evolution": 5, "random": 5, "cf-es": 5, "pcf-es": 4, "pcf-es-is": 4}
+CANDIDATES_PER_GENERATION = 6
+GRID_G_PER_KWH = 56.0
+# A CPU machine: no GPU meters, RAPL for CPU energy, CodeCarbon for CO2.
+DEFAULT_SOURCES = {
+    "wall_s": "perf_counter_ns",
+    "cpu_s": "process_time_ns",
+    "gpu_s": "unavailable: no CUDA device",
+    "gpu_energy_j": "unavailable: no CUDA device",
+    "cpu_energy_j": "rapl",
+    "energy_j": "rapl",
+    "co2_g": "codecarbon_estimate",
+}
+
+
+@dataclass(frozen=True)
+class FixtureRun:
+    """What to write for one synthetic run; the numbers follow from these fields (see ``totals_for``)."""
+
+    searcher: str
+    seed: int
+    supernet: str = "spos-tiny"
+    protocol_hash: str = "protoA"
+    checkpoint_hash: str = "ckptA"
+    searcher_params: Mapping[str, Any] | None = None  # None: DEFAULT_PARAMS[searcher]
+    blocks: int = 4
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # quantity -> "unavailable: reason"
+    status: str = "complete"
+    schema_version: int = schema.SCHEMA_VERSION
+    run_id: str = ""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(DEFAULT_PARAMS[self.searcher] if self.searcher_params is None else self.searcher_params)
+
+    @property
+    def name(self) -> str:
+        extra = "".join(f"-{k}{v}" for k, v in sorted(self.params.items()) if k != "population")
+        return self.run_id or f"{self.searcher}{extra}-{self.supernet}-s{self.seed}-{self.protocol_hash}"
+
+
+def totals_for(spec: FixtureRun) -> dict[str, Any]:
+    """The known totals of a fixture run (None where a quantity is unavailable)."""
+    ratio = TIME_RATIO[spec.searcher]
+    if spec.searcher != "evolution":
+        ratio *= 1.0 + 0.01 * spec.seed  # per-seed reductions differ, so a wrong seed pairing shows
+    ratio *= spec.params.get("threshold", 0.7) / 0.7
+    if spec.protocol_hash != "protoA":
+        ratio *= 3.0  # another protocol: numbers that would visibly shift a wrongly merged mean
+    wall = (50.0 + 10.0 * spec.seed) * ratio
+    energy = wall * (40.0 + spec.seed)
+    totals: dict[str, Any] = {
+        "wall_s": wall,
+        "cpu_s": 0.9 * wall,
+        "gpu_s": 0.8 * wall,
+        "gpu_energy_j": 0.6 * energy,
+        "cpu_energy_j": 0.4 * energy,
+        "energy_j": energy,
+        "energy_kwh": energy / 3.6e6,
+        "co2_g": energy / 3.6e6 * GRID_G_PER_KWH,
+        "macs": int(1e9 * (spec.seed + 1) * ratio),
+        "images": 1000 * GENERATIONS[spec.searcher],
+        "candidates_evaluated": CANDIDATES_PER_GENERATION * GENERATIONS[spec.searcher],
+        "generations": GENERATIONS[spec.searcher],
+        "cache_peak_bytes": 0 if spec.searcher in ("evolution", "random") else 4096,
+        "meter_overhead_s": 0.01,
+        "wall_s_before_resume": 0.0,
+    }
+    for quantity, source in _sources(spec).items():
+        if source.startswith("unavailable"):
+            totals[quantity] = None
+    if totals["energy_j"] is None:
+        totals["energy_kwh"] = None
+    return totals
+
+
+def result_for(spec: FixtureRun) -> dict[str, Any]:
+    """The known result of a fixture run."""
+    final = 0.80 + 0.001 * spec.seed - (0.004 if spec.searcher == "pcf-es-is" else 0.0)
+    arch = [spec.seed % 4] * spec.blocks
+    return {"best_arch": arch, "search_score": final + 0.01, "final_score": final, "test_accuracy": final - 0.02}
+
+
+def _sources(spec: FixtureRun) -> dict[str, str]:
+    return {**DEFAULT_SOURCES, **spec.unavailable}
+
+
+def _frozen_depth(spec: FixtureRun, generation: int) -> int:
+    if spec.searcher in ("pcf-es", "pcf-es-is"):
+        return min(spec.blocks, generation)
+    if spec.searcher == "cf-es":
+        return 2 if generation >= 1 else 0
+    return 0
+
+
+def _generations(spec: FixtureRun, totals: Mapping[str, Any], rng: np.random.Generator) -> pd.DataFrame:
+    n = GENERATIONS[spec.searcher]
+    # Freezing searchers get cheaper every generation; the weights split the totals exactly.
+    weights = np.array([1.0 - (0.15 * g if _frozen_depth(spec, g) else 0.0) for g in range(n)])
+    weights /= weights.sum()
+    best = result_for(spec)["search_score"]
+    phase_split = {"cache": 0.1, "evaluate": 0.85, "search": 0.05}
+    rows = []
+    for g in range(n):
+        depth = _frozen_depth(spec, g)
+        row: dict[str, Any] = {
+            "generation": g,
+            "evaluated": CANDIDATES_PER_GENERATION,
+            "best_score": best - 0.01 * (n - 1 - g),
+            "frozen_depth": depth,
+            "unique_archs": CANDIDATES_PER_GENERATION,
+            "sample_size": 40 if spec.searcher == "pcf-es-is" and depth else 100,
+            "cache_bytes": 4096 if depth else 0,
+            "cache_macs": 1000 * depth,
+            "evaluate_macs": int(totals["macs"] * weights[g]),
+            "evaluate_images": 1000,
+        }
+        for phase, share in phase_split.items():
+            for q in schema.PHASE_QUANTITIES:
+                value = totals[q]
+                row[f"{phase}_{q}"] = np.nan if value is None else value * weights[g] * share
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["cum_wall_s"] = np.cumsum(totals["wall_s"] * weights)
+    frame["cum_energy_j"] = np.nan if totals["energy_j"] is None else np.cumsum(totals["energy_j"] * weights)
+    frame["cum_macs"] = frame["evaluate_macs"].cumsum() + frame["cache_macs"].cumsum()
+    for b in range(spec.blocks):
+        frame[schema.majority_column(b)] = rng.integers(0, 4, size=n)
+        frozen = frame["frozen_depth"] > b
+        converging = np.clip(0.3 + 0.12 * np.arange(n) + rng.uniform(-0.05, 0.05, size=n), 0.25, 0.95)
+        frame[schema.share_column(b)] = np.where(frozen, 1.0, converging.round(3))
+    return frame
+
+
+def _candidates(spec: FixtureRun, rng: np.random.Generator) -> pd.DataFrame:
+    rows = []
+    for g in range(GENERATIONS[spec.searcher]):
+        for _ in range(CANDIDATES_PER_GENERATION):
+            depth = _frozen_depth(spec, g)
+            rows.append(
+                {
+                    "index": len(rows),
+                    "generation": g,
+                    "arch": schema.arch_to_str(rng.integers(0, 4, size=spec.blocks)),
+                    "score": float(rng.uniform(0.5, 0.8)),
+                    "arch_macs": 1_000_000,
+                    "executed_macs": 1_000_000 * (spec.blocks - depth),
+                    "cached_depth": depth,
+                    "sample_size": 100,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(schema.CAND_COLUMNS))
+
+
+def write_run(root: Path, spec: FixtureRun) -> Path:
+    """Write one synthetic run directory under ``root``; returns its path."""
+    path = Path(root) / spec.name
+    rng = np.random.default_rng([spec.seed, len(spec.searcher), spec.blocks])
+    totals = totals_for(spec)
+    protocol = {"dataset": "fashion16", "val_size": 100, "device": "cpu", "tag": spec.protocol_hash}
+    run = {
+        "schema_version": spec.schema_version,
+        "run_id": spec.name,
+        "status": spec.status,
+        "created_utc": "2024-01-01T00:00:00Z",
+        "finished_utc": "2024-01-01T00:10:00Z",
+        "config": {"searcher": spec.searcher, "seed": spec.seed, "supernet": spec.supernet},
+        "config_hash": f"cfg-{spec.name}",
+        "searcher": spec.searcher,
+        "searcher_params": spec.params,
+        "seed": spec.seed,
+        "supernet": spec.supernet,
+        "supernet_config": {"blocks": spec.blocks, "choices": 4},
+        "checkpoint_hash": spec.checkpoint_hash,
+        "dataset": "fashion16",
+        "protocol": protocol,
+        "protocol_hash": spec.protocol_hash,
+        "versions": {"python": "3.11", "torch": "2.13.0", "codecarbon": "3.3.2"},
+        "git": {"commit": "0" * 40, "dirty": False},
+        "machine": {"hostname": "fixture", "cpu": "fixture cpu"},
+        "device": {"type": "cpu", "name": "fixture cpu"},
+        "meter_sources": _sources(spec),
+        "totals": totals,
+        "result": result_for(spec),
+        "resumes": 0,
+    }
+    write_json(path / schema.RUN_JSON, run)
+    write_csv(path / schema.GENERATIONS_CSV, _generations(spec, totals, rng))
+    write_csv(path / schema.CANDIDATES_CSV, _candidates(spec, rng))
+    emissions = {
+        "country_iso_code": "FRA",
+        "energy_kwh": totals["energy_kwh"],
+        "co2_g": totals["co2_g"],
+        "grid_intensity_g_per_kwh": GRID_G_PER_KWH,
+        "intensity_source": "codecarbon offline table",
+    }
+    write_json(path / schema.EMISSIONS_JSON, emissions)
+    return path
+
+
+def write_fixture_runs(
+    root: Path,
+    *,
+    seeds: Sequence[int] = (3, 11),
+    searchers: Iterable[str] = SEARCHERS,
+    supernet: str = "spos-tiny",
+    second_protocol: bool = False,
+    unavailable: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write ``seeds`` x ``searchers`` runs (plus, optionally, the same again under protocol "protoB")."""
+    protocols = ("protoA", "protoB") if second_protocol else ("protoA",)
+    return [
+        write_run(root, FixtureRun(s, seed, supernet, protocol, unavailable=dict(unavailable or {})))
+        for protocol in protocols
+        for s in searchers
+        for seed in seeds
+    ]

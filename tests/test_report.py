@@ -1,0 +1,242 @@
+"""Comparative reports: files, numbers (checked against an independent pandas computation), grouping, n/a."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from harness import schema
+from harness.report import PAPER_RESULTS, SEARCHER_COLOURS, searcher_colour, sweep_report, write_report
+from fixtures_runs import FixtureRun, totals_for, write_fixture_runs, write_run
+
+SEEDS = (3, 11)
+FIGURES = ("generation_cost", "best_score", "majority_share", "frozen_depth", "score_vs_time", "score_vs_energy")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+NO_ENERGY = "unavailable: no RAPL and no NVML"
+
+
+def _figure_names(group: str, supernet: str = "spos-tiny") -> set[str]:
+    return {f"{group}_{supernet}_{kind}.png" for kind in FIGURES}
+
+
+def _assert_png(path: Path, width_px: int) -> None:
+    assert path.read_bytes()[:8] == PNG_MAGIC, path
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[1] == width_px, f"{path.name}: {pixels.shape}"
+    assert pixels.shape[0] > 300 and pixels.std() > 0.05, f"{path.name} looks empty"
+
+
+def _independent_runs(root: Path) -> pd.DataFrame:
+    """Per-run numbers read straight from run.json, without harness.store or harness.report."""
+    rows = []
+    for run_json in sorted(root.glob(f"*/{schema.RUN_JSON}")):
+        run = json.loads(run_json.read_text())
+        rows.append({"searcher": run["searcher"], "seed": run["seed"], "protocol_hash": run["protocol_hash"], **run["totals"], **run["result"]})
+    return pd.DataFrame(rows)
+
+
+def _table_rows(markdown: str, header_start: str) -> list[dict[str, str]]:
+    """Parse the first markdown table whose header begins with ``header_start`` into dicts."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    header = [c.strip() for c in lines[start].strip("|").split(" | ")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split(" | ")))))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def basic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    write_fixture_runs(root, seeds=SEEDS)
+    out = tmp_path_factory.mktemp("report")
+    return root, write_report([root], out, title="fixture report")
+
+
+def test_report_writes_every_file(basic: tuple[Path, Path]) -> None:
+    _, report = basic
+    out = report.parent
+    assert report == out / "report.md"
+    assert report.read_text().startswith("# fixture report\n")
+    expected = _figure_names("pprotoA_cckptA")
+    assert {p.name for p in out.glob("*.png")} == expected
+    text = report.read_text()
+    for name in expected:
+        assert f"]({name})" in text, f"report.md does not show {name}"
+        # Paper sizes at 200 dpi: one column (3.5 in) or the full page width (7 in).
+        _assert_png(out / name, 1400 if "majority_share" in name else 700)
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["searcher"]) == ["evolution", "random", "pcf-es", "pcf-es-is"]
+
+
+def test_summary_numbers_match_independent_pandas(basic: tuple[Path, Path]) -> None:
+    root, report = basic
+    summary = pd.read_csv(report.parent / "summary.csv").set_index("searcher")
+    runs = _independent_runs(root)
+    for metric in ("wall_s", "energy_j", "co2_g", "macs", "candidates_evaluated", "generations", "final_score", "test_accuracy"):
+        stats = runs.groupby("searcher")[metric].agg(["mean", "std"])
+        for searcher, (mean, std) in stats.iterrows():
+            assert summary.loc[searcher, f"{metric}_mean"] == pytest.approx(mean, rel=1e-12), (metric, searcher)
+            assert summary.loc[searcher, f"{metric}_std"] == pytest.approx(std, rel=1e-12), (metric, searcher)
+    assert (summary["runs"] == 2).all() and (summary["seeds"] == "3 11").all()
+
+    evolution = runs[runs["searcher"] == "evolution"].set_index("seed")
+    table = {r["searcher"]: r for r in _table_rows(report.read_text(), "| supernet | searcher | paired seeds")}
+    for searcher in ("random", "pcf-es", "pcf-es-is"):
+        mine = runs[runs["searcher"] == searcher].set_index("seed")
+        for quantity in ("wall_s", "energy_j", "co2_g", "macs"):
+            per_seed = 100.0 * (1.0 - mine[quantity] / evolution.loc[mine.index, quantity])
+            column = f"{quantity}_reduction_pct"
+            assert summary.loc[searcher, f"{column}_mean"] == pytest.approx(per_seed.mean(), rel=1e-12)
+            assert summary.loc[searcher, f"{column}_std"] == pytest.approx(per_seed.std(), rel=1e-12)
+            # The fixture makes a pairing with the mean evolution run give a different answer.
+            unpaired = 100.0 * (1.0 - mine[quantity] / evolution[quantity].mean())
+            assert not unpaired.mean() == pytest.approx(per_seed.mean(), rel=1e-3)
+        wall = 100.0 * (1.0 - mine["wall_s"] / evolution.loc[mine.index, "wall_s"])
+        assert table[searcher]["time saved (%)"] == f"{wall.mean():.1f} ± {wall.std():.1f}"
+    assert table["evolution"]["time saved (%)"] == "baseline"
+
+
+def test_paper_comparison_sits_next_to_our_numbers(basic: tuple[Path, Path]) -> None:
+    _, report = basic
+    rows = _table_rows(report.read_text(), "| family (ours)")
+    pcf = next(r for r in rows if r["searcher (ours)"] == "pcf-es")
+    assert (pcf["family (ours)"], pcf["paper time saved (%)"], pcf["paper energy saved (%)"]) == ("SPOS (spos-tiny)", "55", "51")
+    summary = pd.read_csv(report.parent / "summary.csv").set_index("searcher")
+    expected = f"{summary.loc['pcf-es', 'wall_s_reduction_pct_mean']:.1f} ± {summary.loc['pcf-es', 'wall_s_reduction_pct_std']:.1f}"
+    assert pcf["ours time saved (%)"] == expected
+    journal = next(r for r in rows if r["searcher (ours)"] == "pcf-es-is")
+    assert (journal["paper time saved (%)"], journal["paper CO2 saved (%)"]) == ("76", "71")
+    cf = [r for r in rows if r["searcher (ours)"].startswith("cf-es")]
+    assert cf and all(r["searcher (ours)"] == "cf-es (not run)" for r in cf)
+    # Only SPOS-family rows: no FairNAS / GreedyNAS numbers for a spos supernet.
+    assert {r["paper settings"] for r in rows} <= {p.settings + (f" ({p.qualifier})" if p.qualifier else "") for p in PAPER_RESULTS if p.family in ("SPOS", None)}
+
+
+def test_sources_printed_under_energy_tables(basic: tuple[Path, Path]) -> None:
+    _, report = basic
+    text = report.read_text()
+    assert text.count("- GPU energy: unavailable: no CUDA device") == 3  # summary, savings, paper tables
+    assert "- CO2: codecarbon_estimate (estimate, not a measurement)" in text
+    assert "- grid intensity for CO2: 56.0 g/kWh for FRA" in text
+
+
+def test_bad_runs_are_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"))
+    running = write_run(root, FixtureRun("evolution", 99, status="running", run_id="evo-running"))
+    no_candidates = write_run(root, FixtureRun("evolution", 98, run_id="evo-no-candidates"))
+    (no_candidates / schema.CANDIDATES_CSV).unlink()
+    future = write_run(root, FixtureRun("evolution", 97, schema_version=99, run_id="evo-future-schema"))
+    with caplog.at_level(logging.WARNING):
+        report = write_report([root], tmp_path / "out")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for bad, why in ((running, "status 'running'"), (no_candidates, "missing candidates.csv"), (future, "schema version 99")):
+        assert any(str(bad) in w and why in w for w in warnings), (bad, warnings)
+        assert f"`{bad}`" in report.read_text()
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("searcher")
+    assert summary.loc["evolution", "runs"] == 2
+    clean = [totals_for(FixtureRun("evolution", s))["wall_s"] for s in SEEDS]
+    assert summary.loc["evolution", "wall_s_mean"] == pytest.approx(sum(clean) / 2, rel=1e-12)
+
+
+def test_protocols_are_reported_in_separate_groups(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"), second_protocol=True)
+    report = write_report([root], tmp_path / "out")
+    text = report.read_text()
+    assert "## Group 1: protocol `protoA`, checkpoint `ckptA`" in text
+    assert "## Group 2: protocol `protoB`, checkpoint `ckptA`" in text
+    assert "never averaged together" in text
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert len(summary) == 4 and (summary["runs"] == 2).all()
+    for protocol in ("protoA", "protoB"):
+        wall = [totals_for(FixtureRun("evolution", s, protocol_hash=protocol))["wall_s"] for s in SEEDS]
+        row = summary[(summary["protocol_hash"] == protocol) & (summary["searcher"] == "evolution")]
+        assert row["wall_s_mean"].item() == pytest.approx(sum(wall) / 2, rel=1e-12)
+    pngs = {p.name for p in (tmp_path / "out").glob("*.png")}
+    assert pngs == _figure_names("pprotoA_cckptA") | _figure_names("pprotoB_cckptA")
+
+
+def test_unavailable_energy_is_na_with_reason_never_zero(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"), unavailable={"energy_j": NO_ENERGY})
+    report = write_report([root], tmp_path / "out")
+    text = report.read_text()
+    for row in _table_rows(text, "| supernet | searcher | seeds"):
+        assert row["energy (J)"] == f"n/a ({NO_ENERGY})"
+        assert row["wall time (s)"] != "" and not row["wall time (s)"].startswith("n/a")
+    pcf = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    assert pcf["energy saved (%)"] == f"n/a ({NO_ENERGY})"
+    assert f"- energy (total): {NO_ENERGY}" in text
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary["energy_j_mean"].isna().all() and summary["energy_j_std"].isna().all()
+    assert (summary["energy_j_missing_reason"] == NO_ENERGY).all()
+    assert "not drawn: energy unavailable for every run" in text
+    assert not (tmp_path / "out" / "pprotoA_cckptA_spos-tiny_score_vs_energy.png").exists()
+
+
+def test_partly_unavailable_cell_is_na_and_all_sources_are_listed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"))
+    lone = write_run(root, FixtureRun("pcf-es", 5, unavailable={"energy_j": NO_ENERGY}))  # no evolution run with seed 5
+    with caplog.at_level(logging.WARNING):
+        report = write_report([root], tmp_path / "out")
+    assert any(lone.name in r.getMessage() and "no evolution run with the same seed" in r.getMessage() for r in caplog.records)
+    text = report.read_text()
+    pcf = next(r for r in _table_rows(text, "| supernet | searcher | seeds") if r["searcher"] == "pcf-es")
+    assert pcf["seeds"] == "3 5 11"
+    assert pcf["energy (J)"] == f"n/a ({NO_ENERGY})"  # not the mean of the two runs that have it
+    saved = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    assert saved["paired seeds"] == "2" and not saved["energy saved (%)"].startswith("n/a")
+    assert f"- energy (total): rapl [4 runs]; {NO_ENERGY} [1 run]" in text
+
+
+def test_sweep_report_figure_and_table(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution",))
+    thresholds = (0.6, 0.7, 0.8)
+    for threshold in thresholds:
+        for seed in SEEDS:
+            write_run(root, FixtureRun("pcf-es", seed, searcher_params={"threshold": threshold, "monitor": 3}))
+    report = sweep_report([root], tmp_path / "out", "threshold")
+    assert report == tmp_path / "out" / "sweep_threshold.md"
+    _assert_png(tmp_path / "out" / "sweep_threshold_pprotoA_cckptA_spos-tiny.png", 700)
+    assert "](sweep_threshold_pprotoA_cckptA_spos-tiny.png)" in report.read_text()
+    table = pd.read_csv(tmp_path / "out" / "sweep_threshold.csv")
+    pcf = table[table["searcher"] == "pcf-es"].sort_values("value")
+    assert list(pcf["value"]) == list(thresholds)
+    for threshold, saved in zip(thresholds, pcf["wall_s_reduction_pct_mean"]):
+        per_seed = [
+            100.0 * (1.0 - totals_for(FixtureRun("pcf-es", s, searcher_params={"threshold": threshold}))["wall_s"] / totals_for(FixtureRun("evolution", s))["wall_s"])
+            for s in SEEDS
+        ]
+        assert saved == pytest.approx(sum(per_seed) / 2, rel=1e-12)
+    rows = _table_rows(report.read_text(), "| searcher | threshold")
+    assert [(r["searcher"], r["threshold"]) for r in rows] == [("evolution", "–"), ("pcf-es", "0.6"), ("pcf-es", "0.7"), ("pcf-es", "0.8")]
+    assert rows[1]["time saved (%)"].startswith(f"{pcf['wall_s_reduction_pct_mean'].iloc[0]:.1f} ± ")
+
+
+def test_sweep_report_rejects_bad_requests(tmp_path: Path) -> None:
+    write_fixture_runs(tmp_path / "runs", seeds=(3,), searchers=("evolution", "random"))
+    with pytest.raises(ValueError, match="unknown sweep parameter 'depth'; choose one of threshold, monitor, rate"):
+        sweep_report([tmp_path / "runs"], tmp_path / "out", "depth")
+    with pytest.raises(ValueError, match="no runs with searcher parameter 'threshold'"):
+        sweep_report([tmp_path / "runs"], tmp_path / "out", "threshold")
+    with pytest.raises(ValueError, match="no complete runs found"):
+        write_report([tmp_path / "empty"], tmp_path / "out")
+
+
+def test_every_searcher_keeps_one_colour() -> None:
+    known = [searcher_colour(s) for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
+    assert known == [SEARCHER_COLOURS[s] for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
+    assert len(set(known)) == 5
+    assert searcher_colour("my-searcher") == searcher_colour("my-searcher") and searcher_colour("my-searcher") not in known
