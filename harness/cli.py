@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from harness import config as cfg
 from harness import schema, store, workflow
 
@@ -133,6 +135,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from harness import reproduce
+    from harness.report import sweep_report, write_report
+
+    base = build_config(args, supernet="")
+    base = reproduce.base_config(args.scale, base, args.dataset)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.sweep:
+        supernet = args.supernet or reproduce.SWEEP_SUPERNET[args.scale]
+        plan = reproduce.sweep_plan(base, supernet, args.sweep, seeds)
+        name = f"reproduce-{args.scale}-sweep-{args.sweep}"
+    else:
+        names = args.supernet.split(",") if args.supernet else reproduce.SUPERNETS[args.scale]
+        plan = reproduce.main_plan(base, names, seeds)
+        name = f"reproduce-{args.scale}"
+    out = Path(args.out) if args.out else Path(base.results_dir) / name
+    print(f"{len(plan.runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+    for group in plan.groups:
+        workflow.run_matrix(group, out, progress=not args.quiet, skip_complete=True)
+    report_dir = Path(args.report) if args.report else Path("reports") / name
+    path = sweep_report([out], report_dir, args.sweep) if args.sweep else write_report([out], report_dir)
+    print(f"report: {path}")
+    return 0
+
+
 def _print_table(table: Any) -> None:
     print(table.to_string(index=False))
 
@@ -144,6 +171,8 @@ def make_parser() -> argparse.ArgumentParser:
         "with time, energy and CO2 meters.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice; 1 is "
+                        "often fastest for the tiny CPU supernets on a busy machine); recorded in run.json")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a supernet once (single-path uniform sampling)")
@@ -170,6 +199,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="also write a report to DIR")
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("reproduce", help="the paper's experiment matrix (or a sensitivity sweep) and its report")
+    _add_run_options(p)
+    p.set_defaults(supernet=None)
+    p.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
+                   help="cpu: tiny spaces on fashion16; gpu: real-size spaces on --dataset/--data-root")
+    p.add_argument("--seeds", type=int, default=2, help="number of seeds (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="run a sensitivity sweep instead")
+    p.add_argument("--out", help="folder for the runs (default results/reproduce-<scale>[-sweep-<p>])")
+    p.add_argument("--report", metavar="DIR", help="report folder (default reports/<same name>)")
+    p.set_defaults(func=cmd_reproduce)
+
     p = sub.add_parser("report", help="tables and figures from recorded runs")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
@@ -185,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, ImportError) as exc:

@@ -6,8 +6,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.config import EvalProtocol, RunConfig
+
+# One intra-op thread: on a shared 2-core machine OpenMP's second thread can make small
+# kernels (e.g. batch norm on 16x16 maps) 100x slower while another process is busy.
+torch.set_num_threads(1)
 
 SMALL_NET = "conv-tiny"
 SMALL_OVERRIDES = {"widths": [8, 16, 32], "last_width": 64, "stem_width": 8}
