@@ -160,6 +160,37 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness import bench
+
+    if not args.verbose:  # eleven searches: their per-freeze info lines would drown the verdict
+        logging.getLogger("searchers").setLevel(logging.WARNING)
+    config = bench.BenchConfig(cache=cfg.CacheConfig(enabled=not args.no_cache))
+    baseline = None if args.update_baseline else bench.load_baseline(args.baseline)
+    workspace = bench.prepare_workspace(config, args.cache_dir, progress=not args.quiet)
+    repeats = 0 if args.no_timing else args.repeats
+    result = bench.run_bench(config, workspace, args.cache_dir / "runs", timing_repeats=repeats)
+    print(bench.format_result(result))
+    if args.output:
+        bench.write_baseline(result, args.output)
+    passed = True
+    if baseline is None:
+        bench.write_baseline(result, args.baseline)
+        print(f"wrote {args.baseline}. Commit it with a message that says WHY the counts changed, "
+              f"e.g. git commit -m 'bench baseline: <reason>' {args.baseline}")
+    else:
+        report = bench.check(baseline, result, margin=args.margin)
+        print(report.format())
+        passed = report.passed
+    if baseline is not None or args.save_machine_baseline:
+        machine = bench.machine_benchmark(save=args.save_machine_baseline)
+        print(f"pytest-benchmark layer {machine.status}: {machine.reason}")
+        if machine.status == "failed":
+            print(machine.output[-4000:])
+            passed = False
+    return 0 if passed else 1
+
+
 def _print_table(table: Any) -> None:
     print(table.to_string(index=False))
 
@@ -216,6 +247,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
     p.set_defaults(func=cmd_report)
+    from harness import bench
+
+    p = sub.add_parser("bench", help="the CI performance regression gate (exact work counts + timing ratio)")
+    p.add_argument("--baseline", type=Path, default=bench.BASELINE_PATH, help="default: %(default)s")
+    p.add_argument("--update-baseline", action="store_true",
+                   help="rewrite the baseline from this run (commit it with the reason in the message)")
+    p.add_argument("--margin", type=float, default=bench.DEFAULT_MARGIN,
+                   help="allowed absolute rise of time(pcf-es)/time(evolution) over the baseline's (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=bench.DEFAULT_REPEATS, help="alternating timing runs of each (default %(default)s)")
+    p.add_argument("--no-timing", action="store_true", help="deterministic layer only")
+    p.add_argument("--no-cache", action="store_true", help="disable the prefix cache: a slower evaluator the gate must catch")
+    p.add_argument("--save-machine-baseline", action="store_true",
+                   help="save a pytest-benchmark run for this machine (later runs compare with "
+                   f"--benchmark-compare-fail={bench.MACHINE_FAIL.replace('%', '%%')})")
+    p.add_argument("--cache-dir", type=Path, default=bench.CACHE_DIR, help="bench supernet + runs (default %(default)s)")
+    p.add_argument("--output", type=Path, help="also write this run's measurements (baseline format) here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
