@@ -1,0 +1,184 @@
+"""Supernet base class, choice blocks and the supernet registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+Arch = tuple[int, ...]
+
+
+class ChoiceBlock(nn.Module):
+    """One searchable block: a list of candidate ops of which an arch picks exactly one.
+
+    ``op_macs[i]`` is the analytic multiply-accumulate count per image of ``ops[i]``
+    (Conv2d and Linear layers only), computed by the builder from the op's shapes.
+    """
+
+    def __init__(self, ops: Sequence[nn.Module], op_macs: Sequence[int]):
+        super().__init__()
+        if len(ops) != len(op_macs) or not ops:
+            raise ValueError("ChoiceBlock needs one MAC count per op and at least one op")
+        self.ops = nn.ModuleList(ops)
+        self.op_macs = tuple(int(m) for m in op_macs)
+
+    def forward(self, x: torch.Tensor, choice: int) -> torch.Tensor:
+        return self.ops[choice](x)
+
+
+class Supernet(nn.Module):
+    """A weight-sharing network: ``stem`` -> ``blocks`` (one choice each) -> ``head``.
+
+    Subclasses build ``stem``, ``blocks`` (an ``nn.ModuleList`` of ``ChoiceBlock``) and
+    ``head`` and set ``stem_macs`` / ``head_macs`` (per image). ``forward`` runs the stem only
+    when ``start == 0`` and the head only when ``stop is None``, so a forward pass can be
+    split at any block boundary: ``forward(forward(x, a, 0, k), a, k) == forward(x, a)``.
+    """
+
+    stem: nn.Module
+    blocks: nn.ModuleList
+    head: nn.Module
+    stem_macs: int
+    head_macs: int
+
+    def __init__(self, *, input_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.num_classes = int(num_classes)
+        # Set by the registry so that a checkpoint can rebuild the same network.
+        self.spec: SupernetSpec | None = None
+
+    @property
+    def choices(self) -> tuple[int, ...]:
+        """Number of choices per block."""
+        return tuple(len(block.ops) for block in self.blocks)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
+    def check_arch(self, arch: Sequence[int]) -> Arch:
+        """Return ``arch`` as a tuple, or raise ``ValueError`` saying what is wrong with it."""
+        arch = tuple(int(c) for c in arch)
+        if len(arch) != self.num_blocks:
+            raise ValueError(
+                f"arch has {len(arch)} choices but supernet {self.display_name} has "
+                f"{self.num_blocks} blocks"
+            )
+        for i, (c, n) in enumerate(zip(arch, self.choices)):
+            if not 0 <= c < n:
+                raise ValueError(f"arch {arch}: choice {c} at block {i} is outside 0..{n - 1}")
+        return arch
+
+    def _range(self, start: int, stop: int | None) -> tuple[int, int]:
+        end = self.num_blocks if stop is None else stop
+        if not 0 <= start <= end <= self.num_blocks:
+            raise ValueError(f"block range [{start}, {stop}) is outside 0..{self.num_blocks}")
+        return start, end
+
+    def forward(
+        self, x: torch.Tensor, arch: Sequence[int], start: int = 0, stop: int | None = None
+    ) -> torch.Tensor:
+        first, end = self._range(start, stop)
+        if first == 0:
+            x = self.stem(x)
+        for i in range(first, end):
+            x = self.blocks[i](x, arch[i])
+        if stop is None:
+            x = self.head(x)
+        return x
+
+    def block_macs(self, arch: Sequence[int]) -> list[int]:
+        """MACs per image of each chosen block op, in block order."""
+        return [block.op_macs[c] for block, c in zip(self.blocks, arch)]
+
+    def macs(self, arch: Sequence[int], start: int = 0, stop: int | None = None) -> int:
+        """Exact multiply-accumulates per image of the given part of the sub-network."""
+        first, end = self._range(start, stop)
+        total = sum(self.blocks[i].op_macs[arch[i]] for i in range(first, end))
+        if first == 0:
+            total += self.stem_macs
+        if stop is None:
+            total += self.head_macs
+        return int(total)
+
+    def path_modules(self, arch: Sequence[int], start: int = 0, stop: int | None = None) -> list[nn.Module]:
+        """The modules that ``forward(x, arch, start, stop)`` runs, in order."""
+        first, end = self._range(start, stop)
+        modules: list[nn.Module] = [self.stem] if first == 0 else []
+        modules += [self.blocks[i].ops[arch[i]] for i in range(first, end)]
+        if stop is None:
+            modules.append(self.head)
+        return modules
+
+    @property
+    def display_name(self) -> str:
+        return self.spec.name if self.spec else type(self).__name__
+
+
+@dataclass(frozen=True)
+class SupernetSpec:
+    """Registry name plus the full constructor config: enough to rebuild the network."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Callable[..., Supernet]
+    defaults: dict[str, Any]
+    description: str
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_supernet(
+    name: str, factory: Callable[..., Supernet], defaults: dict[str, Any], description: str = ""
+) -> None:
+    """Register ``factory(**config)`` under ``name``; ``defaults`` lists every accepted key."""
+    if name in _REGISTRY:
+        raise ValueError(f"supernet {name!r} is already registered")
+    _REGISTRY[name] = _Entry(factory, dict(defaults), description)
+
+
+def available() -> list[str]:
+    """Names of all registered supernets."""
+    return sorted(_REGISTRY)
+
+
+def describe(name: str) -> str:
+    return _entry(name).description
+
+
+def default_config(name: str) -> dict[str, Any]:
+    return dict(_entry(name).defaults)
+
+
+def _entry(name: str) -> _Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown supernet {name!r}; available: {', '.join(available())}"
+        ) from None
+
+
+def get_supernet(name: str, **overrides: Any) -> Supernet:
+    """Build the registered supernet ``name`` with its defaults updated by ``overrides``."""
+    entry = _entry(name)
+    unknown = sorted(set(overrides) - set(entry.defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for supernet {name!r}; "
+            f"valid: {', '.join(sorted(entry.defaults))}"
+        )
+    config = {**entry.defaults, **overrides}
+    net = entry.factory(**config)
+    net.spec = SupernetSpec(name, config)
+    return net

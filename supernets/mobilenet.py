@@ -1,0 +1,104 @@
+"""MobileNetV2-block search spaces: FairNAS (19 x 6), GreedyNAS (21 x 7) and CPU variants.
+
+Ops are named ``kKeE`` (inverted residual: 1x1 expand by E, KxK depthwise, linear 1x1
+project, identity shortcut when stride 1 and width unchanged; ReLU6) or ``skip``. A skip
+cannot be an identity in the first block of a stage (stride 2 or a width change), so there
+it is a cheap projection, a 1x1 conv with the block's stride + BN, and the block still
+counts 7 choices as in GreedyNAS. The real-size spaces follow ProxylessNAS/FairNAS: a 3x3
+stride-2 stem to 32 channels and a fixed separable conv to 16, then the searched stages,
+then 1x1 conv to 1280, pooling and the classifier.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from supernets.base import register_supernet
+from supernets.convnet import LayerStack, Residual, StagedSupernet, build_staged, each_op, projection, relu6, tiny_config
+
+FAIRNAS_OPS = ["k3e3", "k3e6", "k5e3", "k5e6", "k7e3", "k7e6"]
+GREEDYNAS_OPS = [*FAIRNAS_OPS, "skip"]
+_MBCONV = re.compile(r"k(\d*[13579])e([1-9]\d*)")
+
+
+def mobile_op(name: str, cin: int, cout: int, stride: int, size: int) -> tuple[nn.Module, int]:
+    """One choice: ``kKeE`` inverted residual or ``skip`` (identity, or a 1x1 projection)."""
+    if name == "skip":
+        return projection(cin, cout, stride, size)
+    match = _MBCONV.fullmatch(name)
+    if match is None:
+        raise ValueError(f"unknown MobileNet op {name!r}; use kKeE (odd K, E >= 1, e.g. k3e6) or skip")
+    kernel, expansion = int(match[1]), int(match[2])
+    stack = LayerStack(cin, size)
+    if expansion != 1:
+        stack.conv(cin * expansion, 1, act=relu6)
+    stack.conv(stack.channels, kernel, stride, depthwise=True, act=relu6).conv(cout, 1, act=None)
+    return Residual(stack.build(), nn.Identity() if stride == 1 and cin == cout else None), stack.macs
+
+
+def mobilenet_supernet(*, ops: Sequence[str], stem_sep_width: int | None, **config: Any) -> StagedSupernet:
+    """MobileNetV2-style supernet; ``stem_sep_width`` adds the fixed separable conv after the stem."""
+
+    def separable(stem: LayerStack) -> None:
+        stem.conv(stem.channels, 3, depthwise=True, act=relu6).conv(stem_sep_width, 1, act=None)
+
+    return build_staged(
+        ops=ops, make_ops=each_op(mobile_op), act=relu6, stem_extra=separable if stem_sep_width else None, **config
+    )
+
+
+_REAL = {"in_channels": 3, "input_size": 224, "num_classes": 1000, "stem_width": 32, "stem_stride": 2}
+
+register_supernet(
+    "fairnas",
+    mobilenet_supernet,
+    {
+        **_REAL,
+        "stem_sep_width": 16,
+        "widths": [32, 40, 80, 96, 192, 320],
+        "depths": [2, 4, 4, 4, 4, 1],
+        "strides": [2, 2, 2, 1, 2, 1],
+        "last_width": 1280,
+        "ops": list(FAIRNAS_OPS),
+    },
+    "FairNAS space: 19 blocks x 6 (k3/5/7 x e3/6 inverted residuals), 224x224, 1000 classes",
+)
+register_supernet(
+    "greedynas",
+    mobilenet_supernet,
+    {
+        **_REAL,
+        "stem_sep_width": 16,
+        "widths": [24, 40, 80, 96, 192, 320],
+        "depths": [4, 4, 4, 4, 4, 1],
+        "strides": [2, 2, 2, 1, 2, 1],
+        "last_width": 1280,
+        "ops": list(GREEDYNAS_OPS),
+    },
+    "GreedyNAS space: 21 blocks x 7 (FairNAS ops + skip), 224x224, 1000 classes",
+)
+# Half the width of the other tiny nets: expanded depthwise blocks cost ~2x more per MAC on CPU.
+_TINY = {"stem_sep_width": None, "stem_width": 8, "widths": [8, 16, 32], "last_width": 64}
+
+register_supernet(
+    "fairnas-tiny",
+    mobilenet_supernet,
+    tiny_config(**_TINY, ops=list(FAIRNAS_OPS)),
+    "CPU-scale FairNAS-like space: 12 blocks x 6, 16x16 grey input, 10 classes",
+)
+register_supernet(
+    "greedynas-tiny",
+    mobilenet_supernet,
+    tiny_config(**_TINY, ops=list(GREEDYNAS_OPS)),
+    "CPU-scale GreedyNAS-like space: 12 blocks x 7 (with skip), 16x16 grey input, 10 classes",
+)
+register_supernet(
+    "mbv2-tiny",
+    mobilenet_supernet,
+    tiny_config(**_TINY, ops=["k3e3", "k5e3", "k7e3", "skip"]),
+    "CPU-scale MobileNetV2 space: 12 blocks x 4 (k3e3, k5e3, k7e3, skip), 16x16 grey input",
+)
