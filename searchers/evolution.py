@@ -13,7 +13,6 @@ from searchers.base import (
     SearchSpace,
     check_fraction,
     check_int,
-    generation_diagnostics,
     register_searcher,
 )
 
@@ -89,15 +88,9 @@ class EvolutionSearcher(GenerationalSearcher):
 
     def _on_tell(self, scored: list[tuple[Arch, Score]]) -> None:
         told_order = {arch: i for i, arch in enumerate(self._scores)}
-        rank = lambda a: (-self._scores[a], told_order[a])  # noqa: E731  ties: the arch told first
         pool = dict.fromkeys(self._top + [arch for arch, _ in scored])
-        self._top = sorted(pool, key=rank)[: self.params.top_k]
-        # The population whose choice shares the report shows and the freezing rule tests: SPOS's
-        # kept top-`population` archs that carry the current frozen prefix. (The generation's own
-        # candidates would include the random top-up, whose uniform choices dilute the shares.)
-        k = len(self._frozen)
-        elite = sorted((a for a in self._scores if a[:k] == self._frozen), key=rank)[: self.params.population]
-        self._diagnostics = generation_diagnostics(self._generation - 1, elite, self.space.choices, k)
+        # Ties go to the arch told first, so the parents never depend on set iteration order.
+        self._top = sorted(pool, key=lambda a: (-self._scores[a], told_order[a]))[: self.params.top_k]
         # The answer is the top-1 parent (SPOS / PCF-ES); after a freeze every parent carries
         # the frozen prefix, so an older arch scored under another protocol cannot win.
         self._best = (self._top[0], self._scores[self._top[0]])
