@@ -68,11 +68,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.overwrite:
         path.unlink(missing_ok=True)
-    _, info = workflow.ensure_checkpoint(config, splits, train_config=train_config, progress=not args.quiet)
-    print(f"trained {info.spec.name} on {splits.name}: {path} (hash {info.content_hash})")
-    for key, value in info.metrics.items():
-        if not isinstance(value, list):
-            print(f"  {key}: {value}")
+    _, info = workflow.ensure_checkpoint(
+        config, splits, train_config=train_config, progress=not args.quiet, train_named=True
+    )
+    last = info.epochs[-1]
+    print(
+        f"trained {info.spec.name} on {splits.name} in {info.train_time_s:.1f} s: {path} (hash {info.content_hash[:16]})\n"
+        f"  epoch {last.epoch}: loss {last.loss:.4f}, train accuracy {last.accuracy:.4f}"
+    )
     return 0
 
 

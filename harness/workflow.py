@@ -72,14 +72,23 @@ def build_supernet(config: RunConfig) -> supernets.Supernet:
 
 
 def ensure_checkpoint(
-    config: RunConfig, splits: DatasetSplits, *, train_config: TrainConfig | None = None, progress: bool = True
+    config: RunConfig,
+    splits: DatasetSplits,
+    *,
+    train_config: TrainConfig | None = None,
+    progress: bool = True,
+    train_named: bool = False,
 ) -> tuple[supernets.Supernet, CheckpointInfo]:
-    """Load the config's supernet checkpoint, training it first if it does not exist."""
+    """Load the config's supernet checkpoint, training it first if it does not exist.
+
+    A checkpoint path the user named is only trained when ``train_named`` (``pcfes train``);
+    elsewhere a missing named checkpoint is an error, not a silent training run.
+    """
     path = checkpoint_path(config)
     expected = build_supernet(config)
     _match_input(expected, splits, config)
     if not path.exists() or _is_partial(path):
-        if config.checkpoint and not path.exists():
+        if config.checkpoint and not path.exists() and not train_named:
             raise FileNotFoundError(f"checkpoint {path} does not exist; run `pcfes train --checkpoint {path}` first")
         log.info("training %s on %s -> %s", expected.display_name, splits.name, path)
         train_supernet(

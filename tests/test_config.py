@@ -59,3 +59,12 @@ def test_cli_lists_its_commands_and_reports_errors(capsys):
         assert command in out
     assert cli.main(["search", "--supernet", "nope", "--quiet"]) == 2
     assert "unknown supernet 'nope'" in capsys.readouterr().err
+
+
+def test_cli_train_writes_a_checkpoint_and_refuses_to_redo_it(tmp_path, capsys):
+    path = tmp_path / "ck.pt"
+    args = ["train", "--epochs", "1", "--checkpoint", str(path), "--quiet", "--set", "supernet_overrides.widths=[8, 16, 32]"]
+    assert cli.main(args) == 0
+    assert path.exists() and "trained conv-tiny on fashion16" in capsys.readouterr().out
+    assert cli.main(args) == 0
+    assert "already exists" in capsys.readouterr().out
