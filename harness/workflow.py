@@ -17,7 +17,7 @@ import torch
 
 import searchers
 import supernets
-from harness import provenance, store
+from harness import provenance, schema, store
 from harness.config import RunConfig, content_hash
 from harness.data import DatasetSplits, available_datasets, load_dataset
 from harness.evaluator import Evaluator
@@ -251,7 +251,7 @@ def run_matrix(
             log.info("skipping %s: already complete", run_dir)
             paths.append(run_dir)
             continue
-        resume = (run_dir / "checkpoint.json").exists() and skip_complete
+        resume = skip_complete and (run_dir / schema.CHECKPOINT_JSON).exists()
         paths.append(
             run_search(config, workspace, run_dir=run_dir, resume=resume, overwrite=overwrite and not resume, progress=progress)
         )
