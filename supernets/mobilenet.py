@@ -18,7 +18,16 @@ from typing import Any
 from torch import nn
 
 from supernets.base import register_supernet
-from supernets.convnet import LayerStack, Residual, StagedSupernet, build_staged, each_op, projection, relu6, tiny_config
+from supernets.convnet import (
+    LayerStack,
+    Residual,
+    StagedSupernet,
+    build_staged,
+    each_op,
+    projection,
+    relu6,
+    tiny_config,
+)
 
 FAIRNAS_OPS = ["k3e3", "k3e6", "k5e3", "k5e6", "k7e3", "k7e6"]
 GREEDYNAS_OPS = [*FAIRNAS_OPS, "skip"]
@@ -82,7 +91,7 @@ register_supernet(
     "GreedyNAS space: 21 blocks x 7 (FairNAS ops + skip), 224x224, 1000 classes",
 )
 # Half the width of the other tiny nets: expanded depthwise blocks cost ~2x more per MAC on CPU.
-_TINY = {"stem_sep_width": None, "stem_width": 8, "widths": [8, 16, 32], "last_width": 64}
+_TINY = {"stem_sep_width": None, "stem_width": 8, "widths": [8, 16, 32]}
 
 register_supernet(
     "fairnas-tiny",
