@@ -28,8 +28,11 @@ SWEEPS: dict[Sweep, tuple[str, tuple[float, ...]]] = {
 }
 SWEEP_SUPERNET: dict[Scale, str] = {"cpu": "spos-tiny", "gpu": "spos"}
 
-# GPU scale follows SPOS: 200 calibration batches of 128 images; the whole validation split.
-GPU_PROTOCOL = dict(calib_batches=200, calib_batch_size=128, val_size=0, eval_batch_size=500, device="cuda")
+# GPU scale follows SPOS: 200 calibration batches of 128 images with momentum-0.1 BN stats;
+# the whole validation split.
+GPU_PROTOCOL = dict(
+    calib_batches=200, calib_batch_size=128, bn_mode="ema", val_size=0, eval_batch_size=500, device="cuda"
+)
 
 
 @dataclass(frozen=True)
