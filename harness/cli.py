@@ -1,4 +1,4 @@
-"""`pcfes` command line: train, search, compare, report, reproduce, bench."""
+"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench."""
 
 from __future__ import annotations
 
@@ -163,6 +163,25 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness import sweep
+
+    config = sweep.load_sweep(args.config)
+    out, outcomes = sweep.run_sweep(
+        config,
+        Path(args.out) if args.out else None,
+        backend=args.backend,
+        jobs=args.jobs,
+        address=args.address,
+        progress=not args.quiet,
+    )
+    table = sweep.outcomes_table(outcomes)
+    _print_table(table)
+    counts = table.status.value_counts().to_dict()
+    print(f"\nruns: {out} (" + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "skipped", "failed")) + ")")
+    return 1 if counts.get("failed") else 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import bench
 
@@ -245,6 +264,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the runs (default results/reproduce-<scale>[-sweep-<p>])")
     p.add_argument("--report", metavar="DIR", help="report folder (default reports/<same name>)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("sweep", help="a run matrix from a sweep TOML, run locally or as Ray tasks (complete runs are skipped)")
+    p.add_argument("config", help="sweep TOML: [matrix] (+ [matrix.grid]), [base] run config, [resources]; see examples/sweep.toml")
+    p.add_argument("--backend", choices=("local", "ray"), default="local", help="default: %(default)s")
+    p.add_argument("--jobs", type=int, default=1, help="local backend: runs in parallel processes (default 1: one after another)")
+    p.add_argument("--address", help="ray backend: cluster address (default: start a local Ray instance)")
+    p.add_argument("--out", help="folder for the runs (default <results_dir>/sweep-<name or hash>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="tables and figures from recorded runs")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")

@@ -247,7 +247,7 @@ def run_matrix(
     paths = []
     for config in configs:
         run_dir = Path(out_dir) / run_id(resolve(config))
-        if skip_complete and _complete(run_dir):
+        if skip_complete and is_complete(run_dir):
             log.info("skipping %s: already complete", run_dir)
             paths.append(run_dir)
             continue
@@ -258,7 +258,8 @@ def run_matrix(
     return paths
 
 
-def _complete(run_dir: Path) -> bool:
+def is_complete(run_dir: Path) -> bool:
+    """A run folder that ``store.load_run`` accepts (finished, readable, known schema)."""
     try:
         store.load_run(run_dir)
     except (store.RunLoadError, OSError):

@@ -1,0 +1,293 @@
+"""`pcfes sweep`: a run matrix (supernets x searchers x seeds x parameter grid) run locally or on Ray.
+
+Every run goes to ``<out>/<workflow.run_id>/`` (the id holds the config hash), so a sweep is
+idempotent: a run that ``store.load_run`` accepts is skipped, an interrupted one (checkpoint
+present) resumes, anything else starts afresh. Supernet checkpoints are trained once in the
+driver before any run starts, so parallel runs never race to train the same file.
+
+Ray workers write their run directories themselves: the output folder (and the working
+directory that relative checkpoint / data paths refer to) must be visible to every node, i.e.
+on shared storage for a multi-node cluster.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import importlib
+import itertools
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from harness import workflow
+from harness.config import RunConfig, content_hash, load_toml, reject_unknown, run_config_from_dict
+from harness.data import load_dataset
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["local", "ray"]
+Status = Literal["ok", "skipped", "failed"]
+RAY_INSTALL_HINT = "the ray backend needs Ray: pip install -e '.[ray]'"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run asks for: GPUs and CPUs (Ray's scheduling units) and torch threads."""
+
+    num_gpus: float = 0.0
+    num_cpus: float = 1.0
+    threads: int = 1  # the same count on every backend keeps results equal bit for bit
+
+    def __post_init__(self) -> None:
+        if self.num_gpus < 0 or self.num_cpus <= 0 or self.threads < 1:
+            raise ValueError(
+                f"[resources] needs num_gpus >= 0, num_cpus > 0 and threads >= 1; got "
+                f"num_gpus={self.num_gpus}, num_cpus={self.num_cpus}, threads={self.threads}"
+            )
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep file: the base run config, the matrix to expand over it, per-run resources."""
+
+    base: RunConfig
+    supernets: tuple[str, ...]
+    searchers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one run of a sweep."""
+
+    run_id: str
+    status: Status
+    error: str = ""
+
+
+_TOP_KEYS = ("name", "matrix", "base", "resources")
+_MATRIX_KEYS = ("supernets", "searchers", "seeds", "grid")
+
+
+def sweep_from_dict(data: Mapping[str, Any]) -> SweepConfig:
+    """Parse a sweep (``name``, ``[matrix]``, ``[matrix.grid]``, ``[base]``, ``[resources]``)."""
+    reject_unknown(data, _TOP_KEYS, "sweep config")
+    matrix = _table(data, "matrix")
+    reject_unknown(matrix, _MATRIX_KEYS, "[matrix]")
+    base = run_config_from_dict(_table(data, "base"))
+    resources = _table(data, "resources")
+    reject_unknown(resources, [f.name for f in dataclasses.fields(Resources)], "[resources]")
+    if "num_gpus" not in resources and base.protocol.device.startswith("cuda"):
+        resources = {**resources, "num_gpus": 1}  # one GPU per run, as DESIGN.md's scale section says
+    grid = _table(matrix, "grid")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"[matrix.grid] {key} must be a non-empty list of values, got {values!r}")
+    return SweepConfig(
+        base=base,
+        supernets=tuple(_names(matrix, "supernets", base.supernet)),
+        searchers=tuple(_names(matrix, "searchers", base.searcher)),
+        seeds=_seeds(matrix.get("seeds", [base.seed])),
+        grid={key: tuple(values) for key, values in grid.items()},
+        resources=Resources(**resources),
+        name=str(data.get("name", "")),
+    )
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    """Read a sweep TOML file (see ``examples/sweep.toml``)."""
+    try:
+        return sweep_from_dict(load_toml(path))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ValueError(f"[{key}] must be a table, got {value!r}")
+    return value
+
+
+def _names(matrix: Mapping[str, Any], key: str, default: str) -> list[str]:
+    names = matrix.get(key, [default])
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"[matrix] {key} must be a non-empty list of names, got {names!r}")
+    return names
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        return tuple(value)
+    raise ValueError(f"[matrix] seeds must be a count >= 1 or a non-empty list of ints, got {value!r}")
+
+
+def expand(sweep: SweepConfig) -> list[RunConfig]:
+    """Every run of the matrix, in order, without duplicates.
+
+    Each grid point is laid over ``base.searcher_params`` and handed to
+    ``workflow.compare_configs``, which gives a parameter only to the searchers that take it
+    (and ``random`` the evolution budget); a searcher that takes no grid parameter therefore
+    yields the same run at every grid point, and it is kept once.
+    """
+    keys = list(sweep.grid)
+    runs: dict[str, RunConfig] = {}
+    for supernet in sweep.supernets:
+        for point in itertools.product(*(sweep.grid[k] for k in keys)):
+            params = {**sweep.base.searcher_params, **dict(zip(keys, point))}
+            base = dataclasses.replace(sweep.base, supernet=supernet, searcher_params=params)
+            for config in workflow.compare_configs(base, sweep.searchers, sweep.seeds):
+                runs.setdefault(workflow.run_id(workflow.resolve(config)), config)
+    return list(runs.values())
+
+
+def default_out_dir(sweep: SweepConfig, configs: Sequence[RunConfig]) -> Path:
+    """``<results_dir>/sweep-<name>``, or ``sweep-<hash of its runs>`` for an unnamed sweep."""
+    label = sweep.name or content_hash([c.hash() for c in configs], 8)
+    return Path(sweep.base.results_dir) / f"sweep-{label}"
+
+
+def execute_run(config: RunConfig, out_dir: str, cwd: str, threads: int) -> Outcome:
+    """Run, resume or skip one run in this process; a failure is returned, not raised.
+
+    This is the body of a local worker process and of a Ray task. ``cwd`` is the driver's
+    working directory, which relative checkpoint and data paths refer to.
+    """
+    name = workflow.run_id(workflow.resolve(config))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        os.chdir(cwd)
+        # overwrite=True only replaces a partial run that never checkpointed: run_matrix skips
+        # complete runs and resumes checkpointed ones first.
+        workflow.run_matrix([config], Path(out_dir), progress=False, skip_complete=True, overwrite=True)
+    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the others
+        log.exception("run %s failed", name)
+        return Outcome(name, "failed", f"{type(exc).__name__}: {exc}")
+    finally:
+        torch.set_num_threads(previous)
+    return Outcome(name, "ok")
+
+
+def prepare_checkpoints(configs: Sequence[RunConfig], *, progress: bool = True) -> None:
+    """Train (or check) each distinct supernet checkpoint once, before any run is started."""
+    done: set[Path] = set()
+    for config in map(workflow.resolve, configs):
+        path = workflow.checkpoint_path(config)
+        if path in done:
+            continue
+        splits = load_dataset(config.protocol.dataset, root=config.data_root or None)
+        workflow.ensure_checkpoint(config, splits, progress=progress)
+        done.add(path)
+
+
+def run_sweep(
+    sweep: SweepConfig,
+    out_dir: Path | None = None,
+    *,
+    backend: Backend = "local",
+    jobs: int = 1,
+    address: str | None = None,
+    progress: bool = True,
+) -> tuple[Path, list[Outcome]]:
+    """Run every missing run of a sweep; returns the output folder and one outcome per run."""
+    if backend not in ("local", "ray"):
+        raise ValueError(f"unknown backend {backend!r}; use 'local' or 'ray'")
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    ray = _import_ray() if backend == "ray" else None  # before any training: fail fast
+    configs = expand(sweep)
+    for config in configs:
+        workflow.validate(config)
+    out = Path(out_dir) if out_dir else default_out_dir(sweep, configs)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = [workflow.run_id(workflow.resolve(c)) for c in configs]
+    todo = [c for c, name in zip(configs, ids) if not workflow.is_complete(out / name)]
+    log.info("sweep %s: %d runs, %d complete, %d to run on %s", out, len(configs), len(configs) - len(todo), len(todo), backend)
+    done: dict[str, Outcome] = {}
+    if todo:
+        prepare_checkpoints(todo, progress=progress)
+        if ray is not None:
+            results = _run_ray(ray, todo, out.resolve(), sweep.resources, address, progress)
+        else:
+            results = _run_local(todo, out.resolve(), sweep.resources, jobs, progress)
+        done = {o.run_id: o for o in results}
+    return out, [done.get(name, Outcome(name, "skipped")) for name in ids]
+
+
+def _run_local(configs: Sequence[RunConfig], out: Path, res: Resources, jobs: int, progress: bool) -> list[Outcome]:
+    cwd = os.getcwd()
+    bar = tqdm(total=len(configs), desc="sweep", unit="run", disable=not progress)
+    outcomes = []
+    with bar:
+        if jobs == 1:
+            for config in configs:
+                outcomes.append(execute_run(config, str(out), cwd, res.threads))
+                bar.update(1)
+            return outcomes
+        # spawn, not fork: a forked child would inherit the driver's torch/OpenMP thread state.
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(execute_run, c, str(out), cwd, res.threads): c for c in configs}
+            for future in concurrent.futures.as_completed(futures):
+                outcomes.append(_result(future.result, futures[future]))
+                bar.update(1)
+    return outcomes
+
+
+def _import_ray() -> ModuleType:
+    try:
+        return importlib.import_module("ray")
+    except ImportError as exc:
+        raise ImportError(f"{RAY_INSTALL_HINT} ({exc})") from None
+
+
+def _run_ray(
+    ray: Any, configs: Sequence[RunConfig], out: Path, res: Resources, address: str | None, progress: bool
+) -> list[Outcome]:
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False)
+    try:
+        task = ray.remote(num_gpus=res.num_gpus, num_cpus=res.num_cpus, max_retries=0)(execute_run)
+        cwd = os.getcwd()
+        futures = {task.remote(c, str(out), cwd, res.threads): c for c in configs}
+        outcomes = []
+        pending = list(futures)
+        with tqdm(total=len(configs), desc="sweep (ray)", unit="run", disable=not progress) as bar:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                outcomes.append(_result(lambda: ray.get(ready[0]), futures[ready[0]]))
+                bar.update(1)
+        return outcomes
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _result(get: Callable[[], Outcome], config: RunConfig) -> Outcome:
+    """A task's outcome; a task that died without returning one (worker crash) counts as failed."""
+    try:
+        return get()
+    except Exception as exc:  # noqa: BLE001 - e.g. ray's WorkerCrashedError, BrokenProcessPool
+        return Outcome(workflow.run_id(workflow.resolve(config)), "failed", f"{type(exc).__name__}: {exc}")
+
+
+def outcomes_table(outcomes: Sequence[Outcome]) -> pd.DataFrame:
+    """The summary the CLI prints: run id, status (ok / skipped / failed), error."""
+    return pd.DataFrame([dataclasses.asdict(o) for o in outcomes], columns=["run_id", "status", "error"])

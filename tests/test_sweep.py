@@ -1,0 +1,226 @@
+"""`pcfes sweep`: matrix expansion, idempotent local runs, kill + resume, failures, Ray = local."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import cli, schema, store, sweep, workflow
+from harness.config import RunConfig
+from conftest import SMALL_EVOLUTION, SMALL_NET, SMALL_OVERRIDES, SMALL_PROTOCOL
+
+PROTOCOL = {"calib_batches": 2, "calib_batch_size": 32, "val_size": 200, "eval_batch_size": 100}
+assert all(getattr(SMALL_PROTOCOL, k) == v for k, v in PROTOCOL.items())
+
+
+def sweep_data(checkpoint: Path, seeds: list[int] | int = 2) -> dict:
+    """Six small runs per two seeds: evolution once, pcf-es at two thresholds."""
+    return {
+        "name": "t",
+        "matrix": {"supernets": [SMALL_NET], "searchers": ["evolution", "pcf-es"], "seeds": seeds,
+                   "grid": {"threshold": [0.4, 0.6]}},
+        "base": {"checkpoint": str(checkpoint), "supernet_overrides": SMALL_OVERRIDES,
+                 "searcher_params": SMALL_EVOLUTION, "protocol": PROTOCOL},
+    }
+
+
+def to_toml(data: dict, prefix: str = "") -> str:
+    """Enough TOML for sweep_data: scalars and lists of scalars are valid JSON and TOML alike."""
+    plain = [f"{k} = {json.dumps(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    text = (f"[{prefix}]\n" if prefix and plain else "") + "".join(line + "\n" for line in plain)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            text += "\n" + to_toml(value, f"{prefix}.{key}" if prefix else key)
+    return text
+
+
+def run_ids(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.is_dir())
+
+
+def mtimes(out: Path) -> dict[str, int]:
+    return {name: (out / name / schema.RUN_JSON).stat().st_mtime_ns for name in run_ids(out)}
+
+
+@pytest.fixture(scope="module")
+def local_sweep(small_checkpoint, tmp_path_factory) -> tuple[Path, list[sweep.Outcome]]:
+    """The six runs, one after another in this process: the reference for the other backends."""
+    out = tmp_path_factory.mktemp("sweep") / "local"
+    return sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint)), out, progress=False)
+
+
+# --- matrix expansion ------------------------------------------------------------------
+
+
+def test_expand_applies_each_grid_parameter_only_to_searchers_that_take_it():
+    config = sweep.sweep_from_dict({
+        "matrix": {"supernets": ["spos-tiny", "fairnas-tiny"], "searchers": ["random", "evolution", "pcf-es", "pcf-es-is"],
+                   "seeds": [3, 5], "grid": {"threshold": [0.5, 0.7], "rate": [0.2, 0.4]}},
+        "base": {"searcher_params": {"generations": 3}},
+    })
+    runs = sweep.expand(config)
+    # per supernet and seed: random 1, evolution 1, pcf-es 2 thresholds, pcf-es-is 2 x 2
+    assert len(runs) == 2 * 2 * (1 + 1 + 2 + 4)
+    assert len({workflow.run_id(workflow.resolve(c)) for c in runs}) == len(runs)
+    by = lambda name: [dict(c.searcher_params) for c in runs if c.searcher == name and c.seed == 3 and c.supernet == "spos-tiny"]
+    assert by("evolution") == [{"generations": 3}]
+    assert by("random") == [{"budget": 50 * 3, "batch_size": 50}]  # the evolution budget
+    assert sorted(p["threshold"] for p in by("pcf-es")) == [0.5, 0.7] and all("rate" not in p for p in by("pcf-es"))
+    assert sorted((p["threshold"], p["rate"]) for p in by("pcf-es-is")) == [(0.5, 0.2), (0.5, 0.4), (0.7, 0.2), (0.7, 0.4)]
+    assert {c.seed for c in runs} == {3, 5} and {c.supernet for c in runs} == {"spos-tiny", "fairnas-tiny"}
+
+
+def test_seed_count_and_defaults_from_base():
+    config = sweep.sweep_from_dict({"matrix": {"seeds": 3}, "base": {"searcher": "evolution", "protocol": {"device": "cuda"}}})
+    assert config.seeds == (0, 1, 2) and config.searchers == ("evolution",) and config.supernets == ("",)
+    assert config.resources == sweep.Resources(num_gpus=1, num_cpus=1, threads=1)  # cuda: one GPU per run
+    assert [c.seed for c in sweep.expand(config)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"matrix": {"searcher": ["evolution"]}}, r"unknown key\(s\) searcher in \[matrix\]; valid: grid, searchers, seeds, supernets"),
+        ({"base": {"protocl": {}}}, r"unknown key\(s\) protocl in run config"),
+        ({"base": {"protocol": {"val_sz": 1}}}, r"unknown key\(s\) val_sz in \[protocol\]"),
+        ({"resources": {"gpus": 1}}, r"unknown key\(s\) gpus in \[resources\]"),
+        ({"resources": {"threads": 0}}, r"threads >= 1"),
+        ({"runs": 3}, r"unknown key\(s\) runs in sweep config"),
+        ({"matrix": {"seeds": 0}}, r"seeds must be a count >= 1"),
+        ({"matrix": {"grid": {"threshold": 0.5}}}, r"threshold must be a non-empty list"),
+    ],
+)
+def test_bad_sweep_configs_say_what_is_wrong(data, message):
+    with pytest.raises(ValueError, match=message):
+        sweep.sweep_from_dict(data)
+
+
+def test_a_grid_parameter_no_searcher_takes_is_an_error():
+    config = sweep.sweep_from_dict({"matrix": {"searchers": ["evolution", "random"], "grid": {"rate": [0.2]}}})
+    with pytest.raises(ValueError, match=r"no searcher of evolution, random takes parameter\(s\) rate"):
+        sweep.expand(config)
+
+
+def test_load_sweep_names_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[matrix]\nsearchers = 'evolution'\n")
+    with pytest.raises(ValueError, match=r"bad.toml: \[matrix\] searchers must be a non-empty list"):
+        sweep.load_sweep(path)
+
+
+def test_example_sweep_expands_to_six_runs():
+    config = sweep.load_sweep(Path(__file__).resolve().parents[1] / "examples" / "sweep.toml")
+    runs = sweep.expand(config)
+    assert len(runs) == 6 and sweep.default_out_dir(config, runs) == Path("results/sweep-example")
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def test_local_sweep_completes_every_run_and_a_second_submission_skips_them(local_sweep, small_checkpoint):
+    out, outcomes = local_sweep
+    assert [o.status for o in outcomes] == ["ok"] * 6
+    assert sorted(o.run_id for o in outcomes) == run_ids(out)
+    for name in run_ids(out):
+        record = store.load_run(out / name)
+        assert record.run["run_id"] == name and name.endswith(record.run["config_hash"][:8])
+    before = mtimes(out)
+    _, again = sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint)), out, progress=False)
+    assert again == [sweep.Outcome(o.run_id, "skipped") for o in outcomes]
+    assert mtimes(out) == before
+
+
+def test_a_failed_run_is_reported_and_does_not_stop_the_others(small_checkpoint, tmp_path, monkeypatch, capsys):
+    real = workflow.run_search
+
+    def flaky(config: RunConfig, *args, **kwargs):
+        if config.searcher_params.get("threshold") == 0.6:
+            raise RuntimeError("simulated device fault")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "run_search", flaky)
+    path = tmp_path / "sweep.toml"
+    path.write_text(to_toml(sweep_data(small_checkpoint, seeds=[0])))
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(path), "--out", str(out), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    failed = [line for line in printed.splitlines() if " failed " in line]
+    assert len(failed) == 1 and "RuntimeError: simulated device fault" in failed[0]
+    assert "(2 ok, 0 skipped, 1 failed)" in printed
+    complete = [name for name in run_ids(out) if workflow.is_complete(out / name)]
+    assert len(complete) == 2 and not any(name in failed[0] for name in complete)
+
+
+def test_killed_sweep_reruns_only_the_missing_runs(local_sweep, small_checkpoint, tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(to_toml(sweep_data(small_checkpoint)))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path), "--out", str(out), "--quiet"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and any(workflow.is_complete(d) for d in out.iterdir())):
+            assert proc.poll() is None and time.monotonic() < deadline, "sweep ended before its first run completed"
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done_before = {n: t for n, t in mtimes(out).items() if workflow.is_complete(out / n)}
+    assert 1 <= len(done_before) < 6
+    _, outcomes = sweep.run_sweep(sweep.load_sweep(path), out, progress=False)
+    status = {o.run_id: o.status for o in outcomes}
+    assert {n for n, s in status.items() if s == "skipped"} == set(done_before)
+    assert sum(s == "ok" for s in status.values()) == 6 - len(done_before)
+    assert {n: t for n, t in mtimes(out).items() if n in done_before} == done_before
+    reference = local_sweep[0]
+    for name in run_ids(reference):  # a resumed or restarted run equals an uninterrupted one
+        assert (out / name / schema.CANDIDATES_CSV).read_bytes() == (reference / name / schema.CANDIDATES_CSV).read_bytes()
+
+
+def test_ray_backend_without_ray_says_how_to_install(monkeypatch, small_checkpoint, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[ray\]'"):
+        sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint)), tmp_path / "out", backend="ray")
+    assert not (tmp_path / "out").exists()  # failed before doing anything
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_backend_writes_the_same_candidates_as_local(local_sweep, small_checkpoint, ray_instance, tmp_path):
+    reference, local_outcomes = local_sweep
+    out, outcomes = sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint)), tmp_path / "ray",
+                                    backend="ray", progress=False)
+    assert sorted(outcomes, key=str) == sorted(local_outcomes, key=str)
+    assert run_ids(out) == run_ids(reference)
+    for name in run_ids(reference):
+        assert (out / name / schema.CANDIDATES_CSV).read_bytes() == (reference / name / schema.CANDIDATES_CSV).read_bytes()
+
+
+def test_local_processes_write_the_same_candidates_as_one_process(local_sweep, small_checkpoint, tmp_path):
+    reference = local_sweep[0]
+    out, outcomes = sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint, seeds=[1])), tmp_path / "jobs",
+                                    jobs=2, progress=False)
+    assert [o.status for o in outcomes] == ["ok"] * 3
+    for name in run_ids(out):
+        assert (out / name / schema.CANDIDATES_CSV).read_bytes() == (reference / name / schema.CANDIDATES_CSV).read_bytes()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_check_without_cuda_exits_2_and_says_why():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    proc = subprocess.run([str(script)], capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 2 and "sees no GPU; run on a GPU machine or pass --cpu" in proc.stderr
