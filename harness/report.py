@@ -537,7 +537,14 @@ def _supernet_figures(gens: pd.DataFrame, supernet: str, out_dir: Path, prefix: 
         gens, "best_score", f"{supernet}: best score per generation", "best search score (accuracy)\n(mean over seeds)",
         out_dir / f"{base}_best_score.png",
     )
-    yield "Best search score per generation, mean over seeds (cf. paper Fig. 8)", path.name
+    sampled = sorted(set(gens.loc[gens.groupby("run_id")["sample_size"].transform("nunique") > 1, "searcher"]))
+    is_note = (
+        f". {', '.join(sampled)}: once importance sampling starts, search scores are estimates on a subset of the "
+        "validation images, so the best of them runs optimistic; the summary's final score re-scores every "
+        "winner on the full validation set"
+        if sampled else ""
+    )
+    yield f"Best search score per generation, mean over seeds (cf. paper Fig. 8){is_note}", path.name
     path = _heatmap(gens, supernet, out_dir / f"{base}_majority_share.png")
     if path is None:
         yield f"Majority-share heatmap not drawn: no {BASELINE} or pcf-es runs", ""
@@ -552,7 +559,7 @@ def _supernet_figures(gens: pd.DataFrame, supernet: str, out_dir: Path, prefix: 
         gens, "cum_wall_s", f"{supernet}: best score vs wall time", "cumulative wall time (s)",
         out_dir / f"{base}_score_vs_time.png",
     )
-    yield "Best search score against cumulative wall time, one line per run", path.name
+    yield f"Best search score against cumulative wall time, one line per run{is_note}", path.name
     with_energy = gens.groupby("run_id")["cum_energy_j"].transform(lambda s: s.notna().all())
     without = sorted(set(gens.loc[~with_energy, "run_id"]))
     if with_energy.any():
@@ -561,7 +568,11 @@ def _supernet_figures(gens: pd.DataFrame, supernet: str, out_dir: Path, prefix: 
             out_dir / f"{base}_score_vs_energy.png",
         )
         note = f" (left out, energy unavailable: {', '.join(without)})" if without else ""
-        yield f"Best search score against cumulative energy, one line per run{note}", path.name
+        yield (
+            f"Best search score against cumulative energy, one line per run{note}; the energy source of each "
+            f"run is listed under the tables above (an estimate where so labelled){is_note}",
+            path.name,
+        )
     else:
         yield "Best score against cumulative energy not drawn: energy unavailable for every run", ""
 

@@ -77,6 +77,15 @@ def test_report_writes_every_file(basic: tuple[Path, Path]) -> None:
     assert list(summary["searcher"]) == ["evolution", "random", "pcf-es", "pcf-es-is"]
 
 
+def test_score_figures_warn_that_importance_sampled_scores_are_estimates(basic: tuple[Path, Path], tmp_path: Path) -> None:
+    note = "once importance sampling starts, search scores are estimates"
+    captions = [line for line in basic[1].read_text().splitlines() if line.startswith("*Best search score")]
+    assert len(captions) == 3 and all(f"pcf-es-is: {note}" in c for c in captions), captions
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"))
+    assert note not in write_report([root], tmp_path / "report").read_text()
+
+
 def test_summary_numbers_match_independent_pandas(basic: tuple[Path, Path]) -> None:
     root, report = basic
     summary = pd.read_csv(report.parent / "summary.csv").set_index("searcher")
