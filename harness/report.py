@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from harness import schema
 from harness.store import RunRecord, find_runs, generations_frame, load_records, run_summary_row, write_csv
@@ -676,6 +677,7 @@ def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Pat
             axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color=colour)
     axes.set_title(f"{supernet}: time saved vs final score\nper {SWEEP_PARAMETERS[parameter]}")
     axes.set_xlabel("final score (full protocol, accuracy)")
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=4))  # accuracy ticks are wide: more would overlap
     axes.set_ylabel(f"time saved vs {BASELINE} (%)")
     _legend(figure, axes)
     return _save(figure, path)
