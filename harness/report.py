@@ -673,14 +673,26 @@ def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Pat
             color=colour, marker="o" if searcher != BASELINE else "s", markersize=4, capsize=2, linewidth=0.8,
             linestyle=":" if searcher != BASELINE else "none", label=searcher,
         )
-        for x, y, label in zip(mine["final_score_mean"], time, mine["point_label"]):
-            axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color=colour)
+        # Values that end at the same point (e.g. every monitor size when no window ever passes)
+        # get one joint label instead of labels drawn over each other.
+        spots = pd.DataFrame({"x": mine["final_score_mean"].round(4), "y": (time / 5).round() * 5, "label": mine["point_label"]})
+        for (x, y), same in spots.groupby(["x", "y"], sort=False):
+            axes.annotate(_joint_label(list(same["label"])), (x, y), textcoords="offset points", xytext=(4, 4),
+                          fontsize=8, color=colour)
     axes.set_title(f"{supernet}: time saved vs final score\nper {SWEEP_PARAMETERS[parameter]}")
     axes.set_xlabel("final score (full protocol, accuracy)")
     axes.xaxis.set_major_locator(MaxNLocator(nbins=4))  # accuracy ticks are wide: more would overlap
     axes.set_ylabel(f"time saved vs {BASELINE} (%)")
     _legend(figure, axes)
     return _save(figure, path)
+
+
+def _joint_label(labels: Sequence[str]) -> str:
+    """``["f=1", "f=2"]`` -> ``"f=1, 2"``: one symbol, the values listed."""
+    symbol, _, _ = labels[0].partition("=")
+    if len(labels) > 1 and all(label.startswith(f"{symbol}=") for label in labels):
+        return f"{symbol}=" + ", ".join(label.partition("=")[2] for label in labels)
+    return ", ".join(labels)
 
 
 def sweep_report(paths: Iterable[str | Path], out_dir: str | Path, parameter: str) -> Path:

@@ -249,3 +249,11 @@ def test_every_searcher_keeps_one_colour() -> None:
     assert known == [SEARCHER_COLOURS[s] for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
     assert len(set(known)) == 5
     assert searcher_colour("my-searcher") == searcher_colour("my-searcher") and searcher_colour("my-searcher") not in known
+
+
+def test_sweep_points_that_coincide_share_one_label() -> None:
+    from harness.report import _joint_label
+
+    assert _joint_label(["f=1", "f=2", "f=4"]) == "f=1, 2, 4"
+    assert _joint_label(["H=0.7"]) == "H=0.7"
+    assert _joint_label(["evolution", "rate=1"]) == "evolution, rate=1"
