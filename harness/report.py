@@ -448,6 +448,22 @@ def _mean_lines(gens: pd.DataFrame, column: str, title: str, ylabel: str, path: 
     return _save(figure, path)
 
 
+def _hold_after_end(gens: pd.DataFrame, column: str, final: float | None = None) -> pd.DataFrame:
+    """Extend runs that stopped before other seeds of their configuration (searcher + variant), so
+    means over seeds do not jump when one ends: added rows hold ``final``, or the last value."""
+    last_of = gens.groupby(["searcher", "variant"])["generation"].transform("max")
+    rows = []
+    for _, run in gens.groupby("run_id", sort=False):
+        end, last = int(run["generation"].max()), int(last_of[run.index].max())
+        if end < last:
+            tail = run.iloc[[-1] * (last - end)].copy()
+            tail["generation"] = range(end + 1, last + 1)
+            if final is not None:
+                tail[column] = final
+            rows.append(tail)
+    return pd.concat([gens, *rows], ignore_index=True) if rows else gens
+
+
 def _per_run_lines(gens: pd.DataFrame, x: str, title: str, xlabel: str, path: Path) -> Path:
     """Best score against a cumulative cost, one line per run (runs reach different costs)."""
     figure = _figure(COLUMN_WIDTH_IN, 2.9)
@@ -535,7 +551,8 @@ def _supernet_figures(gens: pd.DataFrame, supernet: str, out_dir: Path, prefix: 
     )
     yield "Wall time per generation, mean over seeds (cf. paper Fig. 7)", path.name
     path = _mean_lines(
-        gens, "best_score", f"{supernet}: best score per generation", "best search score (accuracy)\n(mean over seeds)",
+        _hold_after_end(gens, "best_score"), "best_score", f"{supernet}: best score per generation",
+        "best search score (accuracy)\n(mean over seeds)",
         out_dir / f"{base}_best_score.png",
     )
     sampled = sorted(set(gens.loc[gens.groupby("run_id")["sample_size"].transform("nunique") > 1, "searcher"]))
@@ -545,17 +562,27 @@ def _supernet_figures(gens: pd.DataFrame, supernet: str, out_dir: Path, prefix: 
         "winner on the full validation set"
         if sampled else ""
     )
-    yield f"Best search score per generation, mean over seeds (cf. paper Fig. 8){is_note}", path.name
+    yield (
+        f"Best search score per generation, mean over seeds (cf. paper Fig. 8); a search that ended early "
+        f"keeps its best score{is_note}",
+        path.name,
+    )
     path = _heatmap(gens, supernet, out_dir / f"{base}_majority_share.png")
     if path is None:
         yield f"Majority-share heatmap not drawn: no {BASELINE} or pcf-es runs", ""
     else:
         yield "Majority-choice share per block over generations, evolution vs pcf-es (cf. paper Fig. 2)", path.name
+    # A freezing search ends early only once every block is frozen (then its last arch is scored).
     path = _mean_lines(
-        gens, "frozen_depth", f"{supernet}: frozen prefix depth", "frozen blocks\n(mean over seeds)",
+        _hold_after_end(gens, "frozen_depth", final=len(_share_columns(gens)) or None), "frozen_depth",
+        f"{supernet}: frozen prefix depth", "frozen blocks\n(mean over seeds)",
         out_dir / f"{base}_frozen_depth.png", steps=True,
     )
-    yield "Frozen prefix depth per generation, mean over seeds", path.name
+    yield (
+        "Frozen prefix depth per generation, mean over seeds; a search that ended early (every block frozen) "
+        "counts as fully frozen afterwards",
+        path.name,
+    )
     path = _per_run_lines(
         gens, "cum_wall_s", f"{supernet}: best score vs wall time", "cumulative wall time (s)",
         out_dir / f"{base}_score_vs_time.png",

@@ -257,3 +257,21 @@ def test_sweep_points_that_coincide_share_one_label() -> None:
     assert _joint_label(["f=1", "f=2", "f=4"]) == "f=1, 2, 4"
     assert _joint_label(["H=0.7"]) == "H=0.7"
     assert _joint_label(["evolution", "rate=1"]) == "evolution, rate=1"
+
+
+def test_runs_that_end_early_are_held_to_their_configurations_last_generation() -> None:
+    from harness.report import _hold_after_end
+
+    gens = pd.DataFrame({
+        "run_id": ["a", "a", "a", "b", "b", "b", "b", "b", "c", "c"],
+        "searcher": ["pcf-es"] * 8 + ["evolution"] * 2,
+        "variant": [""] * 10,
+        "generation": [0, 1, 2, 0, 1, 2, 3, 4, 0, 1],
+        "frozen_depth": [0, 3, 5, 0, 1, 1, 1, 1, 0, 0],
+        "best_score": [0.5, 0.6, 0.7, 0.5, 0.55, 0.6, 0.65, 0.66, 0.4, 0.45],
+    })
+    held = _hold_after_end(gens, "frozen_depth", final=12)
+    added = held.iloc[len(gens):]
+    assert list(added["run_id"]) == ["a", "a"] and list(added["generation"]) == [3, 4]
+    assert list(added["frozen_depth"]) == [12, 12] and list(added["best_score"]) == [0.7, 0.7]
+    assert _hold_after_end(gens, "best_score").iloc[len(gens):]["best_score"].tolist() == [0.7, 0.7]
