@@ -11,7 +11,7 @@ import logging
 import math
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -690,6 +690,7 @@ def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Pat
     """Saved time vs final score, one point per parameter value with error bars (paper Figs 9-11)."""
     figure = _figure(COLUMN_WIDTH_IN, 3.0)
     axes = figure.add_subplot()
+    labelled: list[tuple[str, list[tuple[float, float, str]]]] = []
     for searcher, mine in points.groupby("searcher", sort=False):
         colour = searcher_colour(searcher)
         mine = mine.sort_values("value")
@@ -700,18 +701,35 @@ def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Pat
             color=colour, marker="o" if searcher != BASELINE else "s", markersize=4, capsize=2, linewidth=0.8,
             linestyle=":" if searcher != BASELINE else "none", label=searcher,
         )
-        # Values that end at the same point (e.g. every monitor size when no window ever passes)
-        # get one joint label instead of labels drawn over each other.
-        spots = pd.DataFrame({"x": mine["final_score_mean"].round(4), "y": (time / 5).round() * 5, "label": mine["point_label"]})
-        for (x, y), same in spots.groupby(["x", "y"], sort=False):
-            axes.annotate(_joint_label(list(same["label"])), (x, y), textcoords="offset points", xytext=(4, 4),
-                          fontsize=8, color=colour)
+        labelled.append((colour, list(zip(mine["final_score_mean"], time, mine["point_label"]))))
+    # Values that end at (nearly) the same point, e.g. every monitor size when no window ever
+    # passes, get one joint label instead of labels drawn over each other.
+    axes.autoscale_view()
+    for colour, spots in labelled:
+        for x, y, labels in _label_clusters(spots, axes.transData.transform, figure.dpi):
+            axes.annotate(_joint_label(labels), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color=colour)
     axes.set_title(f"{supernet}: time saved vs final score\nper {SWEEP_PARAMETERS[parameter]}")
     axes.set_xlabel("final score (full protocol, accuracy)")
     axes.xaxis.set_major_locator(MaxNLocator(nbins=4))  # accuracy ticks are wide: more would overlap
     axes.set_ylabel(f"time saved vs {BASELINE} (%)")
     _legend(figure, axes)
     return _save(figure, path)
+
+
+def _label_clusters(
+    spots: Sequence[tuple[float, float, str]], to_pixels: Callable[[tuple[float, float]], np.ndarray], dpi: float
+) -> list[tuple[float, float, list[str]]]:
+    """Group points whose labels would overlap on the figure (closer than one label, in pixels)."""
+    width, height = 0.45 * dpi, 0.1 * dpi  # a label like "rate=0.4" at 8 pt, in inches
+    clusters: list[tuple[float, float, list[str], float, float]] = []
+    for x, y, label in spots:
+        px, py = to_pixels((x, y))
+        home = next((c for c in clusters if abs(c[3] - px) < width and abs(c[4] - py) < height), None)
+        if home is None:
+            clusters.append((x, y, [label], px, py))
+        else:
+            home[2].append(label)
+    return [(x, y, labels) for x, y, labels, _, _ in clusters]
 
 
 def _joint_label(labels: Sequence[str]) -> str:
