@@ -39,22 +39,29 @@ def preset_for(supernet_name: str) -> dict[str, Any]:
 
 
 def freeze_depth(
-    shares: Sequence[float], frozen_depth: int, *, threshold: float, block_ratio: float, monitor: int
+    shares: Sequence[float],
+    frozen_depth: int,
+    *,
+    threshold: float,
+    block_ratio: float,
+    monitor: int,
+    max_initial: int | None = None,
 ) -> int:
     """New frozen-prefix length by the CF-ES / PCF-ES rule for one generation's majority shares.
 
-    With nothing frozen yet (initial freeze): the longest prefix 1..j, j = N down to 1, whose
-    mean share M_j > threshold and whose fraction of blocks with share > threshold
-    Br_j > block_ratio. Afterwards (progressive freeze): the largest window of x <= monitor
-    blocks right after the frozen prefix passing the same two tests; monitor 0 = never
-    (CF-ES). Returns ``frozen_depth`` when nothing passes.
+    With nothing frozen yet (initial freeze): the longest prefix 1..j, j = N (or
+    ``max_initial``) down to 1, whose mean share M_j > threshold and whose fraction of blocks
+    with share > threshold Br_j > block_ratio. Afterwards (progressive freeze): the largest
+    window of x <= monitor blocks right after the frozen prefix passing the same two tests;
+    monitor 0 = never (CF-ES). Returns ``frozen_depth`` when nothing passes.
     """
     n = len(shares)
     if not 0 <= frozen_depth <= n:
         raise ValueError(f"frozen_depth must be in 0..{n} for {n} shares, got {frozen_depth}")
     check_int("monitor", monitor, 0)
     if frozen_depth == 0:
-        windows = [(0, stop) for stop in range(n, 0, -1)]
+        longest = n if max_initial is None else min(n, check_int("max_initial", max_initial, 1))
+        windows = [(0, stop) for stop in range(longest, 0, -1)]
     else:
         last = min(monitor, n - frozen_depth)
         windows = [(frozen_depth, frozen_depth + x) for x in range(last, 0, -1)]
@@ -75,16 +82,25 @@ def _window_passes(window: Sequence[float], threshold: float, block_ratio: float
 
 @dataclass(frozen=True)
 class CFParams(EvolutionParams):
-    """Evolution params plus the threshold H (> 1: never freeze) and the block-ratio threshold."""
+    """Evolution params plus the threshold H (> 1: never freeze) and the block-ratio threshold.
+
+    ``max_initial_freeze`` (not in the paper; 1.0 = the paper's rule) caps the share of blocks
+    the initial freeze may take. On 12-block spaces the paper's rule often froze every block at
+    once and stopped the search (reports/reference-cpu/README.md).
+    """
 
     threshold: float = 0.7
     block_ratio: float = 0.5
+    max_initial_freeze: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         # Any H > 1 is allowed: it never freezes, which reproduces plain evolution.
         check_fraction("threshold", self.threshold, low=0.0, high=math.inf, open_low=True, open_high=True)
         check_fraction("block_ratio", self.block_ratio, low=0.0, high=1.0, open_low=False, open_high=True)
+        check_fraction(
+            "max_initial_freeze", self.max_initial_freeze, low=0.0, high=1.0, open_low=True, open_high=False
+        )
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,7 @@ class ChoiceFreezingSearcher(EvolutionSearcher):
             threshold=self.params.threshold,
             block_ratio=self.params.block_ratio,
             monitor=self._monitor(),
+            max_initial=max(1, math.floor(self.params.max_initial_freeze * self.space.num_blocks)),
         )
         if depth > len(self._frozen):
             self._freeze(diag.majority[:depth])

@@ -153,7 +153,7 @@ def test_unknown_searcher_name_lists_available():
 def test_unknown_parameter_names_it_and_the_valid_ones():
     with pytest.raises(ValueError, match=r"searcher 'cf-es' has no parameter 'monitor'; valid parameters: "
                        r"population, top_k, generations, mutation_num, mutation_prob, crossover_num, "
-                       r"threshold, block_ratio$"):
+                       r"threshold, block_ratio, max_initial_freeze$"):
         get_searcher("cf-es", space(), seed=0, monitor=3)
     with pytest.raises(ValueError, match="has no parameter 'generation'.*valid parameters: budget, batch_size"):
         get_searcher("random", space(), seed=0, generation=3)
@@ -181,6 +181,7 @@ def test_monitor_must_be_a_positive_int(monitor):
         ("evolution", {"mutation_prob": 1.1}, "mutation_prob must be a finite number"),
         ("evolution", {"mutation_num": 30}, r"mutation_num \+ crossover_num \(30 \+ 25\) must not exceed"),
         ("random", {"budget": 0}, "budget must be an integer >= 1"),
+        ("pcf-es", {"max_initial_freeze": 0.0}, r"max_initial_freeze must be a finite number in \(0.0, 1.0\]"),
     ],
 )
 def test_invalid_parameters_are_rejected(name, params, message):
@@ -211,8 +212,10 @@ def test_presets_follow_the_paper():
 # --- freeze rule -----------------------------------------------------------------------------
 
 
-def rule(shares, depth=0, threshold=0.75, block_ratio=0.5, monitor=3):
-    return freeze_depth(shares, depth, threshold=threshold, block_ratio=block_ratio, monitor=monitor)
+def rule(shares, depth=0, threshold=0.75, block_ratio=0.5, monitor=3, max_initial=None):
+    return freeze_depth(
+        shares, depth, threshold=threshold, block_ratio=block_ratio, monitor=monitor, max_initial=max_initial
+    )
 
 
 def test_initial_freeze_takes_the_longest_passing_prefix():
@@ -223,6 +226,27 @@ def test_initial_freeze_takes_the_longest_passing_prefix():
     assert rule([0.5, 1.0]) == 0  # mean 0.75 is not > 0.75
     assert rule([0.25, 0.5, 0.5]) == 0
     assert rule([]) == 0
+
+
+def test_initial_freeze_can_be_capped_and_progressive_steps_are_not():
+    converged = [1.0] * 6
+    assert rule(converged) == 6
+    assert rule(converged, max_initial=3) == 3
+    assert rule([1.0, 1.0, 0.5, 0.5, 1.0], max_initial=4) == 3  # the longest passing prefix within the cap
+    assert rule(converged, depth=3, max_initial=1) == 6  # monitor 3, not the cap, bounds later steps
+    with pytest.raises(ValueError, match="max_initial must be an integer >= 1"):
+        rule(converged, max_initial=0)
+
+
+@pytest.mark.parametrize("name", ["cf-es", "pcf-es"])
+def test_capped_initial_freeze_keeps_the_search_going(name):
+    trace = run(get_searcher(name, space(), seed=2, max_initial_freeze=0.5), STEEP)
+    depths = [len(h.frozen) for h in trace.hints]
+    assert next(d for d in depths if d) <= N_BLOCKS // 2
+    uncapped = run(get_searcher(name, space(), seed=2, max_initial_freeze=1.0), STEEP)
+    same = run(get_searcher(name, space(), seed=2), STEEP)
+    assert uncapped.asks == same.asks  # 1.0 is the paper's rule
+    assert len(trace.asks) > len(same.asks)  # the full freeze ended the uncapped search early
 
 
 def test_mean_equal_to_threshold_does_not_pass():
