@@ -19,15 +19,6 @@ REAL = ["fairnas", "greedynas", "spos"]
 FORMATS = [torch.contiguous_format, torch.channels_last]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small batches run fastest on one thread, and two OpenMP threads stall badly on shared cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @functools.cache
 def built(name: str) -> Supernet:
     net = get_supernet(name)

@@ -16,15 +16,6 @@ CONFIG = TrainConfig(epochs=3, batch_size=32, lr=0.05, seed=3, device="cpu")
 META = {"dataset": "synthetic", "input_shape": [1, 8, 8]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small batches run fastest on one thread, and two OpenMP threads stall badly on shared cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data() -> tuple[torch.Tensor, torch.Tensor]:
     """Ten classes, each a fixed random 8x8 pattern plus noise: learnable in a few steps."""
