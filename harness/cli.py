@@ -98,7 +98,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     path = workflow.run_search(
         config, workspace, run_dir=run_dir, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.quiet
     )
-    _print_table(workflow.summary_table([path]))
+    from harness.report.console import console_summary
+
+    print(console_summary(store.load_records([path])).format())
     print(f"results: {path}")
     return 0
 
@@ -112,8 +114,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite or another --out")
     paths = workflow.run_matrix(configs, out, overwrite=args.overwrite, progress=not args.quiet)
-    table = workflow.summary_table(paths)
-    _print_table(table)
+    from harness.report.console import console_summary
+
+    print(console_summary(store.load_records(paths)).format())
     print(f"\nruns: {out}")
     sources = store.load_runs(paths).filter(like="source.").iloc[0].to_dict()
     print("measurement sources: " + "; ".join(f"{k.removeprefix('source.')}: {v}" for k, v in sources.items()))
@@ -130,10 +133,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import sweep_report, write_report
 
+    formats = _figure_formats(args.formats)
     if args.sweep:
-        path = sweep_report(args.runs, Path(args.output), args.sweep)
+        path = sweep_report(args.runs, Path(args.output), args.sweep, formats=formats)
     else:
-        path = write_report(args.runs, Path(args.output))
+        path = write_report(args.runs, Path(args.output), formats=formats)
     print(f"report: {path}")
     return 0
 
@@ -185,21 +189,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import bench
 
-    if not args.verbose:  # eleven searches: their per-freeze info lines would drown the verdict
+    if not args.verbose:  # many short runs: their per-freeze info lines would drown the verdict
         logging.getLogger("searchers").setLevel(logging.WARNING)
-    config = bench.BenchConfig(cache=cfg.CacheConfig(enabled=not args.no_cache))
-    baseline = None if args.update_baseline else bench.load_baseline(args.baseline)
+    config = bench.BenchConfig(disable_reuse=args.no_cache)
+    update = args.update_baseline or args.update_replay
+    baseline = None if update else bench.load_baseline(args.baseline)
+    if args.update_replay:
+        bench.write_replay(bench.record_replay(config), args.replay)
+        print(f"wrote {args.replay}")
+    replay = bench.load_replay(args.replay)
     workspace = bench.prepare_workspace(config, args.cache_dir, progress=not args.quiet)
     repeats = 0 if args.no_timing else args.repeats
-    result = bench.run_bench(config, workspace, args.cache_dir / "runs", timing_repeats=repeats)
+    result = bench.run_bench(config, workspace, replay, args.cache_dir / "runs", timing_repeats=repeats)
     print(bench.format_result(result))
     if args.output:
-        bench.write_baseline(result, args.output)
+        bench.write_benchmark_action(result, args.output)
+    if args.record:
+        bench.write_baseline(result, args.record)
     passed = True
     if baseline is None:
         bench.write_baseline(result, args.baseline)
         print(f"wrote {args.baseline}. Commit it with a message that says WHY the counts changed, "
-              f"e.g. git commit -m 'bench baseline: <reason>' {args.baseline}")
+              f"e.g. git commit -m 'bench baseline: <reason>' {args.baseline} {args.replay}")
     else:
         report = bench.check(baseline, result, margin=args.margin)
         print(report.format())
@@ -211,6 +222,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(machine.output[-4000:])
             passed = False
     return 0 if passed else 1
+
+
+def _figure_formats(text: str) -> tuple[str, ...]:
+    from harness.report.figures import FIGURE_FORMATS
+
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FIGURE_FORMATS]
+    if unknown:
+        raise ValueError(f"--formats: unknown figure format(s) {', '.join(unknown)}; choose from {', '.join(FIGURE_FORMATS)}")
+    return formats or ("png",)
 
 
 def _print_table(table: Any) -> None:
@@ -278,23 +299,31 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
+    p.add_argument("--formats", default="png", metavar="LIST",
+                   help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
     p.set_defaults(func=cmd_report)
     from harness import bench
 
-    p = sub.add_parser("bench", help="the CI performance regression gate (exact work counts + timing ratio)")
+    p = sub.add_parser("bench", help="the CI performance regression gate (exact decisions and work counts + timing ratios)")
     p.add_argument("--baseline", type=Path, default=bench.BASELINE_PATH, help="default: %(default)s")
+    p.add_argument("--replay", type=Path, default=bench.REPLAY_PATH,
+                   help="the recorded hints and archs the work layer replays (default: %(default)s)")
     p.add_argument("--update-baseline", action="store_true",
                    help="rewrite the baseline from this run (commit it with the reason in the message)")
+    p.add_argument("--update-replay", action="store_true",
+                   help="re-record the replay from the landscape searches, then rewrite the baseline")
     p.add_argument("--margin", type=float, default=bench.DEFAULT_MARGIN,
-                   help="allowed absolute rise of time(pcf-es)/time(evolution) over the baseline's (default %(default)s)")
+                   help="allowed absolute rise of each timing ratio over the baseline's (default %(default)s)")
     p.add_argument("--repeats", type=int, default=bench.DEFAULT_REPEATS, help="alternating timing runs of each (default %(default)s)")
-    p.add_argument("--no-timing", action="store_true", help="deterministic layer only")
-    p.add_argument("--no-cache", action="store_true", help="disable the prefix cache: a slower evaluator the gate must catch")
+    p.add_argument("--no-timing", action="store_true", help="exact layers only")
+    p.add_argument("--no-cache", action="store_true", help="replay every level without reuse: a slower evaluator the gate must catch")
     p.add_argument("--save-machine-baseline", action="store_true",
                    help="save a pytest-benchmark run for this machine (later runs compare with "
                    f"--benchmark-compare-fail={bench.MACHINE_FAIL.replace('%', '%%')})")
     p.add_argument("--cache-dir", type=Path, default=bench.CACHE_DIR, help="bench supernet + runs (default %(default)s)")
-    p.add_argument("--output", type=Path, help="also write this run's measurements (baseline format) here")
+    p.add_argument("--output", type=Path,
+                   help="also write this run as github-action-benchmark's customSmallerIsBetter JSON (name, unit, value)")
+    p.add_argument("--record", type=Path, help="also write this run in the baseline's own format")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -215,8 +215,14 @@ class Evaluator:
 
         self.reset()
 
-    def reset(self) -> None:
-        """Forget memo, cache, subset and work: a new run on the same materialised tensors."""
+    def reset(self, cache: CacheConfig | None = None) -> None:
+        """Forget memo, cache, subset and work: a new run on the same materialised tensors.
+
+        ``cache`` replaces the cache settings (they never change a score, so runs of one
+        comparison may differ in them while sharing the tensors).
+        """
+        if cache is not None:
+            self.cache_config = cache
         self.work = WorkCounter(self.net.num_blocks)
         self.memo: dict[Arch, float] = {}
         self.subset: ImportanceSubset | None = None

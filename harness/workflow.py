@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 import searchers
@@ -162,14 +161,18 @@ def run_search(
     overwrite: bool = False,
     progress: bool = True,
     on_generation: Callable[[int], None] | None = None,
+    searcher: searchers.Searcher | None = None,
 ) -> Path:
-    """One instrumented search; returns its results directory."""
+    """One instrumented search; returns its results directory.
+
+    ``searcher`` replaces the one the config names (the bench replays recorded searches).
+    """
     config = resolve(config)
     run_dir = Path(run_dir) if run_dir else Path(config.results_dir) / run_id(config)
     store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     evaluator = workspace.evaluator
-    evaluator.reset()
-    searcher = make_searcher(config, workspace.net)
+    evaluator.reset(config.cache)
+    searcher = searcher or make_searcher(config, workspace.net)
     meters = default_meters(config.protocol.device, config.country_iso_code)
     identity = RunIdentity(
         run_id=run_dir.name,
@@ -265,33 +268,3 @@ def is_complete(run_dir: Path) -> bool:
     except (store.RunLoadError, OSError):
         return False
     return True
-
-
-def summary_table(paths: Sequence[Path]) -> pd.DataFrame:
-    """The compare table: searcher, wall s, MACs, energy J + source, CO2 g, score, reduction vs evolution."""
-    frame = store.load_runs(paths)
-    rows = []
-    for _, run in frame.iterrows():
-        base = frame[(frame.searcher == "evolution") & (frame.seed == run.seed) & (frame.supernet == run.supernet)]
-        ref = base.iloc[0] if len(base) else None
-        rows.append(
-            {
-                "searcher": run.searcher,
-                "seed": run.seed,
-                "wall_s": round(run.wall_s, 1),
-                "macs": f"{run.macs:.3e}",
-                "energy_j": _fmt(run.energy_j),
-                "energy_source": run["source.energy_j"],
-                "co2_g": _fmt(run.co2_g, 4),
-                "candidates": run.candidates_evaluated,
-                "final_score": round(run.final_score, 4),
-                "test_acc": None if run.test_accuracy is None else round(run.test_accuracy, 4),
-                "wall_saved_%": None if ref is None else round(100 * (1 - run.wall_s / ref.wall_s), 1),
-                "macs_saved_%": None if ref is None else round(100 * (1 - run.macs / ref.macs), 1),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _fmt(value: Any, digits: int = 1) -> Any:
-    return "n/a" if value is None or value != value else round(float(value), digits)

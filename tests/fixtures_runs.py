@@ -53,6 +53,8 @@ class FixtureRun:
     status: str = "complete"
     schema_version: int = schema.SCHEMA_VERSION
     run_id: str = ""
+    cpu_ratio: float = 0.9  # CPU time / wall time; below 1 / 1.25 a single-threaded run counts as contended
+    threads: int = 1
 
     @property
     def params(self) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def totals_for(spec: FixtureRun) -> dict[str, Any]:
     energy = wall * (40.0 + spec.seed)
     totals: dict[str, Any] = {
         "wall_s": wall,
-        "cpu_s": 0.9 * wall,
+        "cpu_s": spec.cpu_ratio * wall,
         "gpu_s": 0.8 * wall,
         "gpu_energy_j": 0.6 * energy,
         "cpu_energy_j": 0.4 * energy,
@@ -202,7 +204,7 @@ def write_run(root: Path, spec: FixtureRun) -> Path:
         "protocol_hash": spec.protocol_hash,
         "versions": {"python": "3.11", "torch": "2.13.0", "codecarbon": "3.3.2"},
         "git": {"commit": "0" * 40, "dirty": False},
-        "machine": {"hostname": "fixture", "cpu": "fixture cpu"},
+        "machine": {"hostname": "fixture", "cpu": "fixture cpu", "torch_threads": spec.threads},
         "device": {"type": "cpu", "name": "fixture cpu"},
         "meter_sources": _sources(spec),
         "totals": totals,
