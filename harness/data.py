@@ -419,7 +419,8 @@ def _read_cifar_batch(path: Path) -> _RawSplit:
     with open(path, "rb") as f:
         try:
             batch = _CifarUnpickler(f, encoding="bytes").load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        # Allowed globals called with bad arguments (a bogus dtype, say) fail with TypeError and the like.
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
             raise ValueError(f"{path} is not a CIFAR-10 python batch file: {err}; {_CIFAR10_FIX}") from err
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{path} is not a CIFAR-10 python batch: want a dict with b'data' and b'labels'")

@@ -519,3 +519,11 @@ def test_fashion16_split_prefixes_are_class_mixes():
     for labels in (splits.train_y, splits.val_y, splits.test_y):
         counts = torch.bincount(labels[:200], minlength=10)
         assert counts.min() >= 8, counts.tolist()
+
+
+def test_cifar10_allowed_global_with_bad_arguments_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar(folder)
+    (folder / "test_batch").write_bytes(b"cnumpy\ndtype\n(S'no-such-type'\ntR.")  # numpy.dtype('no-such-type')
+    with pytest.raises(ValueError, match=r"test_batch is not a CIFAR-10 python batch file: .*no-such-type"):
+        load_dataset("cifar10", root=folder)
