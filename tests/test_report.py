@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
@@ -17,7 +18,11 @@ from harness.report import PAPER_RESULTS, SEARCHER_COLOURS, searcher_colour, swe
 from fixtures_runs import FixtureRun, totals_for, write_fixture_runs, write_run
 
 SEEDS = (3, 11)
-FIGURES = ("generation_cost", "best_score", "majority_share", "frozen_depth", "score_vs_time", "score_vs_energy")
+FIGURES = (
+    "generation_cost", "best_score", "majority_share", "frozen_depth", "score_vs_time", "score_vs_energy",
+    "seed_savings", "majority_distance",
+)
+PAGE_WIDE = ("majority_share", "seed_savings", "majority_distance")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NO_ENERGY = "unavailable: no RAPL and no NVML"
 
@@ -81,7 +86,7 @@ def test_report_writes_every_file(basic: tuple[Path, Path]) -> None:
     for name in expected:
         assert f"]({name})" in text, f"report.md does not show {name}"
         # Paper sizes at 200 dpi: one column (3.5 in) or the full page width (7 in).
-        _assert_png(out / name, 1400 if "majority_share" in name else 700)
+        _assert_png(out / name, 1400 if any(kind in name for kind in PAGE_WIDE) else 700)
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["searcher"]) == ["evolution", "random", "pcf-es", "pcf-es-is"]
 
@@ -355,3 +360,29 @@ def test_figures_also_in_pdf_and_svg_with_an_integer_depth_axis(tmp_path: Path) 
     assert ticks and all(float(t.replace("−", "-")).is_integer() for t in ticks), ticks
     with pytest.raises(ValueError, match="unknown figure format"):
         write_report([root], tmp_path / "bad", formats=("png", "gif"))
+
+
+def test_premises_table_and_rank_correlation_follow_the_evolution_runs(basic: tuple[Path, Path]) -> None:
+    root, report = basic
+    from harness.report.premises import premises
+    from harness.store import generations_frame, load_records
+
+    records = load_records([root])
+    gens = generations_frame(records)
+    answers = pd.Series({r.run["run_id"]: schema.arch_to_str(r.run["result"]["best_arch"]) for r in records})
+    found = premises(gens, answers, 0.7)
+    evolution = gens[gens["searcher"] == "evolution"]
+    for block in range(4):
+        firsts = [run.loc[run[f"share_b{block}"] > 0.7, "generation"].min() for _, run in evolution.groupby("run_id")]
+        assert found.first_above.loc[block, "first_generation_above_h"] == pytest.approx(np.nanmean(firsts))
+    expected = np.mean([
+        (run.set_index("generation")["majority_b1"] != schema.arch_from_str(answers[run_id])[1]).astype(float)
+        for run_id, run in evolution.groupby("run_id")
+    ], axis=0)
+    assert found.distance[1].to_numpy() == pytest.approx(expected)
+    text = report.read_text()
+    assert "### Premises of PCF-ES on spos-tiny" in text
+    rho = scipy.stats.spearmanr(found.first_above["block"], found.first_above["first_generation_above_h"]).statistic
+    assert found.spearman_rho == pytest.approx(rho)
+    assert f"ρ = {rho:.2f} (p = " in text
+    assert "first generation with majority share > H = 0.7 (mean)" in text

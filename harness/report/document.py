@@ -9,7 +9,8 @@ from pathlib import Path
 import matplotlib as mpl
 import pandas as pd
 
-from harness.report.figures import STYLE, group_slug, supernet_figures
+from harness.report.figures import STYLE, group_slug, seed_strips, slug, supernet_figures
+from harness.report.premises import distance_figure, premise_threshold, premises, premises_md
 from harness.report.paper import paper_md
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame
 from harness.report.statistics import pair_with_baseline, summarise
@@ -36,6 +37,21 @@ def _group_heading(index: int, protocol_hash: str, checkpoint_hash: str, runs: p
         f"## Group {index}: protocol `{protocol_hash}`, checkpoint `{checkpoint_hash}`\n\n"
         f"{len(runs)} runs; dataset {datasets}; device {devices}.\n"
     )
+
+
+def _premises_section(
+    gens: pd.DataFrame, runs: pd.DataFrame, supernet: str, out_dir: Path, prefix: str, formats: Sequence[str]
+) -> list[str]:
+    answers = runs.set_index("run_id")["best_arch"]
+    found = premises(gens, answers, premise_threshold(supernet))
+    if found is None:
+        return [f"*Premises of PCF-ES not checked on {supernet}: no {BASELINE} runs.*\n"]
+    path = distance_figure(found, supernet, out_dir / f"{prefix}_{slug(supernet)}_majority_distance.png", formats)
+    caption = (
+        "Binary distance between each block's majority choice at each generation and the final answer's choice, "
+        f"share of {BASELINE} runs (cf. paper Fig. 3); right: mean over the shallow and the deep half of the blocks"
+    )
+    return [f"### Premises of PCF-ES on {supernet}\n", premises_md(found, supernet), f"![{caption}]({path.name})\n\n*{caption}.*\n"]
 
 
 def write_report(
@@ -84,6 +100,17 @@ def write_report(
                 md.append(f"### Figures: {supernet}\n")
                 for caption, name in supernet_figures(supernet_gens, supernet, out_dir, prefix, formats):
                     md.append(f"![{caption}]({name})\n\n*{caption}.*\n" if name else f"*{caption}.*\n")
+                strips = seed_strips(
+                    group_runs[group_runs["supernet"] == supernet], supernet,
+                    out_dir / f"{prefix}_{slug(supernet)}_seed_savings.png", formats,
+                )
+                if strips is not None:
+                    caption = (
+                        f"CPU time saved and final-score difference vs {BASELINE}, one point per paired seed: "
+                        "a bimodal outcome shows as two clusters that a mean would hide"
+                    )
+                    md.append(f"![{caption}]({strips.name})\n\n*{caption}.*\n")
+                md += _premises_section(supernet_gens, group_runs, supernet, out_dir, prefix, formats)
     md += ["## Runs\n", runs_md(runs)]
     report = out_dir / "report.md"
     report.write_text("\n".join(md), encoding="utf-8")

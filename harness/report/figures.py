@@ -314,3 +314,29 @@ def supernet_figures(
         )
     else:
         yield "Best score against cumulative energy not drawn: energy unavailable for every run", ""
+
+
+def seed_strips(runs: pd.DataFrame, supernet: str, path: Path, formats: Sequence[str]) -> Path | None:
+    """Per-seed CPU-time saving and score difference vs evolution, one strip per configuration (bimodality shows)."""
+    paired = runs[runs["paired"] & (runs["searcher"] != BASELINE)]
+    if paired.empty:
+        return None
+    names = paired.assign(_rank=searcher_rank(paired["searcher"])).sort_values(["_rank", "searcher", "variant"])
+    configurations = list(dict.fromkeys(zip(names["searcher"], names["variant"])))
+    figure = new_figure(PAGE_WIDTH_IN, 0.9 + 0.35 * len(configurations))
+    saved_axes, score_axes = figure.subplots(1, 2, sharey=True)
+    for row, (searcher, variant) in enumerate(configurations):
+        mine = paired[(paired["searcher"] == searcher) & (paired["variant"] == variant)]
+        jitter = np.linspace(-0.15, 0.15, len(mine)) if len(mine) > 1 else np.zeros(1)
+        for axes, column in ((saved_axes, "cpu_s_reduction_pct"), (score_axes, "final_score_diff_pts")):
+            axes.scatter(mine[column], row + jitter, s=14, color=searcher_colour(searcher), zorder=3)
+    labels = [searcher if not variant else f"{searcher} ({variant})" for searcher, variant in configurations]
+    saved_axes.set_yticks(range(len(configurations)), [textwrap.fill(label, 28) for label in labels])
+    saved_axes.invert_yaxis()
+    for axes in (saved_axes, score_axes):
+        axes.axvline(0.0, color="#555555", linewidth=0.8)
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    saved_axes.set_xlabel(f"CPU time saved vs {BASELINE} (%)")
+    score_axes.set_xlabel(f"final score − {BASELINE} (points)")
+    figure.suptitle(f"{supernet}: one point per seed")
+    return save(figure, path, formats)
