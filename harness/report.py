@@ -648,6 +648,7 @@ def write_report(paths: Iterable[str | Path], out_dir: str | Path, *, title: str
     )
     if skipped:
         md.append("Skipped (incomplete or unknown schema; the log says why): " + ", ".join(f"`{p}`" for p in skipped) + "\n")
+    md += [f"Dropped as duplicates of a kept run (same config hash and seed, so not another seed): {', '.join(f'`{d}`' for r in records for d in r.duplicates)}\n"] if any(r.duplicates for r in records) else []
     with mpl.rc_context(_STYLE):
         for index, ((protocol_hash, checkpoint_hash), group_runs) in enumerate(groups, start=1):
             mask = (summary["protocol_hash"] == protocol_hash) & (summary["checkpoint_hash"] == checkpoint_hash)

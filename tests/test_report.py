@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import matplotlib.image
@@ -275,3 +276,17 @@ def test_runs_that_end_early_are_held_to_their_configurations_last_generation() 
     assert list(added["run_id"]) == ["a", "a"] and list(added["generation"]) == [3, 4]
     assert list(added["frozen_depth"]) == [12, 12] and list(added["best_score"]) == [0.7, 0.7]
     assert _hold_after_end(gens, "best_score").iloc[len(gens):]["best_score"].tolist() == [0.7, 0.7]
+
+
+def test_the_same_run_given_twice_is_one_seed_and_the_report_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    run = write_run(root, FixtureRun("evolution", 3))
+    copy = root / "copy-of-it"
+    shutil.copytree(run, copy)
+    report = write_report([run, run, copy], tmp_path / "rep")
+    summary = pd.read_csv(tmp_path / "rep" / "summary.csv")
+    assert list(summary["runs"]) == [1] and list(summary["seeds"].astype(str)) == ["3"]
+    assert summary["wall_s_std"].isna().all()  # one run: no spread to show
+    line = next(line for line in report.read_text().splitlines() if line.startswith("Dropped as duplicates"))
+    assert f"`{run}`" in line and f"`{copy}`" in line
+    assert "Skipped" not in report.read_text()  # a copy is a duplicate, not an incomplete run
