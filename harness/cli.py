@@ -12,25 +12,34 @@ from typing import Any
 import torch
 
 from harness import config as cfg
-from harness import schema, store, workflow
+from harness import store, workflow
+from harness.evaluator import EvaluationError
+from harness.runner import SearcherContractError
 
 log = logging.getLogger("pcfes")
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML run config (sections [protocol], [cache], [searcher_params], ...)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)")
-    p.add_argument("--supernet", help="registered supernet (default: the embedded CPU default)")
-    p.add_argument("--dataset", help="dataset name (default fashion16)")
-    p.add_argument("--data-root", help="folder of a dataset that is not embedded (cifar10, imagefolder, ...)")
-    p.add_argument("--checkpoint", help="supernet checkpoint (default: checkpoints/<supernet>-<dataset>.pt, trained on first use)")
-    p.add_argument("--device", help="cpu or cuda[:i]")
-    p.add_argument("--country", dest="country_iso_code", help="ISO-3 country code for CodeCarbon's grid intensity (default USA)")
-    p.add_argument("--no-cache", action="store_true", help="disable the frozen-prefix cache (scores stay identical)")
-    p.add_argument("--results-dir", help="where run folders go (default results/)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing results directory")
+def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Add the options that define a run (returned, so --resume can refuse them) and --quiet."""
+    run_flags = [
+        p.add_argument("--config", help="TOML run config (sections [protocol], [cache], [searcher_params], ...)"),
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)"),
+        p.add_argument("--supernet", help="registered supernet (default: the embedded CPU default)"),
+        p.add_argument("--dataset", help="dataset name (default fashion16)"),
+        p.add_argument("--data-root", help="folder of a dataset that is not embedded (cifar10, imagefolder, ...)"),
+        p.add_argument("--checkpoint",
+                       help="supernet checkpoint (default: checkpoints/<supernet>-<dataset>.pt, trained on first use)"),
+        p.add_argument("--device", help="cpu or cuda[:i]"),
+        p.add_argument("--country", dest="country_iso_code",
+                       help="ISO-3 country code for CodeCarbon's grid intensity (default USA)"),
+        p.add_argument("--no-cache", action="store_true", help="disable the frozen-prefix cache (scores stay identical)"),
+        p.add_argument("--results-dir", help="where run folders go (default results/)"),
+        p.add_argument("--overwrite", action="store_true",
+                       help="redo existing runs (only ever replaces a run folder of pcfes's own)"),
+    ]
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return run_flags
 
 
 def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
@@ -66,8 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if path.exists() and not args.overwrite and not workflow._is_partial(path):
         print(f"{path} already exists (pass --overwrite to retrain)")
         return 0
-    if args.overwrite:
-        path.unlink(missing_ok=True)
+    if args.overwrite and path.exists():
+        workflow.remove_checkpoint(path)
     _, info = workflow.ensure_checkpoint(
         config, splits, train_config=train_config, progress=not args.quiet, train_named=True
     )
@@ -81,23 +90,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:
-        run_dir = Path(args.resume)
-        state = store.read_json(run_dir / schema.CHECKPOINT_JSON) if (run_dir / schema.CHECKPOINT_JSON).exists() else None
-        if state is None:
-            store.prepare_run_dir(run_dir, resume=True)  # raises with the reason
-        run = store.read_json(run_dir / schema.RUN_JSON)
-        config = cfg.run_config_from_dict(run["config"])
+        given = [a.option_strings[0] for a in args.run_flags if getattr(args, a.dest) != a.default]
+        if given:
+            raise ValueError(
+                f"--resume continues {args.resume} with the settings it started with; drop {', '.join(given)} "
+                "(or start a new run without --resume)"
+            )
+        path = workflow.resume_search(Path(args.resume), progress=not args.quiet)
     else:
-        run_dir = None
+        if args.run_id is not None:
+            cfg.check_run_id(args.run_id)
         config = build_config(args, searcher=args.searcher, seed=args.seed, run_id=args.run_id)
-    workflow.validate(config)
-    if run_dir is None:
+        workflow.validate(config)
         run_dir = Path(config.results_dir) / workflow.run_id(workflow.resolve(config))
-        store.prepare_run_dir(run_dir, overwrite=args.overwrite)
-    workspace = workflow.open_workspace(workflow.resolve(config), progress=not args.quiet)
-    path = workflow.run_search(
-        config, workspace, run_dir=run_dir, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.quiet
-    )
+        with store.folder_lock(run_dir):
+            store.prepare_run_dir(run_dir, overwrite=args.overwrite)  # before any data loading or training
+            workspace = workflow.open_workspace(workflow.resolve(config), progress=not args.quiet)
+            path = workflow.run_search(config, workspace, run_dir=run_dir, overwrite=args.overwrite, progress=not args.quiet)
     from harness.report.console import console_summary
 
     print(console_summary(store.load_records([path])).format())
@@ -105,15 +114,22 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seeds < 1 or args.seed < 0:
+        raise ValueError(f"--seeds must be >= 1 and --seed >= 0, got --seeds {args.seeds} --seed {args.seed}")
+    return list(range(args.seed, args.seed + args.seeds))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    base = build_config(args)
-    names = [n.strip() for n in args.searchers.split(",") if n.strip()]
-    seeds = list(range(args.seed, args.seed + args.seeds))
-    configs = workflow.compare_configs(base, names, seeds)
+    names = [n.strip() for n in args.searchers.split(",")]
+    if not all(names):
+        raise ValueError(f"--searchers {args.searchers!r} has an empty name; give comma-separated names, e.g. random,evolution")
+    configs = workflow.compare_configs(build_config(args), names, _seeds(args))
+    base = configs[0]
     out = Path(args.out) if args.out else workflow.session_dir(base.results_dir, "compare")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{out} already exists; pass --overwrite or another --out")
-    paths = workflow.run_matrix(configs, out, overwrite=args.overwrite, progress=not args.quiet)
+    with store.folder_lock(out):
+        print(f"{len(configs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+        paths = workflow.run_matrix(configs, out, overwrite=args.overwrite, progress=not args.quiet)
     from harness.report.console import console_summary
 
     print(console_summary(store.load_records(paths)).format())
@@ -148,7 +164,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     base = build_config(args, supernet="")
     base = reproduce.base_config(args.scale, base, args.dataset)
-    seeds = list(range(args.seed, args.seed + args.seeds))
+    seeds = _seeds(args)
     if args.sweep:
         supernet = args.supernet or reproduce.SWEEP_SUPERNET[args.scale]
         plan = reproduce.sweep_plan(base, supernet, args.sweep, seeds)
@@ -158,9 +174,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         plan = reproduce.main_plan(base, names, seeds)
         name = f"reproduce-{args.scale}"
     out = Path(args.out) if args.out else Path(base.results_dir) / name
-    print(f"{len(plan.runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
-    for group in plan.groups:
-        workflow.run_matrix(group, out, progress=not args.quiet, skip_complete=True)
+    with store.folder_lock(out):
+        print(f"{len(plan.runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+        for group in plan.groups:
+            workflow.run_matrix(group, out, progress=not args.quiet)
     report_dir = Path(args.report) if args.report else Path("reports") / name
     path = sweep_report([out], report_dir, args.sweep) if args.sweep else write_report([out], report_dir)
     print(f"report: {path}")
@@ -257,12 +274,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("search", help="one instrumented search run")
-    _add_run_options(p)
-    p.add_argument("--searcher", help="random, evolution, cf-es, pcf-es, pcf-es-is (default pcf-es)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--run-id", help="results folder name (default derived from the config)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    p.set_defaults(func=cmd_search)
+    run_flags = _add_run_options(p)
+    run_flags += [
+        p.add_argument("--searcher", help="random, evolution, cf-es, pcf-es, pcf-es-is (default pcf-es)"),
+        p.add_argument("--seed", type=int),
+        p.add_argument("--run-id", help="results folder name (default derived from the config)"),
+    ]
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run with the settings and checkpoint it started with (no other run options)")
+    p.set_defaults(func=cmd_search, run_flags=tuple(run_flags))
 
     p = sub.add_parser("compare", help="several searchers x seeds on one supernet and protocol (the main job)")
     _add_run_options(p)
@@ -341,12 +361,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, ImportError) as exc:
-        print(f"pcfes {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"pcfes {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        return _fail(args.command, _os_error_message(exc))
+    except (ValueError, ImportError, EvaluationError, SearcherContractError) as exc:
+        return _fail(args.command, str(exc))
+
+
+def _os_error_message(exc: OSError) -> str:
+    """An OSError as one line naming its path(s); ours already carry a sentence."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {' -> '.join(paths)}" if paths else reason
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"pcfes {command}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

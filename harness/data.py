@@ -88,6 +88,10 @@ class DatasetSplits:
                     f"{self.name} {split}: images {tuple(x.shape)} and labels {tuple(y.shape)} do not match "
                     f"input shape {tuple(self.input_shape)}"
                 )
+            if x.shape[0] == 0:
+                # An empty split scores every arch NaN (a mean over no images), which no result file can hold.
+                fix = "give it at least one image" if split != "test" else "give it images or pass no test split (None)"
+                raise ValueError(f"{self.name}: the {split} split is empty; {fix}")
 
 
 @dataclass(frozen=True)

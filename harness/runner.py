@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 SEARCH_PHASES = schema.PHASES  # what "search cost" totals add up; the final re-score is kept apart
 
 
+class SearcherContractError(RuntimeError):
+    """A searcher broke the ask/tell contract (e.g. no candidates while not done)."""
+
+
 @dataclass(frozen=True)
 class RunIdentity:
     """What run.json records about a run besides its measurements."""
@@ -40,6 +44,7 @@ class RunIdentity:
     supernet: str
     supernet_config: dict[str, Any]
     checkpoint_hash: str
+    checkpoint_path: str  # absolute
     dataset: str
     protocol: dict[str, Any]
     protocol_hash: str
@@ -100,6 +105,18 @@ class Runner:
                 f"cannot resume {self.run_dir}: it was started with config {state['config_hash']}, "
                 f"not {self.identity.config_hash}"
             )
+        started_on = state.get("checkpoint_hash")
+        if started_on is None:
+            raise ValueError(
+                f"cannot resume {self.run_dir}: its {schema.CHECKPOINT_JSON} does not record the supernet checkpoint "
+                "it started on (written by an older pcfes-bench); start it again with --overwrite"
+            )
+        if started_on != self.identity.checkpoint_hash:
+            raise ValueError(
+                f"cannot resume {self.run_dir}: it was started on supernet checkpoint {started_on}, but "
+                f"{self.identity.checkpoint_path} now holds {self.identity.checkpoint_hash}; put the original back "
+                "(a run cannot continue on other weights)"
+            )
         self.searcher.load_state_dict(state["searcher"])
         self.evaluator.load_state_dict(state["evaluator"])
         self.meters.load_state_dict(state["meters"])
@@ -114,7 +131,9 @@ class Runner:
         store.write_json(
             self.run_dir / schema.CHECKPOINT_JSON,
             {
+                "schema_version": schema.SCHEMA_VERSION,
                 "config_hash": self.identity.config_hash,
+                "checkpoint_hash": self.identity.checkpoint_hash,
                 "created_utc": self.created,
                 "resumes": self.resumes,
                 "searcher": self.searcher.state_dict(),
@@ -151,6 +170,7 @@ class Runner:
         result = self._final()
         self._write(status="complete", result=result)
         (self.run_dir / schema.CHECKPOINT_JSON).unlink(missing_ok=True)
+        store.remove_stale_temps(self.run_dir)
         return self.run_dir
 
     def _generation(self) -> None:
@@ -164,6 +184,11 @@ class Runner:
             evaluator.prepare(hints, reference)
         with self.meters.window("search"):
             archs = searcher.ask()
+        if not archs:  # tell([]) would change nothing: the loop would spin forever
+            raise SearcherContractError(
+                f"searcher {self.identity.searcher!r} returned no candidates from ask() while done() is False; "
+                "a searcher must propose at least one arch per generation or report done()"
+            )
         with self.meters.window("evaluate"):
             results = evaluator.evaluate(archs)
         with self.meters.window("search"):
@@ -276,6 +301,7 @@ class Runner:
             "supernet": ident.supernet,
             "supernet_config": ident.supernet_config,
             "checkpoint_hash": ident.checkpoint_hash,
+            "checkpoint_path": ident.checkpoint_path,
             "dataset": ident.dataset,
             "protocol": ident.protocol,
             "protocol_hash": ident.protocol_hash,

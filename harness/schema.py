@@ -13,6 +13,7 @@ GENERATIONS_CSV = "generations.csv"
 CANDIDATES_CSV = "candidates.csv"
 EMISSIONS_JSON = "emissions.json"
 CHECKPOINT_JSON = "checkpoint.json"  # runner state for --resume; removed when the run completes
+LOCK_FILE = ".pcfes.lock"  # advisory lock of a run / compare / sweep folder while a process writes it
 
 RUN_FILES = (RUN_JSON, GENERATIONS_CSV, CANDIDATES_CSV, EMISSIONS_JSON)
 
@@ -85,8 +86,9 @@ RUN_KEYS = (
     "supernet",
     "supernet_config",
     "checkpoint_hash",
+    "checkpoint_path",  # absolute: what --resume loads, from any working directory
     "dataset",
-    "protocol",
+    "protocol",  # as scored: val_size 0 is recorded as the split's size
     "protocol_hash",
     "versions",
     "git",

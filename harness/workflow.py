@@ -16,8 +16,8 @@ import torch
 
 import searchers
 import supernets
-from harness import provenance, schema, store
-from harness.config import RunConfig, content_hash
+from harness import provenance, store
+from harness.config import EvalProtocol, RunConfig, content_hash, run_config_from_dict
 from harness.data import DatasetSplits, available_datasets, load_dataset
 from harness.evaluator import Evaluator
 from harness.meters import default_meters, validate_country_iso_code
@@ -63,6 +63,7 @@ class Workspace:
     net: supernets.Supernet
     checkpoint: CheckpointInfo
     evaluator: Evaluator
+    protocol: EvalProtocol  # as scored: val_size 0 replaced by the split's size (see EvalProtocol.for_split)
 
 
 def build_supernet(config: RunConfig) -> supernets.Supernet:
@@ -77,15 +78,25 @@ def ensure_checkpoint(
     train_config: TrainConfig | None = None,
     progress: bool = True,
     train_named: bool = False,
+    expected_hash: str | None = None,
 ) -> tuple[supernets.Supernet, CheckpointInfo]:
     """Load the config's supernet checkpoint, training it first if it does not exist.
 
     A checkpoint path the user named is only trained when ``train_named`` (``pcfes train``);
-    elsewhere a missing named checkpoint is an error, not a silent training run.
+    elsewhere a missing named checkpoint is an error, not a silent training run. With
+    ``expected_hash`` (a resumed run) nothing is trained and the weights must have that hash.
     """
     path = checkpoint_path(config)
     expected = build_supernet(config)
     _match_input(expected, splits, config)
+    if expected_hash is not None:
+        net, info = load_checkpoint(path, expected_spec=expected.spec)
+        if info.content_hash != expected_hash:
+            raise ValueError(
+                f"checkpoint {path} holds weights {info.content_hash[:16]}, but the run started on "
+                f"{expected_hash[:16]}; put the original checkpoint back (a run cannot continue on other weights)"
+            )
+        return net, info
     if not path.exists() or _is_partial(path):
         if config.checkpoint and not path.exists() and not train_named:
             raise FileNotFoundError(f"checkpoint {path} does not exist; run `pcfes train --checkpoint {path}` first")
@@ -101,6 +112,15 @@ def ensure_checkpoint(
         )
     net, info = load_checkpoint(path, expected_spec=expected.spec)
     return net, info
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete the supernet checkpoint at ``path`` (train --overwrite); refuse a file that is not one."""
+    try:
+        load_checkpoint(path)
+    except ValueError as exc:
+        raise ValueError(f"refusing to delete {path}: {exc}; delete it yourself if it may go") from None
+    Path(path).unlink()
 
 
 def _is_partial(path: Path) -> bool:
@@ -121,12 +141,16 @@ def _match_input(net: supernets.Supernet, splits: DatasetSplits, config: RunConf
         )
 
 
-def open_workspace(config: RunConfig, *, progress: bool = True) -> Workspace:
-    """Load data and checkpoint (training it on first use) and materialise the protocol tensors."""
+def open_workspace(config: RunConfig, *, progress: bool = True, checkpoint_hash: str | None = None) -> Workspace:
+    """Load data and checkpoint (training it on first use) and materialise the protocol tensors.
+
+    ``checkpoint_hash`` (resume) requires the checkpoint to hold exactly those weights.
+    """
     splits = load_dataset(config.protocol.dataset, root=config.data_root or None)
-    net, info = ensure_checkpoint(config, splits, progress=progress)
-    evaluator = Evaluator(net, splits, config.protocol, config.cache)
-    return Workspace(splits, net, info, evaluator)
+    protocol = config.protocol.for_split(len(splits.val_x))  # before any training: a bad val_size fails now
+    net, info = ensure_checkpoint(config, splits, progress=progress, expected_hash=checkpoint_hash)
+    evaluator = Evaluator(net, splits, protocol, config.cache)
+    return Workspace(splits, net, info, evaluator, protocol)
 
 
 def make_searcher(config: RunConfig, net: supernets.Supernet) -> searchers.Searcher:
@@ -148,8 +172,11 @@ def validate(config: RunConfig) -> None:
             f"unknown dataset {config.protocol.dataset!r}; available: {', '.join(available_datasets())}"
         )
     validate_country_iso_code(config.country_iso_code)
-    if config.protocol.device.startswith("cuda") and not torch.cuda.is_available():
+    device = torch.device(config.protocol.device)  # the syntax is checked by EvalProtocol
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {config.protocol.device!r} requested but CUDA is not available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {config.protocol.device!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def run_search(
@@ -165,11 +192,35 @@ def run_search(
 ) -> Path:
     """One instrumented search; returns its results directory.
 
-    ``searcher`` replaces the one the config names (the bench replays recorded searches).
+    ``resume`` continues the run in ``run_dir`` from its checkpoint (or restarts one stopped
+    before its first checkpoint). The folder is locked while the run writes it. ``searcher``
+    replaces the one the config names (the bench replays recorded searches).
     """
     config = resolve(config)
     run_dir = Path(run_dir) if run_dir else Path(config.results_dir) / run_id(config)
-    store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    if config.protocol.for_split(len(workspace.splits.val_x)) != workspace.protocol:
+        raise ValueError(
+            f"the workspace was opened for protocol {workspace.protocol.hash()}, this run has "
+            f"{config.protocol.hash()}; open a workspace for this config"
+        )
+    # Recorded as scored and from anywhere: val_size 0 as the split's size, data_root absolute.
+    data_root = str(Path(config.data_root).resolve()) if config.data_root else ""
+    config = dataclasses.replace(config, protocol=workspace.protocol, data_root=data_root)
+    with store.folder_lock(run_dir):
+        return _locked_search(config, workspace, run_dir, resume, overwrite, progress, on_generation, searcher)
+
+
+def _locked_search(
+    config: RunConfig,
+    workspace: Workspace,
+    run_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    on_generation: Callable[[int], None] | None,
+    searcher: searchers.Searcher | None,
+) -> Path:
+    restore = store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     evaluator = workspace.evaluator
     evaluator.reset(config.cache)
     searcher = searcher or make_searcher(config, workspace.net)
@@ -184,6 +235,7 @@ def run_search(
         supernet=supernet_name(config),
         supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
         checkpoint_hash=workspace.checkpoint.content_hash,
+        checkpoint_path=str(Path(workspace.checkpoint.path).resolve()),
         dataset=workspace.splits.name,
         protocol=dataclasses.asdict(config.protocol),
         protocol_hash=config.protocol.hash(),
@@ -196,11 +248,23 @@ def run_search(
     )
     runner = Runner(identity, searcher, evaluator, meters, run_dir, progress=progress, on_generation=on_generation)
     try:
-        if resume:
+        if restore:
             runner.restore()
         return runner.run()
     finally:
         meters.close()
+
+
+def resume_search(run_dir: Path, *, progress: bool = True) -> Path:
+    """Continue an interrupted run with the config and the checkpoint it started with, from any working directory."""
+    run_dir = Path(run_dir)
+    with store.folder_lock(run_dir):
+        run = store.resumable_run(run_dir)
+        config = run_config_from_dict(run["config"])
+        # Runs recorded before checkpoint_path existed fall back to the config's (hash-checked all the same).
+        recorded = dataclasses.replace(config, checkpoint=run.get("checkpoint_path") or str(checkpoint_path(config)))
+        workspace = open_workspace(resolve(recorded), progress=progress, checkpoint_hash=run["checkpoint_hash"])
+        return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress)
 
 
 def compare_configs(base: RunConfig, searcher_names: Sequence[str], seeds: Sequence[int]) -> list[RunConfig]:
@@ -210,6 +274,12 @@ def compare_configs(base: RunConfig, searcher_names: Sequence[str], seeds: Seque
     evolution family); ``random`` gets the evolution budget (population x generations) unless
     its ``budget`` is given, so that both evaluate the same number of candidates.
     """
+    if not searcher_names or not seeds:
+        raise ValueError(f"a comparison needs at least one searcher and one seed, got {list(searcher_names)} and {list(seeds)}")
+    twice = sorted({name for name in searcher_names if list(searcher_names).count(name) > 1})
+    twice += sorted({str(seed) for seed in seeds if list(seeds).count(seed) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} listed twice: each searcher and seed is run once")
     given = dict(base.searcher_params)
     accepted = {name: searchers.searcher_defaults(name) for name in searcher_names}
     unused = sorted(set(given) - {key for params in accepted.values() for key in params})
@@ -239,26 +309,38 @@ def run_matrix(
     *,
     overwrite: bool = False,
     progress: bool = True,
-    skip_complete: bool = False,
 ) -> list[Path]:
-    """Run configs that share a supernet + protocol in one workspace; returns run directories."""
+    """Run configs that share a supernet + protocol in one workspace; returns run directories.
+
+    Idempotent: a complete run is kept, an interrupted one resumed, one stopped before its
+    first checkpoint started again; ``overwrite`` redoes every run (replacing only run folders
+    of ours).
+    """
     if not configs:
         return []
     for config in configs:
         validate(config)
     workspace = open_workspace(resolve(configs[0]), progress=progress)
-    paths = []
-    for config in configs:
-        run_dir = Path(out_dir) / run_id(resolve(config))
-        if skip_complete and is_complete(run_dir):
-            log.info("skipping %s: already complete", run_dir)
-            paths.append(run_dir)
-            continue
-        resume = skip_complete and (run_dir / schema.CHECKPOINT_JSON).exists()
-        paths.append(
-            run_search(config, workspace, run_dir=run_dir, resume=resume, overwrite=overwrite and not resume, progress=progress)
-        )
-    return paths
+    return [_matrix_run(config, workspace, Path(out_dir) / run_id(resolve(config)), overwrite, progress) for config in configs]
+
+
+def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrite: bool, progress: bool) -> Path:
+    if overwrite:
+        return run_search(config, workspace, run_dir=run_dir, overwrite=True, progress=progress)
+    try:
+        store.load_run(run_dir)
+    except (store.RunLoadError, OSError) as exc:
+        problem = exc
+    else:
+        log.info("skipping %s: already complete", run_dir)
+        return run_dir
+    try:
+        store.resumable_run(run_dir)
+    except FileNotFoundError:
+        if not store.is_vacant(run_dir):
+            raise store.RunLoadError(f"cannot continue {run_dir}: {problem}; delete it to run it again") from None
+        return run_search(config, workspace, run_dir=run_dir, progress=progress)
+    return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress)
 
 
 def is_complete(run_dir: Path) -> bool:

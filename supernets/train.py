@@ -248,6 +248,8 @@ def save_checkpoint(
 
 def _read_payload(path: Path) -> dict[str, Any]:
     """Load and verify a checkpoint file; any damage is a ``ValueError``."""
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint path {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train the supernet first")
     try:
@@ -395,6 +397,19 @@ def _resume_from(path: Path, net: Supernet, config: TrainConfig, dhash: str) -> 
     return info
 
 
+def _check_writable(path: Path) -> None:
+    """Fail now, not after the first epoch, when the checkpoint cannot be written at ``path``."""
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint path {path} is a folder; name a file, e.g. {path / 'supernet.pt'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+
+
 def train_supernet(
     net: Supernet,
     train_x: torch.Tensor,
@@ -423,6 +438,8 @@ def train_supernet(
         )
     spec = _require_spec(net)
     path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if path is not None:
+        _check_writable(path)
     dhash = data_hash(train_x, train_y)
     device = resolve_device(config.device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +67,59 @@ def with_searcher(config: RunConfig, name: str, **params) -> RunConfig:
     elif name in ("evolution",):
         keep = dict(SMALL_EVOLUTION)
     return dataclasses.replace(config, searcher=name, searcher_params={**keep, **params})
+
+
+REPO = Path(__file__).resolve().parents[1]
+_HOLD_LOCK = (
+    "import sys; from harness import store\n"
+    "with store.folder_lock(sys.argv[1]):\n"
+    "    print('held', flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
+@pytest.fixture
+def lock_holder():
+    """Starts another process that holds the lock of a folder until it is killed (tagged 'holder-tag')."""
+    procs: list[subprocess.Popen] = []
+
+    def start(folder: Path) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_LOCK, str(folder), "holder-tag"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+class _FullDisk:
+    """A file that takes half of what it is given, then fails as a full disk does."""
+
+    def __init__(self, fh):
+        self.fh = fh
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+    def write(self, text):
+        self.fh.write(text[: len(text) // 2])
+        self.fh.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+
+def fill_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every atomic write (``os.fdopen`` + write) hit a full disk half-way."""
+    real = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, *args, **kwargs: _FullDisk(real(fd, *args, **kwargs)))

@@ -513,6 +513,18 @@ def test_dataset_splits_reject_inconsistent_tensors() -> None:
         DatasetSplits("t", x, y.int(), x, y, None, None, num_classes=2, input_shape=(1, 2, 2), source="test")
 
 
+def test_dataset_splits_refuse_empty_splits() -> None:
+    """An empty split would score every arch NaN (the evaluator's mean over no images) and leak into run.json."""
+    x, y = torch.zeros(4, 1, 2, 2), torch.zeros(4, dtype=torch.int64)
+    none_x, none_y = torch.zeros(0, 1, 2, 2), torch.zeros(0, dtype=torch.int64)
+    with pytest.raises(ValueError, match="^t: the val split is empty; give it at least one image$"):
+        DatasetSplits("t", x, y, none_x, none_y, None, None, num_classes=2, input_shape=(1, 2, 2), source="test")
+    with pytest.raises(ValueError, match=r"^t: the test split is empty; give it images or pass no test split \(None\)$"):
+        DatasetSplits("t", x, y, x, y, none_x, none_y, num_classes=2, input_shape=(1, 2, 2), source="test")
+    with pytest.raises(ValueError, match="the train split is empty"):
+        DatasetSplits("t", none_x, none_y, x, y, None, None, num_classes=2, input_shape=(1, 2, 2), source="test")
+
+
 def test_fashion16_split_prefixes_are_class_mixes():
     """The evaluator scores on the first val_size images, so every prefix must mix the classes."""
     splits = load_dataset("fashion16")

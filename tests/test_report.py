@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import matplotlib.image
@@ -386,3 +387,17 @@ def test_premises_table_and_rank_correlation_follow_the_evolution_runs(basic: tu
     assert found.spearman_rho == pytest.approx(rho)
     assert f"ρ = {rho:.2f} (p = " in text
     assert "first generation with majority share > H = 0.7 (mean)" in text
+
+
+def test_the_same_run_given_twice_is_one_seed_and_the_report_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    run = write_run(root, FixtureRun("evolution", 3))
+    copy = root / "copy-of-it"
+    shutil.copytree(run, copy)
+    report = write_report([run, run, copy], tmp_path / "rep")
+    summary = pd.read_csv(tmp_path / "rep" / "summary.csv")
+    assert list(summary["runs"]) == [1] and list(summary["seeds"].astype(str)) == ["3"]
+    assert summary["wall_s_std"].isna().all()  # one run: no spread to show
+    line = next(line for line in report.read_text().splitlines() if line.startswith("Dropped as duplicates"))
+    assert f"`{run}`" in line and f"`{copy}`" in line
+    assert "Skipped" not in report.read_text()  # a copy is a duplicate, not an incomplete run

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import with_searcher
-from harness import schema, store, workflow
+from harness import cli, schema, store, workflow
+from harness.runner import Runner, SearcherContractError
 
 
 class Interrupt(Exception):
@@ -104,7 +107,7 @@ def test_unknown_schema_version_and_incomplete_runs_are_clear_errors(small_confi
 
 def test_existing_results_directory_is_refused_unless_overwrite(small_config, tmp_path):
     path = _run(small_config, tmp_path / "run")
-    with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
+    with pytest.raises(FileExistsError, match="holds a complete run; pass --overwrite to replace it"):
         store.prepare_run_dir(path)
     store.prepare_run_dir(path, overwrite=True)
     assert not any(path.iterdir())
@@ -153,3 +156,100 @@ def test_compare_matrix_gives_random_the_evolution_budget(small_config):
     random_params = configs[0].searcher_params
     assert random_params["budget"] == 10 * 4 and "threshold" not in configs[1].searcher_params
     assert configs[2].searcher_params["threshold"] == 0.4
+
+
+def _cut_after(generation):
+    def stop(done):
+        if done == generation:
+            raise Interrupt
+
+    return stop
+
+
+def _perturbed_copy(source, target):
+    """A checkpoint of the same supernet spec with other weights."""
+    from supernets.train import load_checkpoint, save_checkpoint
+
+    net, info = load_checkpoint(source)
+    with torch.no_grad():
+        next(net.parameters()).mul_(-1.0)
+    save_checkpoint(target, net, config=info.train_config, metadata=info.metadata, epochs=info.epochs)
+
+
+def test_empty_ask_while_not_done_is_a_contract_error_naming_the_searcher(small_config, tmp_path, monkeypatch):
+    real = workflow.make_searcher
+
+    def silent(config, net):
+        searcher = real(config, net)
+        searcher.ask = lambda: []
+        return searcher
+
+    monkeypatch.setattr(workflow, "make_searcher", silent)
+    with pytest.raises(SearcherContractError, match="searcher 'pcf-es' returned no candidates from ask\\(\\) while done\\(\\) is False"):
+        _run(small_config, tmp_path / "run")
+
+
+def test_resume_refuses_a_swapped_checkpoint(small_config, small_checkpoint, tmp_path):
+    own = tmp_path / "own.pt"
+    shutil.copyfile(small_checkpoint, own)
+    config = dataclasses.replace(small_config, checkpoint=str(own))
+    with pytest.raises(Interrupt):
+        _run(config, tmp_path / "cut", on_generation=_cut_after(2))
+    started_on = store.read_json(tmp_path / "cut" / schema.RUN_JSON)["checkpoint_hash"]
+    _perturbed_copy(small_checkpoint, own)  # what a `kill -9` and a replaced file leave behind
+    with pytest.raises(ValueError, match=f"checkpoint {own} holds weights .* but the run started on {started_on[:16]}"):
+        workflow.resume_search(tmp_path / "cut", progress=False)
+    with pytest.raises(ValueError, match=f"it was started on supernet checkpoint {started_on}, but {own} now holds"):
+        _run(config, tmp_path / "cut", resume=True)  # the runner checks too, whoever opened the workspace
+    assert (tmp_path / "cut" / schema.CHECKPOINT_JSON).exists()
+
+
+def test_resume_from_another_directory_uses_the_recorded_checkpoint_and_cleans_stale_files(
+    small_config, small_checkpoint, tmp_path, monkeypatch
+):
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    start.mkdir(), elsewhere.mkdir()
+    shutil.copyfile(small_checkpoint, start / "ck.pt")
+    monkeypatch.chdir(start)
+    config = dataclasses.replace(small_config, checkpoint="ck.pt", results_dir="results")
+    with pytest.raises(Interrupt):
+        _run(config, on_generation=_cut_after(2))
+    (run_dir,) = (start / "results").iterdir()
+    (run_dir / ".checkpoint.json.k1ll3d.tmp").write_text('{"half": ')  # a kill during a checkpoint write
+    monkeypatch.chdir(elsewhere)
+    path = workflow.resume_search(run_dir, progress=False)
+    run = store.load_run(path).run
+    assert run["resumes"] == 1 and run["checkpoint_path"] == str(start / "ck.pt")
+    assert run["config"]["checkpoint"] == "ck.pt"  # the config (and its hash) as started
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(schema.RUN_FILES)  # no temp, lock or checkpoint.json
+    assert list(elsewhere.iterdir()) == []  # nothing trained or written here
+
+
+def test_run_stopped_before_its_first_checkpoint_is_restarted_by_resume(small_config, tmp_path, monkeypatch, capsys):
+    config = with_searcher(small_config, "random", budget=20, batch_size=10)
+    with monkeypatch.context() as patch:
+        patch.setattr(Runner, "_checkpoint", lambda self: (_ for _ in ()).throw(Interrupt()))
+        with pytest.raises(Interrupt):
+            _run(config, tmp_path / "run")
+    assert store.read_json(tmp_path / "run" / schema.RUN_JSON)["status"] == "running"
+    assert not (tmp_path / "run" / schema.CHECKPOINT_JSON).exists()
+    assert cli.main(["search", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "run is complete" not in capsys.readouterr().err
+    record = store.load_run(tmp_path / "run")
+    assert record.run["status"] == "complete" and record.run["resumes"] == 0 and len(record.candidates) == 20
+
+
+def test_val_size_zero_is_recorded_as_the_split_size_and_too_large_fails_before_training(
+    small_config, tmp_path, monkeypatch
+):
+    whole = dataclasses.replace(small_config, protocol=dataclasses.replace(small_config.protocol, val_size=0))
+    config = with_searcher(whole, "random", budget=10, batch_size=10)
+    run = store.load_run(_run(config, tmp_path / "run")).run
+    named = dataclasses.replace(small_config.protocol, val_size=2000)
+    assert run["protocol"]["val_size"] == 2000 and run["protocol_hash"] == named.hash()
+    assert run["config_hash"] == workflow.resolve(dataclasses.replace(config, protocol=named)).hash()
+    monkeypatch.chdir(tmp_path)  # the default checkpoint path, which would be trained on first use
+    too_many = dataclasses.replace(small_config, checkpoint="", protocol=dataclasses.replace(named, val_size=2001))
+    with pytest.raises(ValueError, match="protocol.val_size 2001 exceeds the 2000 validation images"):
+        workflow.open_workspace(workflow.resolve(too_many), progress=False)
+    assert not (tmp_path / "checkpoints").exists()

@@ -78,6 +78,12 @@ def write_report(
     )
     if skipped:
         md.append("Skipped (incomplete or unknown schema; the log says why): " + ", ".join(f"`{p}`" for p in skipped) + "\n")
+    duplicates = [d for r in records for d in r.duplicates]
+    if duplicates:
+        md.append(
+            "Dropped as duplicates of a kept run (same config hash and seed, so not another seed): "
+            + ", ".join(f"`{d}`" for d in duplicates) + "\n"
+        )
     with mpl.rc_context(STYLE):
         for index, ((protocol_hash, checkpoint_hash), group_runs) in enumerate(groups, start=1):
             mask = (summary["protocol_hash"] == protocol_hash) & (summary["checkpoint_hash"] == checkpoint_hash)
