@@ -65,6 +65,11 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def write_text(path: Path, text: str) -> None:
+    """Atomically write ``text`` (UTF-8): a reader or a full disk never leaves half a file."""
+    _atomic_write_text(Path(path), text)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON; a NaN or infinity is an error naming its key (JSON has neither)."""
     where = _non_finite(data)

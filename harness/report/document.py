@@ -15,7 +15,7 @@ from harness.report.paper import paper_md
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, runs_md, savings_md, sources_md, summary_md
-from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv
+from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv, write_text
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,20 @@ def load(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[Path]]:
         raise ValueError(f"no complete runs found in {', '.join(map(str, paths))}; nothing to report")
     loaded = {r.path for r in records}
     return records, [p for p in find_runs(paths) if p not in loaded]
+
+
+def dropped_lines(records: Sequence[RunRecord], skipped: Sequence[Path]) -> list[str]:
+    """What a report left out and why: incomplete runs, and copies of a kept run (not another seed)."""
+    lines = []
+    if skipped:
+        lines.append("Skipped (incomplete or unknown schema; the log says why): " + ", ".join(f"`{p}`" for p in skipped) + "\n")
+    duplicates = [d for r in records for d in r.duplicates]
+    if duplicates:
+        lines.append(
+            "Dropped as duplicates of a kept run (same config hash and seed, so not another seed): "
+            + ", ".join(f"`{d}`" for d in duplicates) + "\n"
+        )
+    return lines
 
 
 def _group_heading(index: int, protocol_hash: str, checkpoint_hash: str, runs: pd.DataFrame) -> str:
@@ -76,14 +90,7 @@ def write_report(
         "computed per seed against the evolution run with the same seed (same group and supernet), then "
         "averaged with a 95% confidence interval. `n/a (reason)` marks a quantity that was not measured.\n"
     )
-    if skipped:
-        md.append("Skipped (incomplete or unknown schema; the log says why): " + ", ".join(f"`{p}`" for p in skipped) + "\n")
-    duplicates = [d for r in records for d in r.duplicates]
-    if duplicates:
-        md.append(
-            "Dropped as duplicates of a kept run (same config hash and seed, so not another seed): "
-            + ", ".join(f"`{d}`" for d in duplicates) + "\n"
-        )
+    md += dropped_lines(records, skipped)
     with mpl.rc_context(STYLE):
         for index, ((protocol_hash, checkpoint_hash), group_runs) in enumerate(groups, start=1):
             mask = (summary["protocol_hash"] == protocol_hash) & (summary["checkpoint_hash"] == checkpoint_hash)
@@ -119,6 +126,6 @@ def write_report(
                 md += _premises_section(supernet_gens, group_runs, supernet, out_dir, prefix, formats)
     md += ["## Runs\n", runs_md(runs)]
     report = out_dir / "report.md"
-    report.write_text("\n".join(md), encoding="utf-8")
+    write_text(report, "\n".join(md))
     log.info("wrote %s (%d runs, %d skipped)", report, len(records), len(skipped))
     return report

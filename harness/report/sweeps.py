@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from harness.report.document import load
+from harness.report.document import dropped_lines, load
 from harness.report.figures import COLUMN_WIDTH_IN, STYLE, group_slug, legend, new_figure, save, searcher_colour, slug
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame, searcher_rank
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, estimate_cell, md_table, sources_md, summary_cell
-from harness.store import write_csv
+from harness.store import write_csv, write_text
 
 SWEEP_PARAMETERS: Mapping[str, str] = MappingProxyType(
     {"threshold": "threshold H", "monitor": "monitor size f", "rate": "sample rate"}
@@ -106,8 +106,7 @@ def sweep_report(
         f"Each point is one `{parameter}` value: mean ± sample std over seeds; time saved is paired per seed "
         f"with the {BASELINE} run of the same seed, group and supernet.\n"
     )
-    if skipped:
-        md.append("Skipped (incomplete or unknown schema; the log says why): " + ", ".join(f"`{p}`" for p in skipped) + "\n")
+    md += dropped_lines(records, skipped)
     header = ["searcher", parameter, "other params", "paired seeds", "time saved (%)", "energy saved (%)", "MACs saved (%)", "final score", "test accuracy"]
     with mpl.rc_context(STYLE):
         for (protocol_hash, checkpoint_hash, supernet), points in summary.groupby([*GROUP_KEYS, "supernet"], sort=True):
@@ -135,5 +134,5 @@ def sweep_report(
             caption = f"Time saved vs final score for each {SWEEP_PARAMETERS[parameter]} (cf. paper Figs 9-11)"
             md.append(f"![{caption}]({name})\n\n*{caption}.*\n")
     report = out_dir / f"sweep_{parameter}.md"
-    report.write_text("\n".join(md), encoding="utf-8")
+    write_text(report, "\n".join(md))
     return report
