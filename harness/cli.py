@@ -72,7 +72,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     workflow.validate(config)
     splits = workflow.load_dataset(config.protocol.dataset, root=config.data_root or None)
     path = workflow.checkpoint_path(config)
-    if path.exists() and not args.overwrite and not workflow._is_partial(path):
+    if path.exists() and not args.overwrite and not workflow.is_partial(path):
+        stale = workflow.stale_reason(path)
+        if stale:
+            raise ValueError(stale)
         print(f"{path} already exists (pass --overwrite to retrain)")
         return 0
     if args.overwrite and path.exists():

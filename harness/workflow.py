@@ -22,7 +22,8 @@ from harness.data import DatasetSplits, available_datasets, load_dataset
 from harness.evaluator import Evaluator
 from harness.meters import default_meters, validate_country_iso_code
 from harness.runner import RunIdentity, Runner
-from supernets.train import CheckpointInfo, TrainConfig, load_checkpoint, train_supernet
+from supernets.checkpoint import CheckpointInfo, StaleCheckpointError, check_code, load_checkpoint, read_checkpoint
+from supernets.train import TrainConfig, train_supernet
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,12 @@ def ensure_checkpoint(
                 f"{expected_hash[:16]}; put the original checkpoint back (a run cannot continue on other weights)"
             )
         return net, info
-    if not path.exists() or _is_partial(path):
+    stale = stale_reason(path)
+    if stale and not config.checkpoint:
+        # The default checkpoint is ours to keep current: retrain it, and say so.
+        log.warning("%s; retraining the default checkpoint %s", stale, path)
+        Path(path).unlink()
+    if not path.exists() or is_partial(path):
         if config.checkpoint and not path.exists() and not train_named:
             raise FileNotFoundError(f"checkpoint {path} does not exist; run `pcfes train --checkpoint {path}` first")
         log.info("training %s on %s -> %s", expected.display_name, splits.name, path)
@@ -117,19 +123,34 @@ def ensure_checkpoint(
 def remove_checkpoint(path: Path) -> None:
     """Delete the supernet checkpoint at ``path`` (train --overwrite); refuse a file that is not one."""
     try:
-        load_checkpoint(path)
+        read_checkpoint(path)
+    except StaleCheckpointError:
+        pass  # ours, written by older code: exactly what --overwrite is for
     except ValueError as exc:
         raise ValueError(f"refusing to delete {path}: {exc}; delete it yourself if it may go") from None
     Path(path).unlink()
 
 
-def _is_partial(path: Path) -> bool:
+def is_partial(path: Path) -> bool:
     """A checkpoint written mid-training (training resumes from it)."""
     try:
-        _, info = load_checkpoint(path)
+        info, _ = read_checkpoint(path)
     except ValueError:
         return False  # let the real load report the corruption
     return not info.complete
+
+
+def stale_reason(path: Path) -> str | None:
+    """Why the checkpoint at ``path`` was written by other code (or format), or None if it is current or absent."""
+    if not Path(path).is_file():
+        return None
+    try:
+        check_code(read_checkpoint(path)[0])
+    except StaleCheckpointError as exc:
+        return str(exc)
+    except ValueError:
+        return None  # damage: the real load says what is wrong
+    return None
 
 
 def _match_input(net: supernets.Supernet, splits: DatasetSplits, config: RunConfig) -> None:

@@ -24,7 +24,8 @@ from harness.data import load_dataset
 from harness.evaluator import Evaluator
 from harness.meters import default_meters
 from searchers import Hints, SearchSpace
-from supernets.train import TrainConfig, load_checkpoint, train_supernet
+from supernets.checkpoint import load_checkpoint
+from supernets.train import TrainConfig, train_supernet
 
 NET = "conv-tiny"
 OVERRIDES = {"widths": [8, 16, 32], "last_width": 64, "stem_width": 8}

@@ -32,7 +32,7 @@ def small_toml(checkpoint: Path) -> str:
 
 
 def nan_checkpoint(source: Path, target: Path) -> Path:
-    from supernets.train import load_checkpoint, save_checkpoint
+    from supernets.checkpoint import load_checkpoint, save_checkpoint
 
     net, info = load_checkpoint(source)
     with torch.no_grad():

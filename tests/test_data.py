@@ -38,7 +38,7 @@ from harness.data import (
     read_idx,
     stratified_split,
 )
-from supernets.train import data_hash
+from supernets.checkpoint import data_hash
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_fashion16.py"
 

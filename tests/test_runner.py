@@ -168,7 +168,7 @@ def _cut_after(generation):
 
 def _perturbed_copy(source, target):
     """A checkpoint of the same supernet spec with other weights."""
-    from supernets.train import load_checkpoint, save_checkpoint
+    from supernets.checkpoint import load_checkpoint, save_checkpoint
 
     net, info = load_checkpoint(source)
     with torch.no_grad():

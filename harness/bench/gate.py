@@ -40,7 +40,8 @@ from harness import provenance, schema, store, workflow
 from harness.bench.landscape import Landscape, SearchTrace, trace_search
 from harness.bench.replay import Replay, ReplaySearcher
 from harness.config import CacheConfig, EvalProtocol, RunConfig, content_hash
-from supernets.train import init_weights, save_checkpoint
+from supernets.checkpoint import code_fingerprint, save_checkpoint
+from supernets.train import init_weights
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def record_replay(config: BenchConfig) -> Replay:
 def prepare_workspace(config: BenchConfig, cache_dir: Path = CACHE_DIR, *, progress: bool = False) -> workflow.Workspace:
     """The bench supernet with seeded initial weights (saved once as a checkpoint) and its evaluator."""
     net = supernets.get_supernet(config.supernet, **dict(config.supernet_overrides))
-    key = content_hash({"spec": net.spec.config, "weights_seed": config.weights_seed, "torch": torch.__version__}, 12)
+    key = content_hash({"code": code_fingerprint(net.spec), "weights_seed": config.weights_seed, "torch": torch.__version__}, 12)
     path = Path(cache_dir) / f"{config.supernet}-init{config.weights_seed}-{key}.pt"
     if not path.exists():
         init_weights(net, torch.Generator().manual_seed(config.weights_seed))
