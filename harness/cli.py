@@ -18,7 +18,7 @@ log = logging.getLogger("pcfes")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML run config (sections [protocol], [cache], [searcher_params], ...)")
+    p.add_argument("--config", help="TOML run config (sections [protocol], [reuse], [searcher_params], ...)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)")
     p.add_argument("--supernet", help="registered supernet (default: the embedded CPU default)")
@@ -27,7 +27,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="supernet checkpoint (default: checkpoints/<supernet>-<dataset>.pt, trained on first use)")
     p.add_argument("--device", help="cpu or cuda[:i]")
     p.add_argument("--country", dest="country_iso_code", help="ISO-3 country code for CodeCarbon's grid intensity (default USA)")
-    p.add_argument("--no-cache", action="store_true", help="disable the frozen-prefix cache (scores stay identical)")
+    reuse = p.add_mutually_exclusive_group()
+    reuse.add_argument("--reuse", choices=cfg.REUSE_LEVELS,
+                       help="exact work reuse: none (every candidate from the input), frozen (the searcher's frozen "
+                       "prefix only, the paper's mechanism), prefix (prefix tree + store; the default); scores are identical")
+    reuse.add_argument("--no-cache", dest="reuse", action="store_const", const="none",
+                       help="alias of --reuse none")
     p.add_argument("--results-dir", help="where run folders go (default results/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -48,8 +53,8 @@ def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
         protocol["device"] = args.device
     if protocol:
         flags["protocol"] = protocol
-    if getattr(args, "no_cache", False):
-        flags["cache"] = {"enabled": False}
+    if getattr(args, "reuse", None):
+        flags["reuse"] = {"level": args.reuse}
     data = cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
     return cfg.run_config_from_dict(data)
 

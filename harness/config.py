@@ -1,4 +1,4 @@
-"""Frozen run configuration: evaluation protocol, cache settings, run settings; TOML + overrides."""
+"""Frozen run configuration: evaluation protocol, reuse settings, run settings; TOML + overrides."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import InitVar, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,17 +60,58 @@ class EvalProtocol:
         return content_hash(dataclasses.asdict(self))
 
 
+ReuseLevel = Literal["none", "frozen", "prefix"]
+REUSE_LEVELS: tuple[ReuseLevel, ...] = ("none", "frozen", "prefix")
+AUTO_BUDGET = "auto"
+
+
+@dataclass(frozen=True)
+class ReuseConfig:
+    """How much exactly reusable work the evaluator keeps (harness/evaluation).
+
+    ``level``: "none" scores every candidate from the input; "frozen" reuses only the
+    searcher's frozen prefix (the paper's mechanism); "prefix" evaluates each generation as a
+    prefix tree and keeps a byte-budgeted store of prefix nodes across generations.
+    ``budget_bytes``: an int >= 0 or "auto" (a share of free device / available host memory,
+    harness.evaluation.budget). Reuse never changes a score, so it stays out of the protocol
+    hash; it is part of the config hash (run ids differ per level).
+    """
+
+    level: ReuseLevel = "prefix"
+    budget_bytes: int | Literal["auto"] = AUTO_BUDGET
+    location: Literal["device", "host"] = "device"
+
+    def __post_init__(self) -> None:
+        _check(self.level in REUSE_LEVELS, f"reuse level must be one of {', '.join(REUSE_LEVELS)}, got {self.level!r}")
+        budget = self.budget_bytes
+        _check(
+            budget == AUTO_BUDGET or (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0),
+            f"reuse budget_bytes must be an integer >= 0 or {AUTO_BUDGET!r}, got {budget!r}",
+        )
+        _check(self.location in ("device", "host"), f"reuse location must be 'device' or 'host', got {self.location!r}")
+
+
 @dataclass(frozen=True)
 class CacheConfig:
-    """Prefix-cache settings. They never change a score (the cache is exact), so not hashed."""
+    """Deprecated spelling of ``ReuseConfig`` for harness/bench.py; remove once it uses ReuseConfig.
+
+    It described the frozen-prefix cache: ``enabled`` is reuse level "frozen", disabled "none".
+    """
 
     enabled: bool = True
     budget_bytes: int = 2 * 1024**3
     location: Literal["device", "host"] = "device"
 
-    def __post_init__(self) -> None:
-        _check(self.budget_bytes >= 0, f"cache budget_bytes must be >= 0, got {self.budget_bytes}")
-        _check(self.location in ("device", "host"), f"cache location must be 'device' or 'host', got {self.location!r}")
+    def as_reuse(self) -> ReuseConfig:
+        """The ReuseConfig this cache setting stands for."""
+        return ReuseConfig("frozen" if self.enabled else "none", self.budget_bytes, self.location)
+
+    @classmethod
+    def from_reuse(cls, reuse: ReuseConfig) -> CacheConfig | None:
+        """The CacheConfig of a reuse setting, or None where it has none (level "prefix", budget "auto")."""
+        if reuse.level == "prefix" or reuse.budget_bytes == AUTO_BUDGET:
+            return None
+        return cls(reuse.level == "frozen", int(reuse.budget_bytes), reuse.location)
 
 
 @dataclass(frozen=True)
@@ -88,7 +129,13 @@ class RunConfig:
     results_dir: str = "results"
     run_id: str = ""  # "" = derived from searcher, supernet, seed and config hash
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
-    cache: CacheConfig = field(default_factory=CacheConfig)
+    reuse: ReuseConfig = field(default_factory=ReuseConfig)
+    # Deprecated: harness/bench.py still passes ``cache=CacheConfig(...)``; it sets ``reuse``.
+    cache: InitVar[CacheConfig | None] = None
+
+    def __post_init__(self, cache: CacheConfig | None) -> None:
+        if cache is not None:
+            object.__setattr__(self, "reuse", cache.as_reuse())
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -114,7 +161,7 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-_NESTED = {"protocol": EvalProtocol, "cache": CacheConfig}
+_NESTED = {"protocol": EvalProtocol, "reuse": ReuseConfig}
 _MAPPINGS = ("supernet_overrides", "searcher_params")
 
 
@@ -122,6 +169,11 @@ def run_config_from_dict(data: Mapping[str, Any], base: RunConfig | None = None)
     """Build a RunConfig from nested plain data; unknown keys are errors naming the valid ones."""
     base = base or RunConfig()
     top = {f.name for f in fields(RunConfig)}
+    if "cache" in data:
+        raise ValueError(
+            "config section [cache] is now [reuse] (level = \"none\" | \"frozen\" | \"prefix\", budget_bytes, "
+            "location); [cache] enabled = false is level = \"none\""
+        )
     reject_unknown(data, top, "run config")
     changes: dict[str, Any] = {}
     for key, value in data.items():

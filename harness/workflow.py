@@ -20,7 +20,7 @@ import supernets
 from harness import provenance, schema, store
 from harness.config import RunConfig, content_hash
 from harness.data import DatasetSplits, available_datasets, load_dataset
-from harness.evaluator import Evaluator
+from harness.evaluation import Evaluator
 from harness.meters import default_meters, validate_country_iso_code
 from harness.runner import RunIdentity, Runner
 from supernets.train import CheckpointInfo, TrainConfig, load_checkpoint, train_supernet
@@ -126,13 +126,23 @@ def open_workspace(config: RunConfig, *, progress: bool = True) -> Workspace:
     """Load data and checkpoint (training it on first use) and materialise the protocol tensors."""
     splits = load_dataset(config.protocol.dataset, root=config.data_root or None)
     net, info = ensure_checkpoint(config, splits, progress=progress)
-    evaluator = Evaluator(net, splits, config.protocol, config.cache)
+    evaluator = Evaluator(net, splits, config.protocol, config.reuse)
     return Workspace(splits, net, info, evaluator)
 
 
 def make_searcher(config: RunConfig, net: supernets.Supernet) -> searchers.Searcher:
     space = searchers.SearchSpace(net.choices)
     return searchers.get_searcher(config.searcher, space, config.seed, **dict(config.searcher_params))
+
+
+def check_importance_rate(config: RunConfig, workspace: Workspace) -> None:
+    """Reject, before any search, an importance rate that scores fewer than one validation image."""
+    params = getattr(make_searcher(resolve(config), workspace.net), "params", None)
+    if isinstance(params, searchers.PCFISParams):
+        try:
+            workspace.evaluator.check_importance_rate(params.rate)
+        except ValueError as exc:
+            raise ValueError(f"{config.searcher}: {exc}") from None
 
 
 def run_id(config: RunConfig) -> str:
@@ -166,9 +176,13 @@ def run_search(
     """One instrumented search; returns its results directory."""
     config = resolve(config)
     run_dir = Path(run_dir) if run_dir else Path(config.results_dir) / run_id(config)
+    check_importance_rate(config, workspace)
     store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     evaluator = workspace.evaluator
-    evaluator.reset()
+    if evaluator.reuse != config.reuse:
+        evaluator.set_reuse(config.reuse)  # a matrix may vary the reuse level over one workspace
+    else:
+        evaluator.reset()
     searcher = make_searcher(config, workspace.net)
     meters = default_meters(config.protocol.device, config.country_iso_code)
     identity = RunIdentity(
@@ -244,6 +258,8 @@ def run_matrix(
     for config in configs:
         validate(config)
     workspace = open_workspace(resolve(configs[0]), progress=progress)
+    for config in configs:
+        check_importance_rate(config, workspace)
     paths = []
     for config in configs:
         run_dir = Path(out_dir) / run_id(resolve(config))

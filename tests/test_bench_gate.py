@@ -13,7 +13,7 @@ import pytest
 
 from harness import bench, cli, provenance
 from harness.config import CacheConfig
-from harness.evaluator import Evaluator
+from harness.evaluation import Evaluator
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = bench.smoke_config()

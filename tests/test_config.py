@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness import cli
-from harness.config import EvalProtocol, RunConfig, load_toml, parse_overrides, run_config_from_dict
+from harness.config import EvalProtocol, ReuseConfig, RunConfig, load_toml, parse_overrides, run_config_from_dict
 
 
 def test_toml_and_overrides_build_a_config(tmp_path):
@@ -25,7 +25,11 @@ def test_toml_and_overrides_build_a_config(tmp_path):
         ({"sercher": "x"}, "unknown key.*sercher.*valid: .*searcher"),
         ({"protocol": {"valsize": 3}}, r"unknown key.*valsize in \[protocol\]"),
         ({"protocol": {"bn_mode": "foo"}}, "bn_mode must be 'ema' or 'exact'"),
-        ({"cache": {"location": "disk"}}, "cache location"),
+        ({"reuse": {"location": "disk"}}, "reuse location must be 'device' or 'host'"),
+        ({"reuse": {"level": "all"}}, "reuse level must be one of none, frozen, prefix, got 'all'"),
+        ({"reuse": {"budget_bytes": -1}}, "budget_bytes must be an integer >= 0 or 'auto', got -1"),
+        ({"reuse": {"budget_bytes": "lots"}}, "budget_bytes must be an integer >= 0 or 'auto'"),
+        ({"cache": {"enabled": False}}, r"\[cache\] is now \[reuse\]"),
     ],
 )
 def test_bad_config_keys_and_values_are_named(data, message):
@@ -49,6 +53,21 @@ def test_hashes_follow_what_changes_results():
     assert base.hash() == RunConfig(results_dir="elsewhere", run_id="x").hash()
     assert base.hash() != RunConfig(seed=1).hash()
     assert EvalProtocol().hash() != EvalProtocol(val_size=100).hash()
+    # Reuse never changes a score: not in the protocol hash, but run ids differ per level.
+    none = RunConfig(reuse=ReuseConfig(level="none"))
+    assert none.protocol.hash() == base.protocol.hash() and none.hash() != base.hash()
+
+
+def test_reuse_flags_and_the_no_cache_alias(tmp_path):
+    parser = cli.make_parser()
+    assert RunConfig().reuse == ReuseConfig("prefix", "auto", "device")
+    for argv, level in ((["--reuse", "frozen"], "frozen"), (["--no-cache"], "none"), ([], "prefix")):
+        args = parser.parse_args(["search", *argv])
+        assert cli.build_config(args).reuse.level == level
+    args = parser.parse_args(["search", "--set", "reuse.level=frozen", "--set", "reuse.budget_bytes=0"])
+    assert cli.build_config(args).reuse == ReuseConfig("frozen", 0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["search", "--reuse", "prefix", "--no-cache"])
 
 
 def test_cli_lists_its_commands_and_reports_errors(capsys):
