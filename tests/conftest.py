@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import EvalProtocol, RunConfig
+from harness.config import EvalProtocol, ReuseConfig, RunConfig
 
 # One intra-op thread: on a shared 2-core machine OpenMP's second thread can make small
 # kernels (e.g. batch norm on 16x16 maps) 100x slower while another process is busy.
@@ -17,6 +17,8 @@ torch.set_num_threads(1)
 SMALL_NET = "conv-tiny"
 SMALL_OVERRIDES = {"widths": [8, 16, 32], "last_width": 64, "stem_width": 8}
 SMALL_PROTOCOL = EvalProtocol(calib_batches=2, calib_batch_size=32, val_size=200, eval_batch_size=100)
+# A fixed budget (not "auto"): the tests' counts must not depend on the machine's free memory.
+SMALL_REUSE = ReuseConfig(level="prefix", budget_bytes=256 * 2**20)
 SMALL_EVOLUTION = {"population": 10, "top_k": 3, "mutation_num": 4, "crossover_num": 4, "generations": 4}
 
 
@@ -53,6 +55,7 @@ def small_config(small_checkpoint, tmp_path) -> RunConfig:
         searcher_params={**SMALL_EVOLUTION, "threshold": 0.4},
         results_dir=str(tmp_path / "results"),
         protocol=SMALL_PROTOCOL,
+        reuse=SMALL_REUSE,
     )
 
 

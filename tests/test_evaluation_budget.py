@@ -8,7 +8,7 @@ import torch
 import supernets
 from harness.config import EvalProtocol, ReuseConfig
 from harness.evaluation import budget
-from harness.evaluation.budget import AUTO_SHARE, format_reuse_plan, resolve_budget, reuse_plan
+from harness.evaluation.budget import AUTO_DEVICE_SHARE, AUTO_HOST_SHARE, format_reuse_plan, resolve_budget, reuse_plan
 
 
 def test_an_integer_budget_is_used_as_given():
@@ -19,9 +19,9 @@ def test_auto_takes_a_share_of_available_host_memory(tmp_path, monkeypatch):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       8000000 kB\nMemFree:         100000 kB\nMemAvailable:    4000000 kB\n")
     monkeypatch.setattr(budget, "MEMINFO", meminfo)
-    assert resolve_budget(ReuseConfig(), torch.device("cpu")) == int(4000000 * 1024 * AUTO_SHARE)
+    assert resolve_budget(ReuseConfig(), torch.device("cpu")) == int(4000000 * 1024 * AUTO_HOST_SHARE)
     # a host store of a CUDA evaluator also lives in host memory
-    assert resolve_budget(ReuseConfig(location="host"), torch.device("cuda")) == int(4000000 * 1024 * AUTO_SHARE)
+    assert resolve_budget(ReuseConfig(location="host"), torch.device("cuda")) == int(4000000 * 1024 * AUTO_HOST_SHARE)
 
 
 def test_auto_without_meminfo_falls_back_to_sysconf(tmp_path, monkeypatch):
@@ -32,7 +32,7 @@ def test_auto_without_meminfo_falls_back_to_sysconf(tmp_path, monkeypatch):
 
 def test_auto_takes_a_share_of_free_device_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (10 * 2**30, 80 * 2**30))
-    assert resolve_budget(ReuseConfig(), torch.device("cuda:0")) == int(10 * 2**30 * AUTO_SHARE)
+    assert resolve_budget(ReuseConfig(), torch.device("cuda:0")) == int(10 * 2**30 * AUTO_DEVICE_SHARE)
 
 
 def test_plan_gives_each_depths_bytes_and_whether_it_fits_a_small_budget():

@@ -6,13 +6,14 @@ One module per concept: ``evaluator`` (the public ``Evaluator``), ``work`` (the 
 sampling) and ``budget`` (the store's budget and what prefix nodes need).
 """
 
-from harness.evaluation.budget import AUTO_SHARE, NodeNeed, format_reuse_plan, resolve_budget, reuse_plan
+from harness.evaluation.budget import AUTO_DEVICE_SHARE, AUTO_HOST_SHARE, NodeNeed, format_reuse_plan, resolve_budget, reuse_plan
 from harness.evaluation.evaluator import CandidateResult, EvaluationError, Evaluator
 from harness.evaluation.importance import ImportanceDraw, ImportanceSubset, importance_sample
 from harness.evaluation.work import SEARCH_WORK_PHASES, WORK_PHASES, WorkCounter
 
 __all__ = [
-    "AUTO_SHARE",
+    "AUTO_DEVICE_SHARE",
+    "AUTO_HOST_SHARE",
     "SEARCH_WORK_PHASES",
     "WORK_PHASES",
     "CandidateResult",
