@@ -65,6 +65,12 @@ def test_candidates_are_identical_at_every_reuse_level_except_cost_columns(small
     assert totals["prefix"]["store_peak_bytes"] > 0 == totals["none"]["store_peak_bytes"]
     if searcher in ("random", "evolution"):
         assert totals["frozen"]["macs"] == totals["none"]["macs"]  # nothing frozen, nothing reused
+    if searcher == "pcf-es-is":
+        subsets = [run["evaluation"]["importance_subset"] for run in runs.values()]
+        assert subsets[0] is not None and all(s == subsets[0] for s in subsets)
+        frozen = subsets[0]["frozen"]
+        assert frozen and subsets[0]["reference_arch"][: len(frozen)] == frozen  # the best arch, rewritten by the freeze
+        assert subsets[0]["size"] == len(set(subsets[0]["indices"])) == int(0.4 * 200)
 
 
 def test_the_run_record_names_the_level_and_the_resolved_budget(small_config, tmp_path):

@@ -69,6 +69,11 @@ class PrefixStore:
         self.budget_bytes = int(budget_bytes)
         self._nodes: dict[Arch, StoredNode] = {}
         self._pins: set[Arch] = set()
+        self._bytes = 0
+        # This tick's evictable nodes, next victim last; built when first needed, dropped on any change
+        # but the evictions it serves and new (unevictable) nodes: one sort per request, not per node.
+        self._queue: list[StoredNode] | None = None
+        self._queue_bytes = 0
         self.clock = 0
         self.peak_bytes = 0
         self.evictions = 0  # nodes evicted to make room
@@ -77,7 +82,7 @@ class PrefixStore:
     @property
     def nbytes(self) -> int:
         """Bytes of every stored node (the logical size, with or without its tensors)."""
-        return sum(node.nbytes for node in self._nodes.values())
+        return self._bytes
 
     def __contains__(self, prefix: Arch) -> bool:
         return prefix in self._nodes
@@ -101,29 +106,37 @@ class PrefixStore:
     def tick(self) -> int:
         """Start a new request: what it touches or stores is more recent than anything before."""
         self.clock += 1
+        self._queue = None
         return self.clock
 
     def touch(self, prefixes: Iterable[Arch]) -> None:
         """Stamp stored nodes as used by the current request."""
         for prefix in prefixes:
             self._nodes[prefix].last_used = self.clock
+        self._queue = None
 
     def make_room(self, nbytes: int) -> bool:
         """Evict old unpinned nodes until ``nbytes`` more fit; False (evicting nothing) if they cannot."""
-        evictable = sorted(
-            (n for n in self._nodes.values() if n.prefix not in self._pins and n.last_used < self.clock),
-            key=lambda n: (n.last_used, -len(n.prefix), n.prefix),
-        )
-        excess = self.nbytes + nbytes - self.budget_bytes
-        if excess > sum(n.nbytes for n in evictable):
+        excess = self._bytes + nbytes - self.budget_bytes
+        if excess <= 0:
+            return True
+        if self._queue is None:
+            evictable = [n for n in self._nodes.values() if n.prefix not in self._pins and n.last_used < self.clock]
+            self._queue = sorted(evictable, key=lambda n: (n.last_used, -len(n.prefix), n.prefix), reverse=True)
+            self._queue_bytes = sum(n.nbytes for n in evictable)
+        if excess > self._queue_bytes:
             return False
-        for node in evictable:
-            if excess <= 0:
-                break
-            del self._nodes[node.prefix]
+        while excess > 0:
+            node = self._queue.pop()
+            self._remove(node.prefix)
+            self._queue_bytes -= node.nbytes
             excess -= node.nbytes
             self.evictions += 1
         return True
+
+    def _remove(self, prefix: Arch) -> None:
+        self._bytes -= self._nodes.pop(prefix).nbytes
+        self._pins.discard(prefix)
 
     def reserve(self, prefix: Arch, nbytes: int) -> bool:
         """Make room for and register ``prefix`` (tensors via ``fill``); False if it cannot fit."""
@@ -132,7 +145,8 @@ class PrefixStore:
         if not self.make_room(nbytes):
             return False
         self._nodes[prefix] = StoredNode(prefix, int(nbytes), self.clock)
-        self.peak_bytes = max(self.peak_bytes, self.nbytes)
+        self._bytes += int(nbytes)
+        self.peak_bytes = max(self.peak_bytes, self._bytes)
         return True
 
     def fill(self, prefix: Arch, outputs: NodeOutputs) -> None:
@@ -144,10 +158,12 @@ class PrefixStore:
         if prefix not in self._nodes:
             raise ValueError(f"cannot pin prefix {prefix}: it is not stored")
         self._pins.add(prefix)
+        self._queue = None
 
     def unpin(self, prefix: Arch) -> None:
         """Let ``prefix`` be evicted like any other node."""
         self._pins.discard(prefix)
+        self._queue = None
 
     def is_pinned(self, prefix: Arch) -> bool:
         return prefix in self._pins
@@ -156,14 +172,16 @@ class PrefixStore:
         """Evict one unpinned node to make room (counted as an eviction)."""
         if prefix in self._pins:
             raise ValueError(f"cannot evict pinned prefix {prefix}")
-        del self._nodes[prefix]
+        self._remove(prefix)
+        self._queue = None
         self.evictions += 1
 
     def discard(self, prefixes: Iterable[Arch]) -> None:
         """Forget nodes whose tensors were never filled (a walk that failed)."""
         for prefix in prefixes:
-            self._nodes.pop(prefix, None)
-            self._pins.discard(prefix)
+            if prefix in self._nodes:
+                self._remove(prefix)
+        self._queue = None
 
     def drop_where(self, useless: Callable[[Arch], bool]) -> int:
         """Drop every node for which ``useless(prefix)`` holds (pins included); returns how many."""
@@ -192,6 +210,8 @@ class PrefixStore:
             tuple(prefix): StoredNode(tuple(prefix), int(nbytes), int(used)) for prefix, nbytes, used in state["nodes"]
         }
         self._pins = {tuple(p) for p in state["pins"]}
+        self._bytes = sum(n.nbytes for n in self._nodes.values())
+        self._queue = None
         self.peak_bytes = int(state["peak_bytes"])
         self.evictions = int(state["evictions"])
         self.dropped = int(state["dropped"])
