@@ -77,12 +77,10 @@ class Evaluator:
         net: Supernet,
         splits: DatasetSplits,
         protocol: EvalProtocol,
-        reuse: ReuseConfig | CacheConfig | None = None,
+        reuse: ReuseConfig | None = None,
     ):
         self.net = net
         self.protocol = protocol
-        # A CacheConfig is the deprecated spelling harness/bench.py still uses.
-        self.reuse = reuse.as_reuse() if isinstance(reuse, CacheConfig) else (reuse or ReuseConfig())
         self.device = torch.device(protocol.device)
         self.dtype = getattr(torch, protocol.dtype)
         self._memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
@@ -113,7 +111,7 @@ class Evaluator:
         self._calib_images = sum(len(x) for x in self.calib)
         # Bytes per image of each prefix depth's output, from one uncounted probe image.
         self._node_bytes_per_image = [numel(s) * element_size(protocol.dtype) for s in node_shapes(net)]
-        self.set_reuse(self.reuse)
+        self.set_reuse(reuse or ReuseConfig())
 
     def set_reuse(self, reuse: ReuseConfig) -> None:
         """Switch to another reuse setting (its "auto" budget resolved now) and reset."""
