@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         check("NVML energy counter", lambda: nvml(device))
         section("train a tiny supernet")
         checkpoint = train(device, workdir)  # nothing below can run without it: a failure ends the script
-        check("cached vs uncached scores", lambda: exactness(device, checkpoint))
+        check("scores at every reuse level", lambda: exactness(device, checkpoint))
         check("pcfes compare with the real meters", lambda: compare(device, checkpoint, workdir))
     section("result")
     print(f"checks on {device} took {time.perf_counter() - start:.0f} s")
