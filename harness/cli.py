@@ -13,7 +13,7 @@ import torch
 
 from harness import config as cfg
 from harness import store, workflow
-from harness.evaluator import EvaluationError
+from harness.evaluation import EvaluationError
 from harness.runner import SearcherContractError
 
 log = logging.getLogger("pcfes")
@@ -21,8 +21,9 @@ log = logging.getLogger("pcfes")
 
 def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     """Add the options that define a run (returned, so --resume can refuse them) and --quiet."""
+    reuse = p.add_mutually_exclusive_group()
     run_flags = [
-        p.add_argument("--config", help="TOML run config (sections [protocol], [cache], [searcher_params], ...)"),
+        p.add_argument("--config", help="TOML run config (sections [protocol], [reuse], [searcher_params], ...)"),
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)"),
         p.add_argument("--supernet", help="registered supernet (default: the embedded CPU default)"),
@@ -33,7 +34,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
         p.add_argument("--device", help="cpu or cuda[:i]"),
         p.add_argument("--country", dest="country_iso_code",
                        help="ISO-3 country code for CodeCarbon's grid intensity (default USA)"),
-        p.add_argument("--no-cache", action="store_true", help="disable the frozen-prefix cache (scores stay identical)"),
+        reuse.add_argument("--reuse", choices=cfg.REUSE_LEVELS,
+                           help="exact work reuse: none (every candidate from the input), frozen (the searcher's frozen "
+                           "prefix only, the paper's mechanism), prefix (prefix tree + store; the default); scores are identical"),
+        reuse.add_argument("--no-cache", dest="reuse", action="store_const", const="none", help="alias of --reuse none"),
         p.add_argument("--results-dir", help="where run folders go (default results/)"),
         p.add_argument("--overwrite", action="store_true",
                        help="redo existing runs (only ever replaces a run folder of pcfes's own)"),
@@ -57,8 +61,8 @@ def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
         protocol["device"] = args.device
     if protocol:
         flags["protocol"] = protocol
-    if getattr(args, "no_cache", False):
-        flags["cache"] = {"enabled": False}
+    if getattr(args, "reuse", None):
+        flags["reuse"] = {"level": args.reuse}
     data = cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
     return cfg.run_config_from_dict(data)
 

@@ -1,4 +1,4 @@
-"""Frozen run configuration: evaluation protocol, cache settings, run settings; TOML + overrides."""
+"""Frozen run configuration: evaluation protocol, reuse settings, run settings; TOML + overrides."""
 
 from __future__ import annotations
 
@@ -80,17 +80,30 @@ class EvalProtocol:
         return content_hash(dataclasses.asdict(self))
 
 
-@dataclass(frozen=True)
-class CacheConfig:
-    """Prefix-cache settings. They never change a score (the cache is exact), so not hashed."""
+ReuseLevel = Literal["none", "frozen", "prefix"]
+REUSE_LEVELS: tuple[ReuseLevel, ...] = ("none", "frozen", "prefix")
+AUTO_BUDGET = "auto"
 
-    enabled: bool = True
-    budget_bytes: int = 2 * 1024**3
+
+@dataclass(frozen=True)
+class ReuseConfig:
+    """How much exactly reusable work the evaluator keeps (harness/evaluation).
+
+    ``level``: "none" scores every candidate from the input; "frozen" reuses only the
+    searcher's frozen prefix (the paper's mechanism); "prefix" evaluates each generation as a
+    prefix tree and keeps a byte-budgeted store of prefix nodes across generations.
+    ``budget_bytes``: an int >= 0 or "auto" (a share of free device / available host memory,
+    harness.evaluation.budget). Reuse never changes a score, so it stays out of the protocol
+    hash; it is part of the config hash (run ids differ per level).
+    """
+
+    level: ReuseLevel = "prefix"
+    budget_bytes: int | Literal["auto"] = AUTO_BUDGET
     location: Literal["device", "host"] = "device"
 
     def __post_init__(self) -> None:
-        check_fields(self, "cache")
-        _check(self.budget_bytes >= 0, f"cache.budget_bytes must be >= 0, got {self.budget_bytes}")
+        check_fields(self, "reuse")
+        _check(self.budget_bytes == AUTO_BUDGET or self.budget_bytes >= 0, f"reuse.budget_bytes must be >= 0, got {self.budget_bytes}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ class RunConfig:
     results_dir: str = "results"
     run_id: str = ""  # "" = derived from searcher, supernet, seed and config hash
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
-    cache: CacheConfig = field(default_factory=CacheConfig)
+    reuse: ReuseConfig = field(default_factory=ReuseConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -202,7 +215,7 @@ def _describe(expected: Any) -> str:
     return "a table" if origin is Mapping or dataclasses.is_dataclass(expected) else f"a {getattr(expected, '__name__', expected)}"
 
 
-_NESTED = {"protocol": EvalProtocol, "cache": CacheConfig}
+_NESTED = {"protocol": EvalProtocol, "reuse": ReuseConfig}
 _MAPPINGS = ("supernet_overrides", "searcher_params")
 
 
@@ -210,6 +223,11 @@ def run_config_from_dict(data: Mapping[str, Any], base: RunConfig | None = None)
     """Build a RunConfig from nested plain data; unknown keys are errors naming the valid ones."""
     base = base or RunConfig()
     top = {f.name for f in fields(RunConfig)}
+    if "cache" in data:
+        raise ValueError(
+            "config section [cache] is now [reuse] (level = \"none\" | \"frozen\" | \"prefix\", budget_bytes, "
+            "location); [cache] enabled = false is level = \"none\""
+        )
     reject_unknown(data, top, "run config")
     changes: dict[str, Any] = {}
     for key, value in data.items():

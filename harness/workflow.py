@@ -19,7 +19,7 @@ import supernets
 from harness import provenance, store
 from harness.config import EvalProtocol, RunConfig, content_hash, run_config_from_dict
 from harness.data import DatasetSplits, available_datasets, load_dataset
-from harness.evaluator import Evaluator
+from harness.evaluation import Evaluator
 from harness.meters import default_meters, validate_country_iso_code
 from harness.runner import RunIdentity, Runner
 from supernets.checkpoint import CheckpointInfo, StaleCheckpointError, check_code, load_checkpoint, read_checkpoint
@@ -170,13 +170,23 @@ def open_workspace(config: RunConfig, *, progress: bool = True, checkpoint_hash:
     splits = load_dataset(config.protocol.dataset, root=config.data_root or None)
     protocol = config.protocol.for_split(len(splits.val_x))  # before any training: a bad val_size fails now
     net, info = ensure_checkpoint(config, splits, progress=progress, expected_hash=checkpoint_hash)
-    evaluator = Evaluator(net, splits, protocol, config.cache)
+    evaluator = Evaluator(net, splits, protocol, config.reuse)
     return Workspace(splits, net, info, evaluator, protocol)
 
 
 def make_searcher(config: RunConfig, net: supernets.Supernet) -> searchers.Searcher:
     space = searchers.SearchSpace(net.choices)
     return searchers.get_searcher(config.searcher, space, config.seed, **dict(config.searcher_params))
+
+
+def check_importance_rate(config: RunConfig, workspace: Workspace) -> None:
+    """Reject, before any search, an importance rate that scores fewer than one validation image."""
+    params = getattr(make_searcher(resolve(config), workspace.net), "params", None)
+    if isinstance(params, searchers.PCFISParams):
+        try:
+            workspace.evaluator.check_importance_rate(params.rate)
+        except ValueError as exc:
+            raise ValueError(f"{config.searcher}: {exc}") from None
 
 
 def run_id(config: RunConfig) -> str:
@@ -224,6 +234,7 @@ def run_search(
             f"the workspace was opened for protocol {workspace.protocol.hash()}, this run has "
             f"{config.protocol.hash()}; open a workspace for this config"
         )
+    check_importance_rate(config, workspace)
     # Recorded as scored and from anywhere: val_size 0 as the split's size, data_root absolute.
     data_root = str(Path(config.data_root).resolve()) if config.data_root else ""
     config = dataclasses.replace(config, protocol=workspace.protocol, data_root=data_root)
@@ -243,7 +254,10 @@ def _locked_search(
 ) -> Path:
     restore = store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     evaluator = workspace.evaluator
-    evaluator.reset(config.cache)
+    if evaluator.reuse != config.reuse:
+        evaluator.set_reuse(config.reuse)  # a matrix may vary the reuse level over one workspace
+    else:
+        evaluator.reset()
     searcher = searcher or make_searcher(config, workspace.net)
     meters = default_meters(config.protocol.device, config.country_iso_code)
     identity = RunIdentity(
@@ -342,6 +356,8 @@ def run_matrix(
     for config in configs:
         validate(config)
     workspace = open_workspace(resolve(configs[0]), progress=progress)
+    for config in configs:  # before any run: a bad rate fails the matrix, not its tenth run
+        check_importance_rate(config, workspace)
     return [_matrix_run(config, workspace, Path(out_dir) / run_id(resolve(config)), overwrite, progress) for config in configs]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import EvalProtocol, RunConfig
+from harness.config import EvalProtocol, ReuseConfig, RunConfig
 
 # One intra-op thread: on a shared 2-core machine OpenMP's second thread can make small
 # kernels (e.g. batch norm on 16x16 maps) 100x slower while another process is busy.
@@ -21,7 +21,12 @@ torch.set_num_threads(1)
 SMALL_NET = "conv-tiny"
 SMALL_OVERRIDES = {"widths": [8, 16, 32], "last_width": 64, "stem_width": 8}
 SMALL_PROTOCOL = EvalProtocol(calib_batches=2, calib_batch_size=32, val_size=200, eval_batch_size=100)
+# A fixed budget (not "auto"): the tests' counts must not depend on the machine's free memory.
+SMALL_REUSE = ReuseConfig(level="prefix", budget_bytes=256 * 2**20)
 SMALL_EVOLUTION = {"population": 10, "top_k": 3, "mutation_num": 4, "crossover_num": 4, "generations": 4}
+# Freezing forced by construction, whatever the trained weights score on this CPU: every share > 1e-6
+# passes, so the initial freeze takes its cap (3 of 12 blocks) and each generation 3 more (monitor).
+FORCED_FREEZE = {"threshold": 1e-6, "max_initial_freeze": 0.25}
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +59,10 @@ def small_config(small_checkpoint, tmp_path) -> RunConfig:
         supernet_overrides=SMALL_OVERRIDES,
         checkpoint=str(small_checkpoint),
         searcher="pcf-es",
-        searcher_params={**SMALL_EVOLUTION, "threshold": 0.4},
+        searcher_params={**SMALL_EVOLUTION, **FORCED_FREEZE},
         results_dir=str(tmp_path / "results"),
         protocol=SMALL_PROTOCOL,
+        reuse=SMALL_REUSE,
     )
 
 

@@ -90,6 +90,11 @@ def totals_for(spec: FixtureRun) -> dict[str, Any]:
         "candidates_evaluated": CANDIDATES_PER_GENERATION * GENERATIONS[spec.searcher],
         "generations": GENERATIONS[spec.searcher],
         "cache_peak_bytes": 0 if spec.searcher in ("evolution", "random") else 4096,
+        "macs_avoided": 0,
+        "store_peak_bytes": 0 if spec.searcher in ("evolution", "random") else 4096,
+        "store_evictions": 0,
+        "rebuild_macs": 0,
+        "rebuild_images": 0,
         "meter_overhead_s": 0.01,
         "wall_s_before_resume": 0.0,
     }
@@ -141,6 +146,10 @@ def _generations(spec: FixtureRun, totals: Mapping[str, Any], rng: np.random.Gen
             "cache_macs": 1000 * depth,
             "evaluate_macs": int(totals["macs"] * weights[g]),
             "evaluate_images": 1000,
+            "macs_avoided": 0,
+            "store_bytes": 4096 if depth else 0,
+            "store_evictions": 0,
+            "rebuild_macs": 0,
         }
         for phase, share in phase_split.items():
             for q in schema.PHASE_QUANTITIES:
@@ -172,7 +181,7 @@ def _candidates(spec: FixtureRun, rng: np.random.Generator) -> pd.DataFrame:
                     "score": float(rng.uniform(0.5, 0.8)),
                     "arch_macs": 1_000_000,
                     "executed_macs": 1_000_000 * (spec.blocks - depth),
-                    "cached_depth": depth,
+                    "reused_depth": depth,
                     "sample_size": 100,
                 }
             )
@@ -210,6 +219,7 @@ def write_run(root: Path, spec: FixtureRun) -> Path:
         "totals": totals,
         "result": result_for(spec),
         "resumes": 0,
+        "reuse": {"level": "frozen", "budget_bytes": 2**31, "budget_setting": 2**31, "location": "device"},
     }
     write_json(path / schema.RUN_JSON, run)
     write_csv(path / schema.GENERATIONS_CSV, _generations(spec, totals, rng))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import bench, cli, provenance, store
-from harness.evaluator import Evaluator
+from harness.evaluation import Evaluator
 from searchers import SearchSpace, get_searcher
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,7 +119,8 @@ def test_timing_measured_again_passes_the_timing_layer(recorded, workspace, repl
     again = dataclasses.replace(result, timing=bench.measure_timing(SMOKE, workspace, replay, tmp_path))
     report = bench.check(baseline, again)
     assert report.passed, report.format()
-    assert report.notes[-1].startswith("time cpu pcf-es[frozen]/evolution[none]: ")
+    timed = [n for n in report.notes if n.startswith("time cpu ")]
+    assert [n.split(":")[0] for n in timed] == [f"time {p.name}" for p in bench.TIMING_PAIRS]
 
 
 def test_disabled_cache_fails_naming_metric_and_numbers(recorded, replay, cache_dir, tmp_path):
@@ -134,7 +135,9 @@ def test_disabled_cache_fails_naming_metric_and_numbers(recorded, replay, cache_
     assert f"pcf-es[frozen]: cache_peak_bytes changed: baseline {peak}, now 0 (-100.00%)" in report.failures
     old_ratio, new_ratio = baseline["ratios"]["macs pcf-es[frozen]/evolution[none]"], slow.ratios()["macs pcf-es[frozen]/evolution[none]"]
     assert f"ratio macs pcf-es[frozen]/evolution[none]: {new_ratio:.6f} > baseline {old_ratio:.6f}" in report.failures
-    assert not any(f.startswith(("random", "evolution")) for f in report.failures)  # they never freeze
+    # Random and evolution never freeze: without the prefix tree they lose nothing.
+    assert not any(f.startswith(("random[none]", "random[frozen]", "evolution[none]", "evolution[frozen]")) for f in report.failures)
+    assert any(f.startswith("evolution[prefix]: macs changed: ") for f in report.failures)
     assert report.format().endswith(f"gate: FAILED ({len(report.failures)} problem(s))")
 
 
@@ -273,7 +276,7 @@ def test_benchmark_suite_under_benchmark_disable():
         capture_output=True, text=True, cwd=REPO,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
+    assert f"{len(bench.gate.timed_replays())} passed" in done.stdout
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pytest
 
 from harness import cli
-from harness.config import EvalProtocol, RunConfig, check_fields, load_toml, parse_overrides, run_config_from_dict
+from harness.config import EvalProtocol, ReuseConfig, RunConfig, check_fields, load_toml, parse_overrides, run_config_from_dict
 
 
 def test_toml_and_overrides_build_a_config(tmp_path):
@@ -29,7 +29,11 @@ def test_toml_and_overrides_build_a_config(tmp_path):
         ({"sercher": "x"}, "unknown key.*sercher.*valid: .*searcher"),
         ({"protocol": {"valsize": 3}}, r"unknown key.*valsize in \[protocol\]"),
         ({"protocol": {"bn_mode": "foo"}}, "bn_mode must be 'ema' or 'exact'"),
-        ({"cache": {"location": "disk"}}, "cache.location must be 'device' or 'host', got 'disk'"),
+        ({"reuse": {"location": "disk"}}, "reuse.location must be 'device' or 'host', got 'disk'"),
+        ({"reuse": {"level": "all"}}, "reuse.level must be 'none' or 'frozen' or 'prefix', got 'all'"),
+        ({"reuse": {"budget_bytes": -1}}, "reuse.budget_bytes must be >= 0, got -1"),
+        ({"reuse": {"budget_bytes": "lots"}}, "reuse.budget_bytes must be an integer or 'auto', got 'lots'"),
+        ({"cache": {"enabled": False}}, r"\[cache\] is now \[reuse\]"),
     ],
 )
 def test_bad_config_keys_and_values_are_named(data, message):
@@ -53,6 +57,21 @@ def test_hashes_follow_what_changes_results():
     assert base.hash() == RunConfig(results_dir="elsewhere", run_id="x").hash()
     assert base.hash() != RunConfig(seed=1).hash()
     assert EvalProtocol().hash() != EvalProtocol(val_size=100).hash()
+    # Reuse never changes a score: not in the protocol hash, but run ids differ per level.
+    none = RunConfig(reuse=ReuseConfig(level="none"))
+    assert none.protocol.hash() == base.protocol.hash() and none.hash() != base.hash()
+
+
+def test_reuse_flags_and_the_no_cache_alias(tmp_path):
+    parser = cli.make_parser()
+    assert RunConfig().reuse == ReuseConfig("prefix", "auto", "device")
+    for argv, level in ((["--reuse", "frozen"], "frozen"), (["--no-cache"], "none"), ([], "prefix")):
+        args = parser.parse_args(["search", *argv])
+        assert cli.build_config(args).reuse.level == level
+    args = parser.parse_args(["search", "--set", "reuse.level=frozen", "--set", "reuse.budget_bytes=0"])
+    assert cli.build_config(args).reuse == ReuseConfig("frozen", 0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["search", "--reuse", "prefix", "--no-cache"])
 
 
 def test_cli_lists_its_commands_and_reports_errors(capsys):
@@ -79,8 +98,8 @@ def test_cli_train_writes_a_checkpoint_and_refuses_to_redo_it(tmp_path, capsys):
     [
         (["protocol.val_size=abc"], "protocol.val_size must be an integer, got 'abc'"),
         (["protocol.val_size=300.5"], "protocol.val_size must be an integer, got 300.5"),
-        (["cache.budget_bytes=lots"], "cache.budget_bytes must be an integer, got 'lots'"),
-        (["cache.enabled=1"], "cache.enabled must be true or false, got 1"),
+        (["reuse.budget_bytes=lots"], "reuse.budget_bytes must be an integer or 'auto', got 'lots'"),
+        (["reuse.budget_bytes=1.5"], "reuse.budget_bytes must be an integer or 'auto', got 1.5"),
         (["protocol.seed=-1"], "protocol.seed must be >= 0, got -1"),
         (["seed=-1"], "^seed must be >= 0, got -1"),
         (["seed=true"], "^seed must be an integer, got True"),

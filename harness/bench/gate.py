@@ -39,7 +39,7 @@ import supernets
 from harness import provenance, schema, store, workflow
 from harness.bench.landscape import Landscape, SearchTrace, trace_search
 from harness.bench.replay import Replay, ReplaySearcher
-from harness.config import CacheConfig, EvalProtocol, RunConfig, content_hash
+from harness.config import EvalProtocol, ReuseConfig, RunConfig, content_hash
 from supernets.checkpoint import code_fingerprint, save_checkpoint
 from supernets.train import init_weights
 
@@ -53,11 +53,20 @@ CACHE_DIR = Path(".bench-cache")
 
 BENCH_SEARCHERS = ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")
 REFERENCE = "evolution"
-RATIO_SEARCHERS = ("pcf-es", "pcf-es-is")  # MACs(x at a reuse level) / MACs(evolution without reuse) may not grow
-LEVELS = ("none", "frozen")
+# MACs(x at a reuse level) / MACs(evolution without reuse) may not grow; evolution's own are its reuse's saving.
+RATIO_SEARCHERS = ("evolution", "pcf-es", "pcf-es-is")
+LEVELS = ("none", "frozen", "prefix")
 NO_REUSE = "none"
 # Exact counts of a replay, gated: name -> run.json totals key.
-COUNT_METRICS = {"macs": "macs", "images": "images", "candidates": "candidates_evaluated", "cache_peak_bytes": "cache_peak_bytes"}
+COUNT_METRICS = {
+    "macs": "macs",
+    "macs_avoided": "macs_avoided",
+    "images": "images",
+    "candidates": "candidates_evaluated",
+    "cache_peak_bytes": "cache_peak_bytes",
+    "store_peak_bytes": "store_peak_bytes",
+    "store_evictions": "store_evictions",
+}
 WORK_PHASES = ("calibration", "validation", "cache_build", "importance")  # per-phase MACs, gated too
 INFO_METRICS = ("wall_s", "cpu_s", "energy_j", "co2_g")  # noisy or estimated: reported only
 DEFAULT_MARGIN = 0.25
@@ -94,8 +103,17 @@ class TimingPair:
         return f"cpu {self.numerator.label}/{self.denominator.label}"
 
 
-# The paper's pairing: PCF-ES with its frozen-prefix cache against evolution without reuse.
-TIMING_PAIRS = (TimingPair(Replayed("pcf-es", "frozen"), Replayed(REFERENCE, NO_REUSE)),)
+# The paper's pairing (PCF-ES with its frozen-prefix cache against evolution without reuse), and what
+# the prefix tree saves evolution: a slower cache or a slower tree walk each move one of them.
+TIMING_PAIRS = (
+    TimingPair(Replayed("pcf-es", "frozen"), Replayed(REFERENCE, NO_REUSE)),
+    TimingPair(Replayed(REFERENCE, "prefix"), Replayed(REFERENCE, NO_REUSE)),
+)
+
+
+def timed_replays() -> list[Replayed]:
+    """Every replay a timing pair measures, once each."""
+    return list(dict.fromkeys(r for pair in TIMING_PAIRS for r in (pair.numerator, pair.denominator)))
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,8 @@ class BenchConfig:
     seed: int = 0
     landscape_seed: int = 1  # PCF-ES freezes 1, 2, 5, 6, then 8 blocks: the cache is built and extended
     levels: tuple[str, ...] = LEVELS
+    # A fixed budget, so what the store keeps is the same on every machine (never "auto").
+    reuse_budget_bytes: int = 32 * 2**20
     threads: int = 1  # one intra-op thread: comparable timings, no OpenMP oversubscription
     # Not identity: a disabled cache must show up as changed counts against the same baseline.
     disable_reuse: bool = False
@@ -145,7 +165,7 @@ class BenchConfig:
             searcher=searcher,
             seed=self.seed,
             protocol=self.protocol,
-            cache=CacheConfig(enabled=level != NO_REUSE and not self.disable_reuse),
+            reuse=ReuseConfig(level=NO_REUSE if self.disable_reuse else level, budget_bytes=self.reuse_budget_bytes),
         )
 
     def searcher_configs(self) -> dict[str, RunConfig]:
@@ -161,6 +181,7 @@ def smoke_config() -> BenchConfig:
         protocol=EvalProtocol(calib_batches=1, calib_batch_size=64, val_size=300, eval_batch_size=300),
         searcher_params={"population": 16, "top_k": 4, "mutation_num": 8, "crossover_num": 8, "generations": 8},
         landscape_seed=4,  # PCF-ES freezes 1, 2, 4, then all 6 blocks; CF-ES 1
+        reuse_budget_bytes=2 * 2**20,  # small enough to evict
     )
 
 
@@ -307,7 +328,7 @@ class BenchResult:
         return {
             f"macs {r.label}/{REFERENCE}[{NO_REUSE}]": m.counts["macs"] / ref
             for r, m in self.work.items()
-            if r.searcher in RATIO_SEARCHERS
+            if r.searcher in RATIO_SEARCHERS and r != Replayed(REFERENCE, NO_REUSE)
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -510,7 +531,7 @@ def write_baseline(result: BenchResult, path: Path = BASELINE_PATH) -> None:
     store.write_json(Path(path), result.to_dict())
 
 
-_UNITS = {"macs": "MACs", "images": "images", "candidates": "candidates", "cache_peak_bytes": "bytes"}
+_UNITS = {"macs": "MACs", "images": "images", "cache_peak_bytes": "bytes", "store_peak_bytes": "bytes", "store_evictions": "evictions"}
 
 
 def benchmark_action_entries(result: BenchResult) -> list[dict[str, Any]]:
@@ -518,7 +539,9 @@ def benchmark_action_entries(result: BenchResult) -> list[dict[str, Any]]:
     entries = []
     for replayed, m in result.work.items():
         for metric, value in m.counts.items():
-            unit = _UNITS.get(metric, "MACs" if metric.startswith("macs_") else "count")
+            if metric in ("macs_avoided", "candidates"):  # not a cost: smaller is not better
+                continue
+            unit = _UNITS.get(metric, "MACs")
             entries.append({"name": f"{replayed.label} {metric}", "unit": unit, "value": value})
         entries.append({"name": f"{replayed.label} cpu time", "unit": "s", "value": float(m.info["cpu_s"])})
     for t in result.timing:

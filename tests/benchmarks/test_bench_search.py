@@ -20,7 +20,7 @@ def smoke(tmp_path_factory):
     return config, workspace, bench.record_replay(config)
 
 
-@pytest.mark.parametrize("replayed", [pair for p in bench.TIMING_PAIRS for pair in (p.numerator, p.denominator)], ids=str)
+@pytest.mark.parametrize("replayed", bench.gate.timed_replays(), ids=lambda r: r.label)
 def test_bench_replay(benchmark, smoke, replayed, tmp_path):
     config, workspace, replay = smoke
     trace = replay.traces[replayed.searcher]
