@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -48,6 +49,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
 
 def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
     """Defaults < TOML file < command-line flags < --set overrides."""
+    return cfg.run_config_from_dict(config_data(args, **extra))
+
+
+def config_data(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """What the user set (TOML file < flags < --set), as nested plain data without the defaults."""
     data: dict[str, Any] = cfg.load_toml(args.config) if getattr(args, "config", None) else {}
     flags: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
     for key in ("supernet", "checkpoint", "data_root", "country_iso_code", "results_dir"):
@@ -63,8 +69,7 @@ def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
         flags["protocol"] = protocol
     if getattr(args, "reuse", None):
         flags["reuse"] = {"level": args.reuse}
-    data = cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
-    return cfg.run_config_from_dict(data)
+    return cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -128,10 +133,12 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.searchers.split(",")]
+    from harness.matrix import Matrix, build
+
+    names = tuple(n.strip() for n in args.searchers.split(","))
     if not all(names):
         raise ValueError(f"--searchers {args.searchers!r} has an empty name; give comma-separated names, e.g. random,evolution")
-    configs = workflow.compare_configs(build_config(args), names, _seeds(args))
+    configs = build(build_config(args), Matrix(searchers=names, seeds=tuple(_seeds(args))))
     base = configs[0]
     out = Path(args.out) if args.out else workflow.session_dir(base.results_dir, "compare")
     with store.folder_lock(out):
@@ -166,29 +173,39 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from harness import reproduce
+    from harness import reproduce, sweep
     from harness.report import sweep_report, write_report
 
-    base = build_config(args, supernet="")
-    base = reproduce.base_config(args.scale, base, args.dataset)
-    seeds = _seeds(args)
-    if args.sweep:
-        supernet = args.supernet or reproduce.SWEEP_SUPERNET[args.scale]
-        plan = reproduce.sweep_plan(base, supernet, args.sweep, seeds)
-        name = f"reproduce-{args.scale}-sweep-{args.sweep}"
-    else:
-        names = args.supernet.split(",") if args.supernet else reproduce.SUPERNETS[args.scale]
-        plan = reproduce.main_plan(base, names, seeds)
-        name = f"reproduce-{args.scale}"
-    out = Path(args.out) if args.out else Path(base.results_dir) / name
-    with store.folder_lock(out):
-        print(f"{len(plan.runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
-        for group in plan.groups:
-            workflow.run_matrix(group, out, progress=not args.quiet)
-    report_dir = Path(args.report) if args.report else Path("reports") / name
-    path = sweep_report([out], report_dir, args.sweep) if args.sweep else write_report([out], report_dir)
+    seeds = _seeds(args) if args.seeds is not None else None
+    supernets = args.supernet.split(",") if args.supernet else None
+    plan = reproduce.load_plan(args.scale, args.sweep, config_data(args), seeds=seeds, supernets=supernets)
+    out = Path(args.out) if args.out else Path(plan.base.results_dir) / plan.name
+    if args.scale == "gpu":
+        print(_reuse_plans(plan))
+    print(f"{len(sweep.expand(plan))} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+    out, outcomes = sweep.run_sweep(plan, out, jobs=args.jobs, progress=not args.quiet)
+    failed = [o for o in outcomes if o.status == "failed"]
+    for outcome in failed:
+        print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
+    report_dir = Path(args.report) if args.report else Path("reports") / plan.name
+    formats = _figure_formats(args.formats)
+    path = sweep_report([out], report_dir, args.sweep, formats=formats) if args.sweep else write_report([out], report_dir, formats=formats)
     print(f"report: {path}")
-    return 0
+    return 1 if failed else 0
+
+
+def _reuse_plans(plan: Any) -> str:
+    """Before a real-scale matrix starts: the bytes a stored prefix node needs at each depth, and whether they fit."""
+    from harness.evaluation import format_reuse_plan, resolve_budget, reuse_plan
+
+    base = plan.base
+    splits = workflow.load_dataset(base.protocol.dataset, root=base.data_root or None)
+    budget = resolve_budget(base.reuse, torch.device(base.protocol.device))
+    lines = []
+    for supernet in plan.matrix.supernets or (base.supernet,):
+        net = workflow.build_supernet(dataclasses.replace(base, supernet=supernet))
+        lines.append(f"{supernet}: " + format_reuse_plan(reuse_plan(net, base.protocol, budget, val_images=len(splits.val_x)), budget))
+    return "\n".join(lines)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -305,12 +322,14 @@ def make_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(supernet=None)
     p.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
-                   help="cpu: tiny spaces on fashion16; gpu: real-size spaces on --dataset/--data-root")
-    p.add_argument("--seeds", type=int, default=2, help="number of seeds (default 2)")
+                   help="cpu: full-depth CPU-scale spaces on fashion16; gpu: real-size spaces on --dataset/--data-root")
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the plan's, harness/plans/reproduce-*.toml)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="run a sensitivity sweep instead")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel local processes (default 1)")
     p.add_argument("--out", help="folder for the runs (default results/reproduce-<scale>[-sweep-<p>])")
     p.add_argument("--report", metavar="DIR", help="report folder (default reports/<same name>)")
+    p.add_argument("--formats", default="png", metavar="LIST", help="figure formats: png (always), pdf, svg")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("sweep", help="a run matrix from a sweep TOML, run locally or as Ray tasks (complete runs are skipped)")

@@ -1,85 +1,53 @@
-"""The paper's experiment matrix and sensitivity sweeps as run configs (`pcfes reproduce`)."""
+"""The paper's experiment matrix and its sensitivity sweeps (`pcfes reproduce`), as data.
+
+Each plan is a sweep file in ``harness/plans/`` (``reproduce-<scale>.toml`` and
+``reproduce-<scale>-<sweep>.toml``, the format of ``examples/sweep.toml``), run by the sweep
+machinery, so it is idempotent and can use ``--jobs``. A user's run settings (``--config``,
+``--set``, flags: protocol, reuse, searcher parameters such as ``max_initial_freeze``) are laid
+over the plan's ``[base]``, and the matrix builder passes them to every searcher that takes them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
 
-from harness.config import EvalProtocol, RunConfig
+from harness.config import load_toml
+from harness.matrix import Matrix
+from harness.sweep import SweepConfig, sweep_from_dict
 
 Scale = Literal["cpu", "gpu"]
-Sweep = Literal["threshold", "monitor", "rate"]
-
-# SPOS-like, FairNAS-like and GreedyNAS-like spaces; the paper's H and f come from
-# searchers.preset_for(name) when a run is resolved.
-SUPERNETS: dict[Scale, tuple[str, ...]] = {
-    "cpu": ("spos-tiny", "fairnas-tiny", "greedynas-tiny"),
-    "gpu": ("spos", "fairnas", "greedynas"),
-}
-MAIN_SEARCHERS = ("evolution", "cf-es", "pcf-es", "pcf-es-is", "random")
-
-# Paper Figs. 9-11: which searcher a sweep varies, and the values.
-SWEEPS: dict[Sweep, tuple[str, tuple[float, ...]]] = {
-    "threshold": ("pcf-es", (0.5, 0.6, 0.7, 0.8)),
-    "monitor": ("pcf-es", (1, 2, 3, 4)),
-    "rate": ("pcf-es-is", (0.2, 0.4, 0.6, 0.8, 1.0)),
-}
-SWEEP_SUPERNET: dict[Scale, str] = {"cpu": "spos-tiny", "gpu": "spos"}
-
-# GPU scale follows SPOS: 200 calibration batches of 128 images with momentum-0.1 BN stats;
-# the whole validation split.
-GPU_PROTOCOL = dict(
-    calib_batches=200, calib_batch_size=128, bn_mode="ema", val_size=0, eval_batch_size=500, device="cuda"
-)
+SCALES: tuple[Scale, ...] = ("cpu", "gpu")
+SWEEPS = ("threshold", "monitor", "rate")
+PLANS_DIR = Path(__file__).resolve().parent / "plans"
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Runs grouped by supernet: each group shares one workspace (data + checkpoint)."""
-
-    groups: tuple[tuple[RunConfig, ...], ...]
-
-    @property
-    def runs(self) -> list[RunConfig]:
-        return [c for group in self.groups for c in group]
+def plan_path(scale: Scale, sweep: str | None = None) -> Path:
+    """The plan file of a scale (and sweep)."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    if sweep is not None and sweep not in SWEEPS:
+        raise ValueError(f"unknown sweep {sweep!r}; choose one of {', '.join(SWEEPS)}")
+    return PLANS_DIR / (f"reproduce-{scale}.toml" if sweep is None else f"reproduce-{scale}-{sweep}.toml")
 
 
-def base_config(scale: Scale, base: RunConfig, dataset: str | None) -> RunConfig:
-    """The protocol of a scale: the CPU default on fashion16, or SPOS's on a user's dataset."""
-    if scale == "cpu":
-        protocol = dataclasses.replace(base.protocol, dataset=dataset or base.protocol.dataset)
-        return dataclasses.replace(base, protocol=protocol)
-    if not dataset or not base.data_root:
+def load_plan(
+    scale: Scale,
+    sweep: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    seeds: Sequence[int] | None = None,
+    supernets: Sequence[str] | None = None,
+) -> SweepConfig:
+    """The plan with the user's run settings over its base, and optionally other seeds or supernets."""
+    plan = sweep_from_dict(load_toml(plan_path(scale, sweep)), overrides)
+    if scale == "gpu" and not plan.base.data_root:
         raise ValueError("--scale gpu needs --dataset (cifar10 or imagefolder) and --data-root FOLDER")
-    protocol = EvalProtocol(**{**dataclasses.asdict(base.protocol), **GPU_PROTOCOL, "dataset": dataset})
-    return dataclasses.replace(base, protocol=protocol)
-
-
-def _runs(base: RunConfig, supernet: str, searcher: str, seeds: Sequence[int], params: dict) -> list[RunConfig]:
-    return [
-        dataclasses.replace(base, supernet=supernet, searcher=searcher, seed=seed, searcher_params=params, run_id="")
-        for seed in seeds
-    ]
-
-
-def main_plan(base: RunConfig, supernets: Sequence[str], seeds: Sequence[int]) -> Plan:
-    """Every searcher of the paper on every space, for every seed (evolution first per seed)."""
-    groups = []
-    for name in supernets:
-        runs: list[RunConfig] = []
-        for seed in seeds:
-            for searcher in MAIN_SEARCHERS:
-                runs += _runs(base, name, searcher, [seed], {})
-        groups.append(tuple(runs))
-    return Plan(tuple(groups))
-
-
-def sweep_plan(base: RunConfig, supernet: str, sweep: Sweep, seeds: Sequence[int]) -> Plan:
-    """One searcher with one parameter varied, plus the evolution baseline of each seed."""
-    searcher, values = SWEEPS[sweep]
-    runs = _runs(base, supernet, "evolution", seeds, {})
-    for value in values:
-        runs += _runs(base, supernet, searcher, seeds, {sweep: value})
-    return Plan((tuple(runs),))
+    matrix: Matrix = plan.matrix
+    if seeds is not None:
+        matrix = dataclasses.replace(matrix, seeds=tuple(seeds))
+    if supernets:
+        matrix = dataclasses.replace(matrix, supernets=tuple(supernets))
+    return dataclasses.replace(plan, matrix=matrix)

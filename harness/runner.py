@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from harness import schema, store
+from harness.progress import progress_bar
 from harness.evaluation import SEARCH_WORK_PHASES, Evaluator
 from harness.meters import MeterSet
 from searchers.base import Searcher
@@ -149,20 +149,16 @@ class Runner:
     def run(self) -> Path:
         """Search to the end, re-score the best under the full protocol, write the results."""
         total = getattr(getattr(self.searcher, "params", None), "generations", None)
-        bar = tqdm(
-            total=total,
-            initial=self.searcher.generation,
-            desc=f"{self.identity.searcher} s{self.identity.seed}",
-            unit="gen",
-            disable=not self.progress,
-            leave=False,
+        bar = progress_bar(
+            total, f"{self.identity.searcher} s{self.identity.seed}", "gen",
+            enabled=self.progress, initial=self.searcher.generation, position=1, leave=False,
         )
         with bar:
             while not self.searcher.done():
                 self._generation()
                 best = self.gen_rows[-1]
-                bar.update(1)
                 bar.set_postfix(best=f"{best['best_score']:.4f}", frozen=best["frozen_depth"], wall=f"{best['cum_wall_s']:.0f}s")
+                bar.update(1)
                 self._write(status="running")
                 self._checkpoint()
                 if self.on_generation is not None:

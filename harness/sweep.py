@@ -15,7 +15,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import importlib
-import itertools
 import logging
 import multiprocessing
 import os
@@ -27,10 +26,11 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from harness import store, workflow
-from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown, run_config_from_dict
+from harness.config import RunConfig, check_fields, content_hash, load_toml, merge, reject_unknown, run_config_from_dict
+from harness.matrix import Matrix, build
+from harness.progress import progress_bar
 from harness.data import load_dataset
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,7 @@ class SweepConfig:
     """A sweep file: the base run config, the matrix to expand over it, per-run resources."""
 
     base: RunConfig
-    supernets: tuple[str, ...]
-    searchers: tuple[str, ...]
-    seeds: tuple[int, ...]
-    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    matrix: Matrix
     resources: Resources = field(default_factory=Resources)
     name: str = ""
 
@@ -80,29 +77,36 @@ class Outcome:
 
 
 _TOP_KEYS = ("name", "matrix", "base", "resources")
-_MATRIX_KEYS = ("supernets", "searchers", "seeds", "grid")
+_MATRIX_KEYS = ("supernets", "searchers", "seeds", "grid", "reuse")
 
 
-def sweep_from_dict(data: Mapping[str, Any]) -> SweepConfig:
-    """Parse a sweep (``name``, ``[matrix]``, ``[matrix.grid]``, ``[base]``, ``[resources]``)."""
+def sweep_from_dict(data: Mapping[str, Any], base_overrides: Mapping[str, Any] | None = None) -> SweepConfig:
+    """Parse a sweep (``name``, ``[matrix]`` with ``[matrix.grid]`` / ``[matrix.reuse]``, ``[base]``, ``[resources]``).
+
+    ``base_overrides`` (plain nested data, e.g. a user's ``--config`` / ``--set``) is laid over ``[base]``.
+    """
     reject_unknown(data, _TOP_KEYS, "sweep config")
     matrix = _table(data, "matrix")
     reject_unknown(matrix, _MATRIX_KEYS, "[matrix]")
-    base = run_config_from_dict(_table(data, "base"))
+    base = run_config_from_dict(merge(_table(data, "base"), base_overrides or {}))
     resources = _table(data, "resources")
     reject_unknown(resources, [f.name for f in dataclasses.fields(Resources)], "[resources]")
     if "num_gpus" not in resources and base.protocol.device.startswith("cuda"):
         resources = {**resources, "num_gpus": 1}  # one GPU per run, as DESIGN.md's scale section says
-    grid = _table(matrix, "grid")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"[matrix.grid] {key} must be a non-empty list of values, got {values!r}")
+    grid, reuse = _table(matrix, "grid"), _table(matrix, "reuse")
+    for where, table in (("grid", grid), ("reuse", reuse)):
+        for key, values in table.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"[matrix.{where}] {key} must be a non-empty list of values, got {values!r}")
     return SweepConfig(
         base=base,
-        supernets=tuple(_names(matrix, "supernets", base.supernet)),
-        searchers=tuple(_names(matrix, "searchers", base.searcher)),
-        seeds=_seeds(matrix.get("seeds", [base.seed])),
-        grid={key: tuple(values) for key, values in grid.items()},
+        matrix=Matrix(
+            searchers=tuple(_names(matrix, "searchers", base.searcher)),
+            seeds=_seeds(matrix.get("seeds", [base.seed])),
+            supernets=tuple(_names(matrix, "supernets", base.supernet)) if "supernets" in matrix else (),
+            grid={key: tuple(values) for key, values in grid.items()},
+            reuse={key: tuple(values) for key, values in reuse.items()},
+        ),
         resources=Resources(**resources),
         name=str(data.get("name", "")),
     )
@@ -139,22 +143,8 @@ def _seeds(value: Any) -> tuple[int, ...]:
 
 
 def expand(sweep: SweepConfig) -> list[RunConfig]:
-    """Every run of the matrix, in order, without duplicates.
-
-    Each grid point is laid over ``base.searcher_params`` and handed to
-    ``workflow.compare_configs``, which gives a parameter only to the searchers that take it
-    (and ``random`` the evolution budget); a searcher that takes no grid parameter therefore
-    yields the same run at every grid point, and it is kept once.
-    """
-    keys = list(sweep.grid)
-    runs: dict[str, RunConfig] = {}
-    for supernet in sweep.supernets:
-        for point in itertools.product(*(sweep.grid[k] for k in keys)):
-            params = {**sweep.base.searcher_params, **dict(zip(keys, point))}
-            base = dataclasses.replace(sweep.base, supernet=supernet, searcher_params=params)
-            for config in workflow.compare_configs(base, sweep.searchers, sweep.seeds):
-                runs.setdefault(workflow.run_id(workflow.resolve(config)), config)
-    return list(runs.values())
+    """Every run of the sweep's matrix over its base, in order, without duplicates (``harness.matrix.build``)."""
+    return build(sweep.base, sweep.matrix)
 
 
 def default_out_dir(sweep: SweepConfig, configs: Sequence[RunConfig]) -> Path:
@@ -233,7 +223,7 @@ def run_sweep(
 
 def _run_local(configs: Sequence[RunConfig], out: Path, res: Resources, jobs: int, progress: bool) -> list[Outcome]:
     cwd = os.getcwd()
-    bar = tqdm(total=len(configs), desc="sweep", unit="run", disable=not progress)
+    bar = progress_bar(len(configs), "sweep", "run", enabled=progress)
     outcomes = []
     with bar:
         if jobs == 1:
@@ -270,7 +260,7 @@ def _run_ray(
         futures = {task.remote(c, str(out), cwd, res.threads): c for c in configs}
         outcomes = []
         pending = list(futures)
-        with tqdm(total=len(configs), desc="sweep (ray)", unit="run", disable=not progress) as bar:
+        with progress_bar(len(configs), "sweep (ray)", "run", enabled=progress) as bar:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 outcomes.append(_result(lambda: ray.get(ready[0]), futures[ready[0]]))

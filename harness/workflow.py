@@ -21,6 +21,7 @@ from harness.config import EvalProtocol, RunConfig, content_hash, run_config_fro
 from harness.data import DatasetSplits, available_datasets, load_dataset
 from harness.evaluation import Evaluator
 from harness.meters import default_meters, validate_country_iso_code
+from harness.progress import progress_bar
 from harness.runner import RunIdentity, Runner
 from supernets.checkpoint import CheckpointInfo, StaleCheckpointError, check_code, load_checkpoint, read_checkpoint
 from supernets.train import TrainConfig, train_supernet
@@ -302,36 +303,6 @@ def resume_search(run_dir: Path, *, progress: bool = True) -> Path:
         return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress)
 
 
-def compare_configs(base: RunConfig, searcher_names: Sequence[str], seeds: Sequence[int]) -> list[RunConfig]:
-    """The run matrix of a comparison: every searcher x seed on one supernet and protocol.
-
-    ``base.searcher_params`` go to every searcher that accepts them (e.g. ``generations`` to the
-    evolution family); ``random`` gets the evolution budget (population x generations) unless
-    its ``budget`` is given, so that both evaluate the same number of candidates.
-    """
-    if not searcher_names or not seeds:
-        raise ValueError(f"a comparison needs at least one searcher and one seed, got {list(searcher_names)} and {list(seeds)}")
-    twice = sorted({name for name in searcher_names if list(searcher_names).count(name) > 1})
-    twice += sorted({str(seed) for seed in seeds if list(seeds).count(seed) > 1})
-    if twice:
-        raise ValueError(f"{', '.join(twice)} listed twice: each searcher and seed is run once")
-    given = dict(base.searcher_params)
-    accepted = {name: searchers.searcher_defaults(name) for name in searcher_names}
-    unused = sorted(set(given) - {key for params in accepted.values() for key in params})
-    if unused:
-        raise ValueError(f"no searcher of {', '.join(searcher_names)} takes parameter(s) {', '.join(unused)}")
-    evolution = {**searchers.searcher_defaults("evolution"), **given}
-    configs = []
-    for seed in seeds:
-        for name in searcher_names:
-            params = {k: v for k, v in given.items() if k in accepted[name]}
-            if name == "random" and "budget" not in params:
-                params["budget"] = evolution["population"] * evolution["generations"]
-                params.setdefault("batch_size", evolution["population"])
-            configs.append(dataclasses.replace(base, searcher=name, seed=seed, searcher_params=params, run_id=""))
-    return configs
-
-
 def session_dir(results_dir: str, kind: str) -> Path:
     """A fresh folder for a comparison's runs, e.g. results/compare-20261129-101500."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -358,7 +329,13 @@ def run_matrix(
     workspace = open_workspace(resolve(configs[0]), progress=progress)
     for config in configs:  # before any run: a bad rate fails the matrix, not its tenth run
         check_importance_rate(config, workspace)
-    return [_matrix_run(config, workspace, Path(out_dir) / run_id(resolve(config)), overwrite, progress) for config in configs]
+    paths = []
+    with progress_bar(len(configs), "runs", "run", enabled=progress and len(configs) > 1) as bar:
+        for config in configs:
+            bar.set_postfix(next=f"{config.searcher} s{config.seed}")
+            paths.append(_matrix_run(config, workspace, Path(out_dir) / run_id(resolve(config)), overwrite, progress))
+            bar.update(1)
+    return paths
 
 
 def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrite: bool, progress: bool) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -228,7 +229,9 @@ def train_supernet(
     done = len(history)
     x_all, y_all = train_x.to(device), train_y.to(device)
     net.train()
-    bar = tqdm(total=config.epochs * steps, initial=done * steps, disable=not progress, desc=f"train {net.display_name}", unit="step")
+    # Off a terminal the per-epoch log lines are the progress: a bar would write every refresh to the log.
+    bar = tqdm(total=config.epochs * steps, initial=done * steps, disable=not (progress and sys.stderr.isatty()),
+               desc=f"train {net.display_name}", unit="step")
     try:
         for epoch in range(done, config.epochs):
             start = time.perf_counter()

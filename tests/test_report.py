@@ -329,7 +329,8 @@ def test_one_seed_savings_say_so_instead_of_an_interval(tmp_path: Path) -> None:
 
     summary = console_summary(load_records([root]))
     assert list(summary.table.columns[-3:]) == ["time_saved_%", "CPU_time_saved_%", "MACs_saved_%"]
-    assert summary.notes == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
+    assert summary.notes[1:] == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
+    assert summary.notes[0].startswith("macs_without_reuse: what reuse level none would have executed")
 
 
 def test_legend_with_long_labels_fits_the_figure() -> None:

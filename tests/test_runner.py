@@ -201,16 +201,6 @@ def test_checkpoint_of_another_supernet_is_refused(small_config):
         workflow.open_workspace(workflow.resolve(other), progress=False)
 
 
-def test_compare_matrix_gives_random_the_evolution_budget(small_config):
-    configs = workflow.compare_configs(small_config, ["random", "evolution", "pcf-es"], [0, 1])
-    assert [(c.searcher, c.seed) for c in configs] == [
-        ("random", 0), ("evolution", 0), ("pcf-es", 0), ("random", 1), ("evolution", 1), ("pcf-es", 1)
-    ]
-    random_params = configs[0].searcher_params
-    assert random_params["budget"] == 10 * 4 and "threshold" not in configs[1].searcher_params
-    assert configs[2].searcher_params["threshold"] == 1e-6
-
-
 def _cut_after(generation):
     def stop(done):
         if done == generation:

@@ -80,7 +80,7 @@ def test_expand_applies_each_grid_parameter_only_to_searchers_that_take_it():
 
 def test_seed_count_and_defaults_from_base():
     config = sweep.sweep_from_dict({"matrix": {"seeds": 3}, "base": {"searcher": "evolution", "protocol": {"device": "cuda"}}})
-    assert config.seeds == (0, 1, 2) and config.searchers == ("evolution",) and config.supernets == ("",)
+    assert config.matrix.seeds == (0, 1, 2) and config.matrix.searchers == ("evolution",) and config.matrix.supernets == ()
     assert config.resources == sweep.Resources(num_gpus=1, num_cpus=1, threads=1)  # cuda: one GPU per run
     assert [c.seed for c in sweep.expand(config)] == [0, 1, 2]
 
@@ -88,7 +88,7 @@ def test_seed_count_and_defaults_from_base():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"matrix": {"searcher": ["evolution"]}}, r"unknown key\(s\) searcher in \[matrix\]; valid: grid, searchers, seeds, supernets"),
+        ({"matrix": {"searcher": ["evolution"]}}, r"unknown key\(s\) searcher in \[matrix\]; valid: grid, reuse, searchers, seeds, supernets"),
         ({"base": {"protocl": {}}}, r"unknown key\(s\) protocl in run config"),
         ({"base": {"protocol": {"val_sz": 1}}}, r"unknown key\(s\) val_sz in \[protocol\]"),
         ({"resources": {"gpus": 1}}, r"unknown key\(s\) gpus in \[resources\]"),
@@ -98,6 +98,9 @@ def test_seed_count_and_defaults_from_base():
         ({"runs": 3}, r"unknown key\(s\) runs in sweep config"),
         ({"matrix": {"seeds": 0}}, r"seeds must be a count >= 1"),
         ({"matrix": {"grid": {"threshold": 0.5}}}, r"threshold must be a non-empty list"),
+        ({"matrix": {"reuse": {"evolution": "none"}}}, r"\[matrix.reuse\] evolution must be a non-empty list"),
+        ({"matrix": {"searchers": ["evolution"], "reuse": {"evolution": ["all"]}}}, r"reuse levels of evolution must be"),
+        ({"matrix": {"searchers": ["evolution"], "reuse": {"random": ["none"]}}}, r"given for 'random', which is not among"),
     ],
 )
 def test_bad_sweep_configs_say_what_is_wrong(data, message):

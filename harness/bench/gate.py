@@ -40,6 +40,7 @@ from harness import provenance, schema, store, workflow
 from harness.bench.landscape import Landscape, SearchTrace, trace_search
 from harness.bench.replay import Replay, ReplaySearcher
 from harness.config import EvalProtocol, ReuseConfig, RunConfig, content_hash
+from harness.matrix import Matrix, build
 from supernets.checkpoint import code_fingerprint, save_checkpoint
 from supernets.train import init_weights
 
@@ -171,7 +172,7 @@ class BenchConfig:
     def searcher_configs(self) -> dict[str, RunConfig]:
         """Each bench searcher's run config, as ``compare`` builds it (random gets evolution's budget)."""
         base = RunConfig(supernet=self.supernet, searcher_params=dict(self.searcher_params), seed=self.seed)
-        return {c.searcher: workflow.resolve(c) for c in workflow.compare_configs(base, self.searchers, [self.seed])}
+        return {c.searcher: c for c in build(base, Matrix(searchers=self.searchers, seeds=(self.seed,)))}
 
 
 def smoke_config() -> BenchConfig:

@@ -42,6 +42,7 @@ def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
             "wall_s": f"{run['wall_s']:.1f}{' ' + CONTENDED_MARK if run['contended'] else ''}",
             "cpu_s": _rounded(run["cpu_s"], 1),
             "macs": f"{run['macs']:.3e}",
+            "macs_without_reuse": f"{run['macs_no_reuse']:.3e}",
             "energy_j": _rounded(run["energy_j"], 1),
             "energy_source": run["src_energy_j"],
             "co2_g": _rounded(run["co2_g"], 4),
@@ -54,7 +55,10 @@ def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
                 saved = run[f"{quantity}_reduction_pct"]
                 row[label.replace(" (%)", "_%").replace(" ", "_")] = None if not run["paired"] or saved != saved else round(saved, 1)
         rows.append(row)
-    notes: list[str] = []
+    notes: list[str] = [
+        "macs_without_reuse: what reuse level none would have executed for the same candidates "
+        "(the work counter's executed + avoided MACs; no second run)."
+    ]
     if runs["contended"].any():
         notes.append(
             f"{CONTENDED_MARK} contended: wall time > {CONTENTION_RATIO:.2f}x CPU time in a single-threaded run "

@@ -30,6 +30,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("energy_j", "energy (J)", ""),
     ("co2_g", "CO2 (g)", ""),
     ("macs", "MACs", ".3e"),
+    ("macs_no_reuse", "MACs without reuse", ".3e"),  # executed + avoided: what level "none" would have run
     ("candidates_evaluated", "candidates", ".1f"),
     ("generations", "generations", ".1f"),
     ("final_score", "final score", ".4f"),
@@ -90,6 +91,7 @@ def runs_frame(records: Sequence[RunRecord], *, unlabelled: Iterable[str] = ()) 
         rows.append(row)
     frame = pd.DataFrame(rows)
     numeric = list(dict.fromkeys([*(m for m, _, _ in METRICS), *(q for q in SOURCE_LABELS if q in frame)]))
+    frame["macs_no_reuse"] = frame["macs"] + frame["macs_avoided"] if "macs_avoided" in frame else frame["macs"]
     frame[numeric] = frame[numeric].apply(pd.to_numeric)  # JSON null -> NaN, never 0
     frame["contended"] = [is_contended(w, c, t) for w, c, t in zip(frame["wall_s"], frame["cpu_s"], frame["threads"])]
     frame["variant"] = variant_labels(frame, tuple(unlabelled))
