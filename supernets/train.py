@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from supernets.base import Arch, Supernet, SupernetSpec, default_config, get_supernet
+from supernets.convnet import GatedResidual
 
 log = logging.getLogger(__name__)
 
@@ -341,9 +342,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def init_weights(net: nn.Module, generator: torch.Generator) -> None:
-    """Deterministic init from ``generator``: Kaiming-normal convs, N(0, 0.01) linears, unit BN."""
+    """Deterministic init from ``generator``: Kaiming-normal convs, N(0, 0.01) linears, unit BN, closed gates."""
     with torch.no_grad():
         for m in net.modules():
+            if isinstance(m, GatedResidual):
+                m.reset_gate()
             if isinstance(m, nn.Conv2d):
                 w = torch.empty(m.weight.shape)
                 nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu", generator=generator)
