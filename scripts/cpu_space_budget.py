@@ -4,8 +4,9 @@ On one torch thread, under the default evaluation protocol (4 x 128 calibration 
 validation images, ``bn_mode`` exact) on ``fashion16``:
 
 - ``cost``: CPU time (``time.process_time``) to score one candidate from the input (no reuse),
-  min and median over repeats, and the projected CPU time of an evolution search of 20 x 50
-  candidates at ``--reuse`` times that cost (0.55: the MAC share the prefix-tree walk executes).
+  averaged over distinct random archs (their costs differ by op), with the min and median of the
+  repeats, and the projected CPU time of an evolution search of 20 x 50 candidates at ``--reuse``
+  times that cost (0.55: the MAC share the prefix-tree walk executes).
 - ``train``: train the supernet with ``TrainConfig(epochs=...)`` and save the checkpoint; CPU and
   wall time.
 - ``spread``: from a checkpoint, the std of the score over uniformly random archs (spread) and
@@ -37,6 +38,7 @@ from supernets.train import TrainConfig, load_checkpoint, train_supernet
 
 DATASET = "fashion16"
 SEARCH_CANDIDATES = 20 * 50
+EVAL_IMAGES = 4 * 128 + 2000  # calibration + validation images per candidate under the default protocol
 
 
 def load_average() -> str:
@@ -72,12 +74,13 @@ def run_cost(args: argparse.Namespace, splits: DatasetSplits) -> None:
         before = load_average()
         costs = candidate_cost(net, splits, args.repeats, args.per_repeat)
         mean_macs = float(net.sample_macs(np.random.default_rng(0), 100_000).mean())
-        low, mid = min(costs), statistics.median(costs)
+        mean, low, mid = statistics.fmean(costs), min(costs), statistics.median(costs)
         print(
             f"{name}: {net.num_blocks} blocks, mean arch {mean_macs / 1e6:.3f} M MACs; per candidate "
-            f"min {low * 1e3:.1f} ms, median {mid * 1e3:.1f} ms over {args.repeats} x {args.per_repeat}; "
-            f"projected search {SEARCH_CANDIDATES * low * args.reuse:.0f} s (min) / "
-            f"{SEARCH_CANDIDATES * mid * args.reuse:.0f} s (median) at reuse {args.reuse}; "
+            f"{mean * 1e3:.1f} ms on average over {args.repeats} x {args.per_repeat} archs (repeats: min "
+            f"{low * 1e3:.1f}, median {mid * 1e3:.1f}), {mean * 1e9 / (mean_macs * EVAL_IMAGES):.2f} ns per MAC; "
+            f"projected search {SEARCH_CANDIDATES * mean * args.reuse:.0f} s at reuse {args.reuse} "
+            f"(repeats: {SEARCH_CANDIDATES * low * args.reuse:.0f}-{SEARCH_CANDIDATES * max(costs) * args.reuse:.0f} s); "
             f"load {before} -> {load_average()}",
             flush=True,
         )
@@ -131,7 +134,7 @@ def main() -> None:
     cost = commands.add_parser("cost", help="CPU time per candidate scored from the input")
     cost.add_argument("supernets", nargs="+")
     cost.add_argument("--repeats", type=int, default=5)
-    cost.add_argument("--per-repeat", type=int, default=4, help="candidates timed together")
+    cost.add_argument("--per-repeat", type=int, default=10, help="distinct random archs timed together")
     cost.add_argument("--reuse", type=float, default=0.55, help="share of the from-input cost the default reuse pays")
     train = commands.add_parser("train", help="train a supernet and save its checkpoint")
     train.add_argument("supernet")
