@@ -12,25 +12,38 @@ from typing import Any
 import torch
 
 from harness import config as cfg
-from harness import schema, store, workflow
+from harness import store, workflow
+from harness.evaluation import EvaluationError
+from harness.runner import SearcherContractError
 
 log = logging.getLogger("pcfes")
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML run config (sections [protocol], [cache], [searcher_params], ...)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)")
-    p.add_argument("--supernet", help="registered supernet (default: the embedded CPU default)")
-    p.add_argument("--dataset", help="dataset name (default fashion16)")
-    p.add_argument("--data-root", help="folder of a dataset that is not embedded (cifar10, imagefolder, ...)")
-    p.add_argument("--checkpoint", help="supernet checkpoint (default: checkpoints/<supernet>-<dataset>.pt, trained on first use)")
-    p.add_argument("--device", help="cpu or cuda[:i]")
-    p.add_argument("--country", dest="country_iso_code", help="ISO-3 country code for CodeCarbon's grid intensity (default USA)")
-    p.add_argument("--no-cache", action="store_true", help="disable the frozen-prefix cache (scores stay identical)")
-    p.add_argument("--results-dir", help="where run folders go (default results/)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing results directory")
+def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Add the options that define a run (returned, so --resume can refuse them) and --quiet."""
+    reuse = p.add_mutually_exclusive_group()
+    run_flags = [
+        p.add_argument("--config", help="TOML run config (sections [protocol], [reuse], [searcher_params], ...)"),
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)"),
+        p.add_argument("--supernet", help="registered supernet (default: the embedded CPU default)"),
+        p.add_argument("--dataset", help="dataset name (default fashion16)"),
+        p.add_argument("--data-root", help="folder of a dataset that is not embedded (cifar10, imagefolder, ...)"),
+        p.add_argument("--checkpoint",
+                       help="supernet checkpoint (default: checkpoints/<supernet>-<dataset>.pt, trained on first use)"),
+        p.add_argument("--device", help="cpu or cuda[:i]"),
+        p.add_argument("--country", dest="country_iso_code",
+                       help="ISO-3 country code for CodeCarbon's grid intensity (default USA)"),
+        reuse.add_argument("--reuse", choices=cfg.REUSE_LEVELS,
+                           help="exact work reuse: none (every candidate from the input), frozen (the searcher's frozen "
+                           "prefix only, the paper's mechanism), prefix (prefix tree + store; the default); scores are identical"),
+        reuse.add_argument("--no-cache", dest="reuse", action="store_const", const="none", help="alias of --reuse none"),
+        p.add_argument("--results-dir", help="where run folders go (default results/)"),
+        p.add_argument("--overwrite", action="store_true",
+                       help="redo existing runs (only ever replaces a run folder of pcfes's own)"),
+    ]
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return run_flags
 
 
 def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
@@ -48,8 +61,8 @@ def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
         protocol["device"] = args.device
     if protocol:
         flags["protocol"] = protocol
-    if getattr(args, "no_cache", False):
-        flags["cache"] = {"enabled": False}
+    if getattr(args, "reuse", None):
+        flags["reuse"] = {"level": args.reuse}
     data = cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
     return cfg.run_config_from_dict(data)
 
@@ -63,11 +76,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     workflow.validate(config)
     splits = workflow.load_dataset(config.protocol.dataset, root=config.data_root or None)
     path = workflow.checkpoint_path(config)
-    if path.exists() and not args.overwrite and not workflow._is_partial(path):
+    if path.exists() and not args.overwrite and not workflow.is_partial(path):
+        stale = workflow.stale_reason(path)
+        if stale:
+            raise ValueError(stale)
         print(f"{path} already exists (pass --overwrite to retrain)")
         return 0
-    if args.overwrite:
-        path.unlink(missing_ok=True)
+    if args.overwrite and path.exists():
+        workflow.remove_checkpoint(path)
     _, info = workflow.ensure_checkpoint(
         config, splits, train_config=train_config, progress=not args.quiet, train_named=True
     )
@@ -81,39 +97,49 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:
-        run_dir = Path(args.resume)
-        state = store.read_json(run_dir / schema.CHECKPOINT_JSON) if (run_dir / schema.CHECKPOINT_JSON).exists() else None
-        if state is None:
-            store.prepare_run_dir(run_dir, resume=True)  # raises with the reason
-        run = store.read_json(run_dir / schema.RUN_JSON)
-        config = cfg.run_config_from_dict(run["config"])
+        given = [a.option_strings[0] for a in args.run_flags if getattr(args, a.dest) != a.default]
+        if given:
+            raise ValueError(
+                f"--resume continues {args.resume} with the settings it started with; drop {', '.join(given)} "
+                "(or start a new run without --resume)"
+            )
+        path = workflow.resume_search(Path(args.resume), progress=not args.quiet)
     else:
-        run_dir = None
+        if args.run_id is not None:
+            cfg.check_run_id(args.run_id)
         config = build_config(args, searcher=args.searcher, seed=args.seed, run_id=args.run_id)
-    workflow.validate(config)
-    if run_dir is None:
+        workflow.validate(config)
         run_dir = Path(config.results_dir) / workflow.run_id(workflow.resolve(config))
-        store.prepare_run_dir(run_dir, overwrite=args.overwrite)
-    workspace = workflow.open_workspace(workflow.resolve(config), progress=not args.quiet)
-    path = workflow.run_search(
-        config, workspace, run_dir=run_dir, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.quiet
-    )
-    _print_table(workflow.summary_table([path]))
+        with store.folder_lock(run_dir):
+            store.prepare_run_dir(run_dir, overwrite=args.overwrite)  # before any data loading or training
+            workspace = workflow.open_workspace(workflow.resolve(config), progress=not args.quiet)
+            path = workflow.run_search(config, workspace, run_dir=run_dir, overwrite=args.overwrite, progress=not args.quiet)
+    from harness.report.console import console_summary
+
+    print(console_summary(store.load_records([path])).format())
     print(f"results: {path}")
     return 0
 
 
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seeds < 1 or args.seed < 0:
+        raise ValueError(f"--seeds must be >= 1 and --seed >= 0, got --seeds {args.seeds} --seed {args.seed}")
+    return list(range(args.seed, args.seed + args.seeds))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    base = build_config(args)
-    names = [n.strip() for n in args.searchers.split(",") if n.strip()]
-    seeds = list(range(args.seed, args.seed + args.seeds))
-    configs = workflow.compare_configs(base, names, seeds)
+    names = [n.strip() for n in args.searchers.split(",")]
+    if not all(names):
+        raise ValueError(f"--searchers {args.searchers!r} has an empty name; give comma-separated names, e.g. random,evolution")
+    configs = workflow.compare_configs(build_config(args), names, _seeds(args))
+    base = configs[0]
     out = Path(args.out) if args.out else workflow.session_dir(base.results_dir, "compare")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{out} already exists; pass --overwrite or another --out")
-    paths = workflow.run_matrix(configs, out, overwrite=args.overwrite, progress=not args.quiet)
-    table = workflow.summary_table(paths)
-    _print_table(table)
+    with store.folder_lock(out):
+        print(f"{len(configs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+        paths = workflow.run_matrix(configs, out, overwrite=args.overwrite, progress=not args.quiet)
+    from harness.report.console import console_summary
+
+    print(console_summary(store.load_records(paths)).format())
     print(f"\nruns: {out}")
     sources = store.load_runs(paths).filter(like="source.").iloc[0].to_dict()
     print("measurement sources: " + "; ".join(f"{k.removeprefix('source.')}: {v}" for k, v in sources.items()))
@@ -130,10 +156,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import sweep_report, write_report
 
+    formats = _figure_formats(args.formats)
     if args.sweep:
-        path = sweep_report(args.runs, Path(args.output), args.sweep)
+        path = sweep_report(args.runs, Path(args.output), args.sweep, formats=formats)
     else:
-        path = write_report(args.runs, Path(args.output))
+        path = write_report(args.runs, Path(args.output), formats=formats)
     print(f"report: {path}")
     return 0
 
@@ -144,7 +171,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     base = build_config(args, supernet="")
     base = reproduce.base_config(args.scale, base, args.dataset)
-    seeds = list(range(args.seed, args.seed + args.seeds))
+    seeds = _seeds(args)
     if args.sweep:
         supernet = args.supernet or reproduce.SWEEP_SUPERNET[args.scale]
         plan = reproduce.sweep_plan(base, supernet, args.sweep, seeds)
@@ -154,9 +181,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         plan = reproduce.main_plan(base, names, seeds)
         name = f"reproduce-{args.scale}"
     out = Path(args.out) if args.out else Path(base.results_dir) / name
-    print(f"{len(plan.runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
-    for group in plan.groups:
-        workflow.run_matrix(group, out, progress=not args.quiet, skip_complete=True)
+    with store.folder_lock(out):
+        print(f"{len(plan.runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+        for group in plan.groups:
+            workflow.run_matrix(group, out, progress=not args.quiet)
     report_dir = Path(args.report) if args.report else Path("reports") / name
     path = sweep_report([out], report_dir, args.sweep) if args.sweep else write_report([out], report_dir)
     print(f"report: {path}")
@@ -185,21 +213,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import bench
 
-    if not args.verbose:  # eleven searches: their per-freeze info lines would drown the verdict
+    if not args.verbose:  # many short runs: their per-freeze info lines would drown the verdict
         logging.getLogger("searchers").setLevel(logging.WARNING)
-    config = bench.BenchConfig(cache=cfg.CacheConfig(enabled=not args.no_cache))
-    baseline = None if args.update_baseline else bench.load_baseline(args.baseline)
+    config = bench.BenchConfig(disable_reuse=args.no_cache)
+    update = args.update_baseline or args.update_replay
+    baseline = None if update else bench.load_baseline(args.baseline)
+    if args.update_replay:
+        bench.write_replay(bench.record_replay(config), args.replay)
+        print(f"wrote {args.replay}")
+    replay = bench.load_replay(args.replay)
     workspace = bench.prepare_workspace(config, args.cache_dir, progress=not args.quiet)
     repeats = 0 if args.no_timing else args.repeats
-    result = bench.run_bench(config, workspace, args.cache_dir / "runs", timing_repeats=repeats)
+    result = bench.run_bench(config, workspace, replay, args.cache_dir / "runs", timing_repeats=repeats)
     print(bench.format_result(result))
     if args.output:
-        bench.write_baseline(result, args.output)
+        bench.write_benchmark_action(result, args.output)
+    if args.record:
+        bench.write_baseline(result, args.record)
     passed = True
     if baseline is None:
         bench.write_baseline(result, args.baseline)
         print(f"wrote {args.baseline}. Commit it with a message that says WHY the counts changed, "
-              f"e.g. git commit -m 'bench baseline: <reason>' {args.baseline}")
+              f"e.g. git commit -m 'bench baseline: <reason>' {args.baseline} {args.replay}")
     else:
         report = bench.check(baseline, result, margin=args.margin)
         print(report.format())
@@ -211,6 +246,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(machine.output[-4000:])
             passed = False
     return 0 if passed else 1
+
+
+def _figure_formats(text: str) -> tuple[str, ...]:
+    from harness.report.figures import FIGURE_FORMATS
+
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FIGURE_FORMATS]
+    if unknown:
+        raise ValueError(f"--formats: unknown figure format(s) {', '.join(unknown)}; choose from {', '.join(FIGURE_FORMATS)}")
+    return formats or ("png",)
 
 
 def _print_table(table: Any) -> None:
@@ -236,12 +281,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("search", help="one instrumented search run")
-    _add_run_options(p)
-    p.add_argument("--searcher", help="random, evolution, cf-es, pcf-es, pcf-es-is (default pcf-es)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--run-id", help="results folder name (default derived from the config)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    p.set_defaults(func=cmd_search)
+    run_flags = _add_run_options(p)
+    run_flags += [
+        p.add_argument("--searcher", help="random, evolution, cf-es, pcf-es, pcf-es-is (default pcf-es)"),
+        p.add_argument("--seed", type=int),
+        p.add_argument("--run-id", help="results folder name (default derived from the config)"),
+    ]
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run with the settings and checkpoint it started with (no other run options)")
+    p.set_defaults(func=cmd_search, run_flags=tuple(run_flags))
 
     p = sub.add_parser("compare", help="several searchers x seeds on one supernet and protocol (the main job)")
     _add_run_options(p)
@@ -278,23 +326,31 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
+    p.add_argument("--formats", default="png", metavar="LIST",
+                   help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
     p.set_defaults(func=cmd_report)
     from harness import bench
 
-    p = sub.add_parser("bench", help="the CI performance regression gate (exact work counts + timing ratio)")
+    p = sub.add_parser("bench", help="the CI performance regression gate (exact decisions and work counts + timing ratios)")
     p.add_argument("--baseline", type=Path, default=bench.BASELINE_PATH, help="default: %(default)s")
+    p.add_argument("--replay", type=Path, default=bench.REPLAY_PATH,
+                   help="the recorded hints and archs the work layer replays (default: %(default)s)")
     p.add_argument("--update-baseline", action="store_true",
                    help="rewrite the baseline from this run (commit it with the reason in the message)")
+    p.add_argument("--update-replay", action="store_true",
+                   help="re-record the replay from the landscape searches, then rewrite the baseline")
     p.add_argument("--margin", type=float, default=bench.DEFAULT_MARGIN,
-                   help="allowed absolute rise of time(pcf-es)/time(evolution) over the baseline's (default %(default)s)")
+                   help="allowed absolute rise of each timing ratio over the baseline's (default %(default)s)")
     p.add_argument("--repeats", type=int, default=bench.DEFAULT_REPEATS, help="alternating timing runs of each (default %(default)s)")
-    p.add_argument("--no-timing", action="store_true", help="deterministic layer only")
-    p.add_argument("--no-cache", action="store_true", help="disable the prefix cache: a slower evaluator the gate must catch")
+    p.add_argument("--no-timing", action="store_true", help="exact layers only")
+    p.add_argument("--no-cache", action="store_true", help="replay every level without reuse: a slower evaluator the gate must catch")
     p.add_argument("--save-machine-baseline", action="store_true",
                    help="save a pytest-benchmark run for this machine (later runs compare with "
                    f"--benchmark-compare-fail={bench.MACHINE_FAIL.replace('%', '%%')})")
     p.add_argument("--cache-dir", type=Path, default=bench.CACHE_DIR, help="bench supernet + runs (default %(default)s)")
-    p.add_argument("--output", type=Path, help="also write this run's measurements (baseline format) here")
+    p.add_argument("--output", type=Path,
+                   help="also write this run as github-action-benchmark's customSmallerIsBetter JSON (name, unit, value)")
+    p.add_argument("--record", type=Path, help="also write this run in the baseline's own format")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
     return parser
@@ -312,12 +368,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, ImportError) as exc:
-        print(f"pcfes {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"pcfes {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        return _fail(args.command, _os_error_message(exc))
+    except (ValueError, ImportError, EvaluationError, SearcherContractError) as exc:
+        return _fail(args.command, str(exc))
+
+
+def _os_error_message(exc: OSError) -> str:
+    """An OSError as one line naming its path(s); ours already carry a sentence."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {' -> '.join(paths)}" if paths else reason
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"pcfes {command}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

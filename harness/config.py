@@ -1,11 +1,16 @@
-"""Frozen run configuration: evaluation protocol, cache settings, run settings; TOML + overrides."""
+"""Frozen run configuration: evaluation protocol, reuse settings, run settings; TOML + overrides."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import math
+import re
 import tomllib
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,6 +18,7 @@ from typing import Any, Literal
 
 BnMode = Literal["ema", "exact"]
 DTYPES = ("float32", "bfloat16", "float16")
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 
 
 def content_hash(obj: Any, length: int = 16) -> str:
@@ -48,29 +54,56 @@ class EvalProtocol:
     importance_refresh: bool = False  # redraw the subset at every further freeze
 
     def __post_init__(self) -> None:
-        _check(self.calib_batches >= 1 and self.calib_batch_size >= 1, "calibration needs >= 1 batch of >= 1 image")
-        _check(self.val_size >= 0, f"val_size must be >= 0 (0 = whole split), got {self.val_size}")
-        _check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        _check(self.bn_mode in ("ema", "exact"), f"bn_mode must be 'ema' or 'exact', got {self.bn_mode!r}")
-        _check(0 < self.bn_momentum <= 1, f"bn_momentum must be in (0, 1], got {self.bn_momentum}")
-        _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        _check(0 < self.importance_alpha <= 1, f"importance_alpha must be in (0, 1], got {self.importance_alpha}")
+        check_fields(self, "protocol")
+        for key in ("calib_batches", "calib_batch_size", "eval_batch_size"):
+            _check(getattr(self, key) >= 1, f"protocol.{key} must be >= 1, got {getattr(self, key)}")
+        _check(self.val_size >= 0, f"protocol.val_size must be >= 0 (0 = the whole split), got {self.val_size}")
+        _check(self.seed >= 0, f"protocol.seed must be >= 0, got {self.seed}")
+        _check(0 < self.bn_momentum <= 1, f"protocol.bn_momentum must be in (0, 1], got {self.bn_momentum}")
+        _check(self.dtype in DTYPES, f"protocol.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        _check(
+            DEVICE_PATTERN.fullmatch(self.device) is not None,
+            f"protocol.device must be 'cpu' or 'cuda[:index]', got {self.device!r}",
+        )
+        _check(0 < self.importance_alpha <= 1, f"protocol.importance_alpha must be in (0, 1], got {self.importance_alpha}")
+
+    def for_split(self, val_images: int) -> EvalProtocol:
+        """This protocol on a validation split of ``val_images``: val_size 0 becomes that count, so both hash alike."""
+        if self.val_size > val_images:
+            raise ValueError(
+                f"protocol.val_size {self.val_size} exceeds the {val_images} validation images of {self.dataset}; "
+                f"use at most {val_images} (0 = all of them)"
+            )
+        return dataclasses.replace(self, val_size=self.val_size or val_images)
 
     def hash(self) -> str:
         return content_hash(dataclasses.asdict(self))
 
 
-@dataclass(frozen=True)
-class CacheConfig:
-    """Prefix-cache settings. They never change a score (the cache is exact), so not hashed."""
+ReuseLevel = Literal["none", "frozen", "prefix"]
+REUSE_LEVELS: tuple[ReuseLevel, ...] = ("none", "frozen", "prefix")
+AUTO_BUDGET = "auto"
 
-    enabled: bool = True
-    budget_bytes: int = 2 * 1024**3
+
+@dataclass(frozen=True)
+class ReuseConfig:
+    """How much exactly reusable work the evaluator keeps (harness/evaluation).
+
+    ``level``: "none" scores every candidate from the input; "frozen" reuses only the
+    searcher's frozen prefix (the paper's mechanism); "prefix" evaluates each generation as a
+    prefix tree and keeps a byte-budgeted store of prefix nodes across generations.
+    ``budget_bytes``: an int >= 0 or "auto" (a share of free device / available host memory,
+    harness.evaluation.budget). Reuse never changes a score, so it stays out of the protocol
+    hash; it is part of the config hash (run ids differ per level).
+    """
+
+    level: ReuseLevel = "prefix"
+    budget_bytes: int | Literal["auto"] = AUTO_BUDGET
     location: Literal["device", "host"] = "device"
 
     def __post_init__(self) -> None:
-        _check(self.budget_bytes >= 0, f"cache budget_bytes must be >= 0, got {self.budget_bytes}")
-        _check(self.location in ("device", "host"), f"cache location must be 'device' or 'host', got {self.location!r}")
+        check_fields(self, "reuse")
+        _check(self.budget_bytes == AUTO_BUDGET or self.budget_bytes >= 0, f"reuse.budget_bytes must be >= 0, got {self.budget_bytes}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +121,15 @@ class RunConfig:
     results_dir: str = "results"
     run_id: str = ""  # "" = derived from searcher, supernet, seed and config hash
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
-    cache: CacheConfig = field(default_factory=CacheConfig)
+    reuse: ReuseConfig = field(default_factory=ReuseConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        if self.run_id:
+            check_run_id(self.run_id)
+        # Normalised here, before anything hashes it: "fra" and " FRA " are one grid, one run id.
+        object.__setattr__(self, "country_iso_code", self.country_iso_code.strip().upper())
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -114,7 +155,67 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-_NESTED = {"protocol": EvalProtocol, "cache": CacheConfig}
+def check_run_id(run_id: str) -> str:
+    """A run id is one plain folder name: not empty, no path separator, no leading dot (so not . or ..)."""
+    _check(
+        bool(run_id) and run_id == run_id.strip() and not run_id.startswith(".")
+        and not any(sep in run_id for sep in ("/", "\\", "\0")),
+        f"run id {run_id!r} is not a plain folder name; use letters, digits, - and _ (no /, no leading dot, not empty)",
+    )
+    return run_id
+
+
+def check_fields(obj: Any, section: str = "") -> None:
+    """Check a frozen dataclass's values against their annotations, naming the key (``section.field``).
+
+    Understands int, float, bool, str, Literal, Mapping, unions and nested dataclasses; an int
+    given for a float field is stored as a float, so 1 and 1.0 hash alike.
+    """
+    hints = _type_hints(type(obj))
+    for f in fields(obj):
+        value, expected = getattr(obj, f.name), hints[f.name]
+        if not _matches(value, expected):
+            key = f"{section}.{f.name}" if section else f.name
+            raise ValueError(f"{key} must be {_describe(expected)}, got {value!r}")
+        if expected is float and isinstance(value, int):
+            object.__setattr__(obj, f.name, float(value))
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    origin = typing.get_origin(expected)
+    if expected is Any:
+        return True
+    if origin is Literal:
+        return any(type(value) is type(option) and value == option for option in typing.get_args(expected))
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(expected))
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, origin or expected)
+
+
+def _describe(expected: Any) -> str:
+    origin = typing.get_origin(expected)
+    if origin is Literal:
+        return " or ".join(repr(option) for option in typing.get_args(expected))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(option) for option in typing.get_args(expected))
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", type(None): "none"}
+    if expected in names:
+        return names[expected]
+    return "a table" if origin is Mapping or dataclasses.is_dataclass(expected) else f"a {getattr(expected, '__name__', expected)}"
+
+
+_NESTED = {"protocol": EvalProtocol, "reuse": ReuseConfig}
 _MAPPINGS = ("supernet_overrides", "searcher_params")
 
 
@@ -122,6 +223,11 @@ def run_config_from_dict(data: Mapping[str, Any], base: RunConfig | None = None)
     """Build a RunConfig from nested plain data; unknown keys are errors naming the valid ones."""
     base = base or RunConfig()
     top = {f.name for f in fields(RunConfig)}
+    if "cache" in data:
+        raise ValueError(
+            "config section [cache] is now [reuse] (level = \"none\" | \"frozen\" | \"prefix\", budget_bytes, "
+            "location); [cache] enabled = false is level = \"none\""
+        )
     reject_unknown(data, top, "run config")
     changes: dict[str, Any] = {}
     for key, value in data.items():
@@ -158,6 +264,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise FileNotFoundError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"config file {path} is a folder; name a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
 

@@ -36,6 +36,14 @@ FASHION_MNIST_FILES = {
 }
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+# Every global the official CIFAR-10 python batches name (NumPy 1.x wrote them; NumPy 2.x re-pickles
+# under numpy._core): reading a batch admits these and nothing else, so a data file cannot run code.
+CIFAR10_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"})
 # Standard ImageNet statistics: a subset's own statistics would shift with max_train.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -80,6 +88,10 @@ class DatasetSplits:
                     f"{self.name} {split}: images {tuple(x.shape)} and labels {tuple(y.shape)} do not match "
                     f"input shape {tuple(self.input_shape)}"
                 )
+            if x.shape[0] == 0:
+                # An empty split scores every arch NaN (a mean over no images), which no result file can hold.
+                fix = "give it at least one image" if split != "test" else "give it images or pass no test split (None)"
+                raise ValueError(f"{self.name}: the {split} split is empty; {fix}")
 
 
 @dataclass(frozen=True)
@@ -398,13 +410,22 @@ def _load_cifar10(root: Path | None, seed: int, *, val_size: int) -> DatasetSpli
     )
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only :data:`CIFAR10_PICKLE_GLOBALS`, so loading a batch never runs its code."""
+
+    def find_class(self, module: str, name: str, /) -> Any:
+        if (module, name) not in CIFAR10_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}, which no CIFAR-10 batch holds")
+        return super().find_class(module, name)
+
+
 def _read_cifar_batch(path: Path) -> _RawSplit:
-    # The official format is a pickle; only load CIFAR folders you trust.
     with open(path, "rb") as f:
         try:
-            batch = pickle.load(f, encoding="bytes")
-        except (pickle.UnpicklingError, EOFError, ValueError) as err:
-            raise ValueError(f"{path} is not a CIFAR-10 python batch file: {err}") from err
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+        # Allowed globals called with bad arguments (a bogus dtype, say) fail with TypeError and the like.
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+            raise ValueError(f"{path} is not a CIFAR-10 python batch file: {err}; {_CIFAR10_FIX}") from err
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{path} is not a CIFAR-10 python batch: want a dict with b'data' and b'labels'")
     x = np.asarray(batch[b"data"])

@@ -1,4 +1,4 @@
-"""The instrumented search loop: hints -> cache -> ask -> evaluate -> tell, under meters.
+"""The instrumented search loop: hints -> prepare reuse -> ask -> evaluate -> tell, under meters.
 
 The runner owns the loop and the clock; the searcher never sees either. After every
 generation it writes the run's files and a checkpoint, so an interrupted run can be resumed
@@ -18,13 +18,17 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from harness import schema, store
-from harness.evaluator import Evaluator
+from harness.evaluation import SEARCH_WORK_PHASES, Evaluator
 from harness.meters import MeterSet
 from searchers.base import Searcher
 
 log = logging.getLogger(__name__)
 
 SEARCH_PHASES = schema.PHASES  # what "search cost" totals add up; the final re-score is kept apart
+
+
+class SearcherContractError(RuntimeError):
+    """A searcher broke the ask/tell contract (e.g. no candidates while not done)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class RunIdentity:
     supernet: str
     supernet_config: dict[str, Any]
     checkpoint_hash: str
+    checkpoint_path: str  # absolute
     dataset: str
     protocol: dict[str, Any]
     protocol_hash: str
@@ -100,6 +105,18 @@ class Runner:
                 f"cannot resume {self.run_dir}: it was started with config {state['config_hash']}, "
                 f"not {self.identity.config_hash}"
             )
+        started_on = state.get("checkpoint_hash")
+        if started_on is None:
+            raise ValueError(
+                f"cannot resume {self.run_dir}: its {schema.CHECKPOINT_JSON} does not record the supernet checkpoint "
+                "it started on (written by an older pcfes-bench); start it again with --overwrite"
+            )
+        if started_on != self.identity.checkpoint_hash:
+            raise ValueError(
+                f"cannot resume {self.run_dir}: it was started on supernet checkpoint {started_on}, but "
+                f"{self.identity.checkpoint_path} now holds {self.identity.checkpoint_hash}; put the original back "
+                "(a run cannot continue on other weights)"
+            )
         self.searcher.load_state_dict(state["searcher"])
         self.evaluator.load_state_dict(state["evaluator"])
         self.meters.load_state_dict(state["meters"])
@@ -114,7 +131,9 @@ class Runner:
         store.write_json(
             self.run_dir / schema.CHECKPOINT_JSON,
             {
+                "schema_version": schema.SCHEMA_VERSION,
                 "config_hash": self.identity.config_hash,
+                "checkpoint_hash": self.identity.checkpoint_hash,
                 "created_utc": self.created,
                 "resumes": self.resumes,
                 "searcher": self.searcher.state_dict(),
@@ -151,19 +170,29 @@ class Runner:
         result = self._final()
         self._write(status="complete", result=result)
         (self.run_dir / schema.CHECKPOINT_JSON).unlink(missing_ok=True)
+        store.remove_stale_temps(self.run_dir)
         return self.run_dir
 
     def _generation(self) -> None:
         before = self.meters.totals()
-        work_before = dict(self.evaluator.work.macs)
-        images_before = self.evaluator.work.total_images
         searcher, evaluator = self.searcher, self.evaluator
+        work = evaluator.work
+        work_before = dict(work.macs)
+        images_before = work.images["calibration"] + work.images["validation"]
+        avoided_before, evictions_before = work.search_avoided_macs(), evaluator.store.evictions
         hints = searcher.hints()
-        reference = [searcher.best()[0]] if searcher.generation > 0 else []
+        # Importance sampling's reference carries the frozen prefix: the best arch rewritten by it.
+        k = len(hints.frozen)
+        reference = [tuple(hints.frozen) + searcher.best()[0][k:]] if searcher.generation > 0 else []
         with self.meters.window("cache"):
             evaluator.prepare(hints, reference)
         with self.meters.window("search"):
             archs = searcher.ask()
+        if not archs:  # tell([]) would change nothing: the loop would spin forever
+            raise SearcherContractError(
+                f"searcher {self.identity.searcher!r} returned no candidates from ask() while done() is False; "
+                "a searcher must propose at least one arch per generation or report done()"
+            )
         with self.meters.window("evaluate"):
             results = evaluator.evaluate(archs)
         with self.meters.window("search"):
@@ -178,14 +207,14 @@ class Runner:
                     "score": r.score,
                     "arch_macs": r.arch_macs,
                     "executed_macs": r.executed_macs,
-                    "cached_depth": r.cached_depth,
+                    "reused_depth": r.reused_depth,
                     "sample_size": r.sample_size,
                 }
             )
         after = self.meters.totals()
-        work = evaluator.work.macs
-        cache_macs = work["cache_build"] + work["importance"] - work_before["cache_build"] - work_before["importance"]
-        eval_macs = work["calibration"] + work["validation"] - work_before["calibration"] - work_before["validation"]
+        macs = work.macs
+        cache_macs = macs["cache_build"] + macs["importance"] - work_before["cache_build"] - work_before["importance"]
+        eval_macs = macs["calibration"] + macs["validation"] - work_before["calibration"] - work_before["validation"]
         row: dict[str, Any] = {
             "generation": gen,
             "evaluated": sum(not r.memo_hit for r in results),
@@ -196,7 +225,11 @@ class Runner:
             "cache_bytes": evaluator.cache_bytes,
             "cache_macs": cache_macs,
             "evaluate_macs": eval_macs,
-            "evaluate_images": evaluator.work.total_images - images_before,
+            "evaluate_images": work.images["calibration"] + work.images["validation"] - images_before,
+            "macs_avoided": work.search_avoided_macs() - avoided_before,
+            "store_bytes": evaluator.store.nbytes,
+            "store_evictions": evaluator.store.evictions - evictions_before,
+            "rebuild_macs": macs["rebuild"] - work_before["rebuild"],
         }
         for phase in SEARCH_PHASES:
             for q in schema.PHASE_QUANTITIES:
@@ -247,13 +280,19 @@ class Runner:
     def _totals(self) -> dict[str, Any]:
         totals = self.meters.totals()
         out: dict[str, Any] = {q: self._phase_sum(totals, q) for q in (*schema.PHASE_QUANTITIES, "energy_kwh")}
-        work = self.evaluator.work
+        evaluator = self.evaluator
+        work = evaluator.work
         out.update(
-            macs=sum(work.macs[p] for p in ("calibration", "validation", "cache_build", "importance")),
-            images=sum(work.images[p] for p in ("calibration", "validation", "cache_build", "importance")),
+            macs=work.search_macs(),
+            images=work.search_images(),
             candidates_evaluated=len(self.cand_rows),
             generations=len(self.gen_rows),
-            cache_peak_bytes=self.evaluator.cache_peak_bytes,
+            cache_peak_bytes=evaluator.cache_peak_bytes,
+            macs_avoided=work.search_avoided_macs(),
+            store_peak_bytes=evaluator.store.peak_bytes,
+            store_evictions=evaluator.store.evictions,
+            rebuild_macs=work.macs["rebuild"],
+            rebuild_images=work.images["rebuild"],
             meter_overhead_s=self.meters.overhead_s,
             wall_s_before_resume=self.wall_before_resume,
         )
@@ -261,6 +300,7 @@ class Runner:
 
     def _write(self, status: str, result: dict[str, Any] | None = None) -> None:
         ident = self.identity
+        evaluator, work = self.evaluator, self.evaluator.work
         meter_totals = self.meters.totals()
         run = {
             "schema_version": schema.SCHEMA_VERSION,
@@ -276,6 +316,7 @@ class Runner:
             "supernet": ident.supernet,
             "supernet_config": ident.supernet_config,
             "checkpoint_hash": ident.checkpoint_hash,
+            "checkpoint_path": ident.checkpoint_path,
             "dataset": ident.dataset,
             "protocol": ident.protocol,
             "protocol_hash": ident.protocol_hash,
@@ -287,12 +328,22 @@ class Runner:
             "totals": self._totals(),
             "result": result,
             "resumes": self.resumes,
+            "reuse": {
+                "level": evaluator.reuse.level,
+                "budget_bytes": evaluator.budget_bytes,
+                "budget_setting": evaluator.reuse.budget_bytes,
+                "location": evaluator.reuse.location,
+            },
             "evaluation": {
-                "cache_events": self.evaluator.cache_events,
-                "importance_subset": self.evaluator.subset.to_dict() if self.evaluator.subset else None,
-                "work_macs_by_phase": dict(self.evaluator.work.macs),
-                "work_images_by_phase": dict(self.evaluator.work.images),
-                "work_macs_by_block": self.evaluator.work.block_macs,
+                "cache_events": evaluator.cache_events,
+                "importance_subset": evaluator.subset.to_dict() if evaluator.subset else None,
+                "store_dropped": evaluator.store.dropped,
+                "work_macs_by_phase": dict(work.macs),
+                "work_images_by_phase": dict(work.images),
+                "work_macs_by_block": work.block_macs,
+                "work_images_by_block": work.block_images,
+                "work_macs_avoided_by_phase": {p: work.avoided_macs(p) for p in SEARCH_WORK_PHASES},
+                "work_macs_avoided_by_block": {p: work.avoided_block_macs(p) for p in SEARCH_WORK_PHASES},
             },
             "final_phase": {q: m.value for q, m in meter_totals.get("final", {}).items()},
         }

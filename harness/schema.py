@@ -6,13 +6,14 @@ CO2-equivalent, ``_macs`` multiply-accumulates, ``_bytes``.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: reuse levels (reused_depth, store and avoided-work columns, run.json "reuse")
 
 RUN_JSON = "run.json"
 GENERATIONS_CSV = "generations.csv"
 CANDIDATES_CSV = "candidates.csv"
 EMISSIONS_JSON = "emissions.json"
 CHECKPOINT_JSON = "checkpoint.json"  # runner state for --resume; removed when the run completes
+LOCK_FILE = ".pcfes.lock"  # advisory lock of a run / compare / sweep folder while a process writes it
 
 RUN_FILES = (RUN_JSON, GENERATIONS_CSV, CANDIDATES_CSV, EMISSIONS_JSON)
 
@@ -38,10 +39,14 @@ GEN_COLUMNS = (
     "frozen_depth",  # frozen prefix length during this generation
     "unique_archs",
     "sample_size",  # validation images used per candidate (< full set under importance sampling)
-    "cache_bytes",
-    "cache_macs",  # work spent building / extending the prefix cache
+    "cache_bytes",  # bytes of the stored frozen-prefix node
+    "cache_macs",  # work spent building / extending the frozen-prefix node, and on importance losses
     "evaluate_macs",  # work spent scoring candidates
-    "evaluate_images",  # images forwarded while scoring candidates (calibration + validation)
+    "evaluate_images",  # images scored (calibration + validation passes of the candidates)
+    "macs_avoided",  # MACs that reuse level "none" would have run on top, for this generation's work
+    "store_bytes",  # bytes of every stored prefix node after the generation (frozen one included)
+    "store_evictions",  # prefix nodes evicted to make room during the generation
+    "rebuild_macs",  # work recomputing stored nodes' tensors after a resume (not in cum_macs)
     *(f"{phase}_{q}" for phase in PHASES for q in PHASE_QUANTITIES),
     "cum_wall_s",
     "cum_energy_j",
@@ -65,8 +70,8 @@ CAND_COLUMNS = (
     "arch",  # choices joined by "-", e.g. "0-3-1-2"
     "score",  # search score (accuracy in [0, 1]; importance-weighted under sampling)
     "arch_macs",  # MACs per image of the whole sub-network
-    "executed_macs",  # MACs actually executed to score it (calibration + validation)
-    "cached_depth",  # blocks served from the prefix cache (0 = uncached)
+    "executed_macs",  # MACs executed to score it (a shared tree node is paid by the first arch through it)
+    "reused_depth",  # blocks whose outputs it reused: stored node or an earlier candidate (0 = none)
     "sample_size",
 )
 
@@ -85,8 +90,9 @@ RUN_KEYS = (
     "supernet",
     "supernet_config",
     "checkpoint_hash",
+    "checkpoint_path",  # absolute: what --resume loads, from any working directory
     "dataset",
-    "protocol",
+    "protocol",  # as scored: val_size 0 is recorded as the split's size
     "protocol_hash",
     "versions",
     "git",
@@ -96,6 +102,15 @@ RUN_KEYS = (
     "totals",  # TOTAL_KEYS
     "result",  # RESULT_KEYS
     "resumes",  # number of times the run was resumed
+    "reuse",  # REUSE_KEYS
+)
+
+# run.json "reuse": how much exact work reuse the run did (harness/evaluation).
+REUSE_KEYS = (
+    "level",  # "none" | "frozen" | "prefix"
+    "budget_bytes",  # the store's resolved byte budget
+    "budget_setting",  # the configured budget: an integer or "auto"
+    "location",  # "device" | "host"
 )
 
 TOTAL_KEYS = (
@@ -111,7 +126,12 @@ TOTAL_KEYS = (
     "images",
     "candidates_evaluated",
     "generations",
-    "cache_peak_bytes",
+    "cache_peak_bytes",  # peak bytes of the frozen-prefix node
+    "macs_avoided",  # MACs that reuse level "none" would have run on top of "macs"
+    "store_peak_bytes",  # peak bytes of all stored prefix nodes (<= the reuse budget)
+    "store_evictions",
+    "rebuild_macs",  # recomputing stored nodes' tensors after a resume: never in "macs"
+    "rebuild_images",
     "meter_overhead_s",
     "wall_s_before_resume",
 )

@@ -29,8 +29,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from harness import workflow
-from harness.config import RunConfig, content_hash, load_toml, reject_unknown, run_config_from_dict
+from harness import store, workflow
+from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown, run_config_from_dict
 from harness.data import load_dataset
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class Resources:
     threads: int = 1  # the same count on every backend keeps results equal bit for bit
 
     def __post_init__(self) -> None:
+        check_fields(self, "resources")
         if self.num_gpus < 0 or self.num_cpus <= 0 or self.threads < 1:
             raise ValueError(
                 f"[resources] needs num_gpus >= 0, num_cpus > 0 and threads >= 1; got "
@@ -173,9 +174,9 @@ def execute_run(config: RunConfig, out_dir: str, cwd: str, threads: int) -> Outc
     torch.set_num_threads(threads)
     try:
         os.chdir(cwd)
-        # overwrite=True only replaces a partial run that never checkpointed: run_matrix skips
-        # complete runs and resumes checkpointed ones first.
-        workflow.run_matrix([config], Path(out_dir), progress=False, skip_complete=True, overwrite=True)
+        # run_matrix skips a complete run, resumes an interrupted one and locks the run folder
+        # (the driver holds the lock of the sweep folder, never of a run folder).
+        workflow.run_matrix([config], Path(out_dir), progress=False)
     except Exception as exc:  # noqa: BLE001 - a failed run must not stop the others
         log.exception("run %s failed", name)
         return Outcome(name, "failed", f"{type(exc).__name__}: {exc}")
@@ -215,18 +216,18 @@ def run_sweep(
     for config in configs:
         workflow.validate(config)
     out = Path(out_dir) if out_dir else default_out_dir(sweep, configs)
-    out.mkdir(parents=True, exist_ok=True)
-    ids = [workflow.run_id(workflow.resolve(c)) for c in configs]
-    todo = [c for c, name in zip(configs, ids) if not workflow.is_complete(out / name)]
-    log.info("sweep %s: %d runs, %d complete, %d to run on %s", out, len(configs), len(configs) - len(todo), len(todo), backend)
-    done: dict[str, Outcome] = {}
-    if todo:
-        prepare_checkpoints(todo, progress=progress)
-        if ray is not None:
-            results = _run_ray(ray, todo, out.resolve(), sweep.resources, address, progress)
-        else:
-            results = _run_local(todo, out.resolve(), sweep.resources, jobs, progress)
-        done = {o.run_id: o for o in results}
+    with store.folder_lock(out):  # run folders inside are locked by whoever runs them
+        ids = [workflow.run_id(workflow.resolve(c)) for c in configs]
+        todo = [c for c, name in zip(configs, ids) if not workflow.is_complete(out / name)]
+        log.info("sweep %s: %d runs, %d complete, %d to run on %s", out, len(configs), len(configs) - len(todo), len(todo), backend)
+        done: dict[str, Outcome] = {}
+        if todo:
+            prepare_checkpoints(todo, progress=progress)
+            if ray is not None:
+                results = _run_ray(ray, todo, out.resolve(), sweep.resources, address, progress)
+            else:
+                results = _run_local(todo, out.resolve(), sweep.resources, jobs, progress)
+            done = {o.run_id: o for o in results}
     return out, [done.get(name, Outcome(name, "skipped")) for name in ids]
 
 

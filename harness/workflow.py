@@ -12,18 +12,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 import searchers
 import supernets
-from harness import provenance, schema, store
-from harness.config import RunConfig, content_hash
+from harness import provenance, store
+from harness.config import EvalProtocol, RunConfig, content_hash, run_config_from_dict
 from harness.data import DatasetSplits, available_datasets, load_dataset
-from harness.evaluator import Evaluator
+from harness.evaluation import Evaluator
 from harness.meters import default_meters, validate_country_iso_code
 from harness.runner import RunIdentity, Runner
-from supernets.train import CheckpointInfo, TrainConfig, load_checkpoint, train_supernet
+from supernets.checkpoint import CheckpointInfo, StaleCheckpointError, check_code, load_checkpoint, read_checkpoint
+from supernets.train import TrainConfig, train_supernet
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class Workspace:
     net: supernets.Supernet
     checkpoint: CheckpointInfo
     evaluator: Evaluator
+    protocol: EvalProtocol  # as scored: val_size 0 replaced by the split's size (see EvalProtocol.for_split)
 
 
 def build_supernet(config: RunConfig) -> supernets.Supernet:
@@ -78,16 +79,31 @@ def ensure_checkpoint(
     train_config: TrainConfig | None = None,
     progress: bool = True,
     train_named: bool = False,
+    expected_hash: str | None = None,
 ) -> tuple[supernets.Supernet, CheckpointInfo]:
     """Load the config's supernet checkpoint, training it first if it does not exist.
 
     A checkpoint path the user named is only trained when ``train_named`` (``pcfes train``);
-    elsewhere a missing named checkpoint is an error, not a silent training run.
+    elsewhere a missing named checkpoint is an error, not a silent training run. With
+    ``expected_hash`` (a resumed run) nothing is trained and the weights must have that hash.
     """
     path = checkpoint_path(config)
     expected = build_supernet(config)
     _match_input(expected, splits, config)
-    if not path.exists() or _is_partial(path):
+    if expected_hash is not None:
+        net, info = load_checkpoint(path, expected_spec=expected.spec)
+        if info.content_hash != expected_hash:
+            raise ValueError(
+                f"checkpoint {path} holds weights {info.content_hash[:16]}, but the run started on "
+                f"{expected_hash[:16]}; put the original checkpoint back (a run cannot continue on other weights)"
+            )
+        return net, info
+    stale = stale_reason(path)
+    if stale and not config.checkpoint:
+        # The default checkpoint is ours to keep current: retrain it, and say so.
+        log.warning("%s; retraining the default checkpoint %s", stale, path)
+        Path(path).unlink()
+    if not path.exists() or is_partial(path):
         if config.checkpoint and not path.exists() and not train_named:
             raise FileNotFoundError(f"checkpoint {path} does not exist; run `pcfes train --checkpoint {path}` first")
         log.info("training %s on %s -> %s", expected.display_name, splits.name, path)
@@ -104,13 +120,37 @@ def ensure_checkpoint(
     return net, info
 
 
-def _is_partial(path: Path) -> bool:
+def remove_checkpoint(path: Path) -> None:
+    """Delete the supernet checkpoint at ``path`` (train --overwrite); refuse a file that is not one."""
+    try:
+        read_checkpoint(path)
+    except StaleCheckpointError:
+        pass  # ours, written by older code: exactly what --overwrite is for
+    except ValueError as exc:
+        raise ValueError(f"refusing to delete {path}: {exc}; delete it yourself if it may go") from None
+    Path(path).unlink()
+
+
+def is_partial(path: Path) -> bool:
     """A checkpoint written mid-training (training resumes from it)."""
     try:
-        _, info = load_checkpoint(path)
+        info, _ = read_checkpoint(path)
     except ValueError:
         return False  # let the real load report the corruption
     return not info.complete
+
+
+def stale_reason(path: Path) -> str | None:
+    """Why the checkpoint at ``path`` was written by other code (or format), or None if it is current or absent."""
+    if not Path(path).is_file():
+        return None
+    try:
+        check_code(read_checkpoint(path)[0])
+    except StaleCheckpointError as exc:
+        return str(exc)
+    except ValueError:
+        return None  # damage: the real load says what is wrong
+    return None
 
 
 def _match_input(net: supernets.Supernet, splits: DatasetSplits, config: RunConfig) -> None:
@@ -122,17 +162,31 @@ def _match_input(net: supernets.Supernet, splits: DatasetSplits, config: RunConf
         )
 
 
-def open_workspace(config: RunConfig, *, progress: bool = True) -> Workspace:
-    """Load data and checkpoint (training it on first use) and materialise the protocol tensors."""
+def open_workspace(config: RunConfig, *, progress: bool = True, checkpoint_hash: str | None = None) -> Workspace:
+    """Load data and checkpoint (training it on first use) and materialise the protocol tensors.
+
+    ``checkpoint_hash`` (resume) requires the checkpoint to hold exactly those weights.
+    """
     splits = load_dataset(config.protocol.dataset, root=config.data_root or None)
-    net, info = ensure_checkpoint(config, splits, progress=progress)
-    evaluator = Evaluator(net, splits, config.protocol, config.cache)
-    return Workspace(splits, net, info, evaluator)
+    protocol = config.protocol.for_split(len(splits.val_x))  # before any training: a bad val_size fails now
+    net, info = ensure_checkpoint(config, splits, progress=progress, expected_hash=checkpoint_hash)
+    evaluator = Evaluator(net, splits, protocol, config.reuse)
+    return Workspace(splits, net, info, evaluator, protocol)
 
 
 def make_searcher(config: RunConfig, net: supernets.Supernet) -> searchers.Searcher:
     space = searchers.SearchSpace(net.choices)
     return searchers.get_searcher(config.searcher, space, config.seed, **dict(config.searcher_params))
+
+
+def check_importance_rate(config: RunConfig, workspace: Workspace) -> None:
+    """Reject, before any search, an importance rate that scores fewer than one validation image."""
+    params = getattr(make_searcher(resolve(config), workspace.net), "params", None)
+    if isinstance(params, searchers.PCFISParams):
+        try:
+            workspace.evaluator.check_importance_rate(params.rate)
+        except ValueError as exc:
+            raise ValueError(f"{config.searcher}: {exc}") from None
 
 
 def run_id(config: RunConfig) -> str:
@@ -149,8 +203,11 @@ def validate(config: RunConfig) -> None:
             f"unknown dataset {config.protocol.dataset!r}; available: {', '.join(available_datasets())}"
         )
     validate_country_iso_code(config.country_iso_code)
-    if config.protocol.device.startswith("cuda") and not torch.cuda.is_available():
+    device = torch.device(config.protocol.device)  # the syntax is checked by EvalProtocol
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {config.protocol.device!r} requested but CUDA is not available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {config.protocol.device!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def run_search(
@@ -162,14 +219,46 @@ def run_search(
     overwrite: bool = False,
     progress: bool = True,
     on_generation: Callable[[int], None] | None = None,
+    searcher: searchers.Searcher | None = None,
 ) -> Path:
-    """One instrumented search; returns its results directory."""
+    """One instrumented search; returns its results directory.
+
+    ``resume`` continues the run in ``run_dir`` from its checkpoint (or restarts one stopped
+    before its first checkpoint). The folder is locked while the run writes it. ``searcher``
+    replaces the one the config names (the bench replays recorded searches).
+    """
     config = resolve(config)
     run_dir = Path(run_dir) if run_dir else Path(config.results_dir) / run_id(config)
-    store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    if config.protocol.for_split(len(workspace.splits.val_x)) != workspace.protocol:
+        raise ValueError(
+            f"the workspace was opened for protocol {workspace.protocol.hash()}, this run has "
+            f"{config.protocol.hash()}; open a workspace for this config"
+        )
+    check_importance_rate(config, workspace)
+    # Recorded as scored and from anywhere: val_size 0 as the split's size, data_root absolute.
+    data_root = str(Path(config.data_root).resolve()) if config.data_root else ""
+    config = dataclasses.replace(config, protocol=workspace.protocol, data_root=data_root)
+    with store.folder_lock(run_dir):
+        return _locked_search(config, workspace, run_dir, resume, overwrite, progress, on_generation, searcher)
+
+
+def _locked_search(
+    config: RunConfig,
+    workspace: Workspace,
+    run_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    on_generation: Callable[[int], None] | None,
+    searcher: searchers.Searcher | None,
+) -> Path:
+    restore = store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     evaluator = workspace.evaluator
-    evaluator.reset()
-    searcher = make_searcher(config, workspace.net)
+    if evaluator.reuse != config.reuse:
+        evaluator.set_reuse(config.reuse)  # a matrix may vary the reuse level over one workspace
+    else:
+        evaluator.reset()
+    searcher = searcher or make_searcher(config, workspace.net)
     meters = default_meters(config.protocol.device, config.country_iso_code)
     identity = RunIdentity(
         run_id=run_dir.name,
@@ -181,6 +270,7 @@ def run_search(
         supernet=supernet_name(config),
         supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
         checkpoint_hash=workspace.checkpoint.content_hash,
+        checkpoint_path=str(Path(workspace.checkpoint.path).resolve()),
         dataset=workspace.splits.name,
         protocol=dataclasses.asdict(config.protocol),
         protocol_hash=config.protocol.hash(),
@@ -193,11 +283,23 @@ def run_search(
     )
     runner = Runner(identity, searcher, evaluator, meters, run_dir, progress=progress, on_generation=on_generation)
     try:
-        if resume:
+        if restore:
             runner.restore()
         return runner.run()
     finally:
         meters.close()
+
+
+def resume_search(run_dir: Path, *, progress: bool = True) -> Path:
+    """Continue an interrupted run with the config and the checkpoint it started with, from any working directory."""
+    run_dir = Path(run_dir)
+    with store.folder_lock(run_dir):
+        run = store.resumable_run(run_dir)
+        config = run_config_from_dict(run["config"])
+        # Runs recorded before checkpoint_path existed fall back to the config's (hash-checked all the same).
+        recorded = dataclasses.replace(config, checkpoint=run.get("checkpoint_path") or str(checkpoint_path(config)))
+        workspace = open_workspace(resolve(recorded), progress=progress, checkpoint_hash=run["checkpoint_hash"])
+        return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress)
 
 
 def compare_configs(base: RunConfig, searcher_names: Sequence[str], seeds: Sequence[int]) -> list[RunConfig]:
@@ -207,6 +309,12 @@ def compare_configs(base: RunConfig, searcher_names: Sequence[str], seeds: Seque
     evolution family); ``random`` gets the evolution budget (population x generations) unless
     its ``budget`` is given, so that both evaluate the same number of candidates.
     """
+    if not searcher_names or not seeds:
+        raise ValueError(f"a comparison needs at least one searcher and one seed, got {list(searcher_names)} and {list(seeds)}")
+    twice = sorted({name for name in searcher_names if list(searcher_names).count(name) > 1})
+    twice += sorted({str(seed) for seed in seeds if list(seeds).count(seed) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} listed twice: each searcher and seed is run once")
     given = dict(base.searcher_params)
     accepted = {name: searchers.searcher_defaults(name) for name in searcher_names}
     unused = sorted(set(given) - {key for params in accepted.values() for key in params})
@@ -236,26 +344,40 @@ def run_matrix(
     *,
     overwrite: bool = False,
     progress: bool = True,
-    skip_complete: bool = False,
 ) -> list[Path]:
-    """Run configs that share a supernet + protocol in one workspace; returns run directories."""
+    """Run configs that share a supernet + protocol in one workspace; returns run directories.
+
+    Idempotent: a complete run is kept, an interrupted one resumed, one stopped before its
+    first checkpoint started again; ``overwrite`` redoes every run (replacing only run folders
+    of ours).
+    """
     if not configs:
         return []
     for config in configs:
         validate(config)
     workspace = open_workspace(resolve(configs[0]), progress=progress)
-    paths = []
-    for config in configs:
-        run_dir = Path(out_dir) / run_id(resolve(config))
-        if skip_complete and is_complete(run_dir):
-            log.info("skipping %s: already complete", run_dir)
-            paths.append(run_dir)
-            continue
-        resume = skip_complete and (run_dir / schema.CHECKPOINT_JSON).exists()
-        paths.append(
-            run_search(config, workspace, run_dir=run_dir, resume=resume, overwrite=overwrite and not resume, progress=progress)
-        )
-    return paths
+    for config in configs:  # before any run: a bad rate fails the matrix, not its tenth run
+        check_importance_rate(config, workspace)
+    return [_matrix_run(config, workspace, Path(out_dir) / run_id(resolve(config)), overwrite, progress) for config in configs]
+
+
+def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrite: bool, progress: bool) -> Path:
+    if overwrite:
+        return run_search(config, workspace, run_dir=run_dir, overwrite=True, progress=progress)
+    try:
+        store.load_run(run_dir)
+    except (store.RunLoadError, OSError) as exc:
+        problem = exc
+    else:
+        log.info("skipping %s: already complete", run_dir)
+        return run_dir
+    try:
+        store.resumable_run(run_dir)
+    except FileNotFoundError:
+        if not store.is_vacant(run_dir):
+            raise store.RunLoadError(f"cannot continue {run_dir}: {problem}; delete it to run it again") from None
+        return run_search(config, workspace, run_dir=run_dir, progress=progress)
+    return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress)
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -265,33 +387,3 @@ def is_complete(run_dir: Path) -> bool:
     except (store.RunLoadError, OSError):
         return False
     return True
-
-
-def summary_table(paths: Sequence[Path]) -> pd.DataFrame:
-    """The compare table: searcher, wall s, MACs, energy J + source, CO2 g, score, reduction vs evolution."""
-    frame = store.load_runs(paths)
-    rows = []
-    for _, run in frame.iterrows():
-        base = frame[(frame.searcher == "evolution") & (frame.seed == run.seed) & (frame.supernet == run.supernet)]
-        ref = base.iloc[0] if len(base) else None
-        rows.append(
-            {
-                "searcher": run.searcher,
-                "seed": run.seed,
-                "wall_s": round(run.wall_s, 1),
-                "macs": f"{run.macs:.3e}",
-                "energy_j": _fmt(run.energy_j),
-                "energy_source": run["source.energy_j"],
-                "co2_g": _fmt(run.co2_g, 4),
-                "candidates": run.candidates_evaluated,
-                "final_score": round(run.final_score, 4),
-                "test_acc": None if run.test_accuracy is None else round(run.test_accuracy, 4),
-                "wall_saved_%": None if ref is None else round(100 * (1 - run.wall_s / ref.wall_s), 1),
-                "macs_saved_%": None if ref is None else round(100 * (1 - run.macs / ref.macs), 1),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _fmt(value: Any, digits: int = 1) -> Any:
-    return "n/a" if value is None or value != value else round(float(value), digits)

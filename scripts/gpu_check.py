@@ -1,4 +1,4 @@
-"""GPU smoke check (run via scripts/gpu_check.sh): NVML readings, cached == uncached scores, a tiny compare.
+"""GPU smoke check (run via scripts/gpu_check.sh): NVML readings, equal scores at every reuse level, a tiny compare.
 
 Offline and self-contained: it trains a tiny supernet on the embedded fashion16 data in a
 temporary folder. Exit 0 when every check passes, 1 when one fails, 2 without CUDA
@@ -19,12 +19,13 @@ import torch
 
 import supernets
 from harness import cli, store
-from harness.config import CacheConfig, EvalProtocol
+from harness.config import EvalProtocol, ReuseConfig
 from harness.data import load_dataset
-from harness.evaluator import Evaluator
+from harness.evaluation import Evaluator
 from harness.meters import default_meters
 from searchers import Hints, SearchSpace
-from supernets.train import TrainConfig, load_checkpoint, train_supernet
+from supernets.checkpoint import load_checkpoint
+from supernets.train import TrainConfig, train_supernet
 
 NET = "conv-tiny"
 OVERRIDES = {"widths": [8, 16, 32], "last_width": 64, "stem_width": 8}
@@ -121,39 +122,44 @@ def _dtypes(device: str) -> list[str]:
 
 
 def exactness(device: str, checkpoint: Path) -> list[str]:
-    """Scores with the prefix cache equal scores without it, bit for bit, per dtype; the cache then grows."""
+    """Scores at reuse levels frozen and prefix equal level none's, bit for bit, per dtype; the frozen node grows."""
     splits = load_dataset("fashion16")
     problems = []
     for dtype in _dtypes(device):
         protocol = EvalProtocol(**PROTOCOL, dtype=dtype, device=device)
-        cached = Evaluator(load_checkpoint(checkpoint)[0], splits, protocol, CacheConfig(enabled=True))
-        plain = Evaluator(load_checkpoint(checkpoint)[0], splits, protocol, CacheConfig(enabled=False))
-        space = SearchSpace(cached.net.choices)
+        evaluators = {
+            level: Evaluator(load_checkpoint(checkpoint)[0], splits, protocol, ReuseConfig(level=level))
+            for level in ("prefix", "frozen", "none")
+        }
+        frozen_ev = evaluators["frozen"]
+        space = SearchSpace(frozen_ev.net.choices)
         rng = np.random.default_rng(0)
-        k = cached.net.num_blocks // 2
+        k = frozen_ev.net.num_blocks // 2
         prefix = space.sample(rng)[:k]
-        for depth in (k, k + 1):  # the second prepare extends the cache from the cached tensors
+        for depth in (k, k + 1):  # the second prepare extends the frozen node from its stored tensors
             frozen = prefix[:k] if depth == k else prefix + (0,)
             archs = [space.sample(rng, frozen) for _ in range(CANDIDATES)]
-            scores = {}
-            for name, ev in (("cached", cached), ("uncached", plain)):
+            scores, seconds = {}, {}
+            for level, ev in evaluators.items():
                 ev.prepare(Hints(frozen=frozen))
                 _sync(device)
                 t0 = time.perf_counter()
-                scores[name] = ev.score(archs)
+                scores[level] = ev.score(archs)
                 _sync(device)
-                scores[name + "_s"] = time.perf_counter() - t0
-            same = scores["cached"] == scores["uncached"]
-            print(f"{dtype:9s} frozen depth {depth}: {CANDIDATES} candidates, cached == uncached: {same} "
-                  f"(cache {cached.cache_bytes / 2**20:.1f} MiB on {cached.val_x.device}, depth {cached.cache_depth}; "
-                  f"{scores['cached_s'] * 1e3:.0f} ms vs {scores['uncached_s'] * 1e3:.0f} ms; "
-                  f"scores {[round(s, 4) for s in scores['cached']]})")
+                seconds[level] = time.perf_counter() - t0
+            same = scores["prefix"] == scores["frozen"] == scores["none"]
+            print(f"{dtype:9s} frozen depth {depth}: {CANDIDATES} candidates, prefix == frozen == none: {same} "
+                  f"(frozen node {frozen_ev.cache_bytes / 2**20:.1f} MiB on {frozen_ev.val_x.device}, depth "
+                  f"{frozen_ev.cache_depth}; {', '.join(f'{lv} {t * 1e3:.0f} ms' for lv, t in seconds.items())}; "
+                  f"scores {[round(s, 4) for s in scores['none']]})")
             if not same:
-                problems.append(f"{dtype} depth {depth}: cached {scores['cached']} != uncached {scores['uncached']}")
-            if cached.cache_depth != depth or cached.cache_bytes == 0:
-                problems.append(f"{dtype} depth {depth}: cache not built (depth {cached.cache_depth}, {cached.cache_bytes} bytes)")
-            if cached.val_x.device.type != device:
-                problems.append(f"{dtype}: validation tensors on {cached.val_x.device}, not {device}")
+                problems.append(f"{dtype} depth {depth}: scores differ across reuse levels {scores}")
+            if frozen_ev.cache_depth != depth or frozen_ev.cache_bytes == 0:
+                problems.append(
+                    f"{dtype} depth {depth}: frozen node not built (depth {frozen_ev.cache_depth}, {frozen_ev.cache_bytes} bytes)"
+                )
+            if frozen_ev.val_x.device.type != device:
+                problems.append(f"{dtype}: validation tensors on {frozen_ev.val_x.device}, not {device}")
     return problems
 
 
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         check("NVML energy counter", lambda: nvml(device))
         section("train a tiny supernet")
         checkpoint = train(device, workdir)  # nothing below can run without it: a failure ends the script
-        check("cached vs uncached scores", lambda: exactness(device, checkpoint))
+        check("scores at every reuse level", lambda: exactness(device, checkpoint))
         check("pcfes compare with the real meters", lambda: compare(device, checkpoint, workdir))
     section("result")
     print(f"checks on {device} took {time.perf_counter() - start:.0f} s")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU smoke check for pcfes-bench, offline, in under 5 minutes: NVML counter readings, cached ==
-# uncached scores on CUDA (float32, float16, bfloat16 where supported), and a tiny `pcfes compare` with the real meters.
+# GPU smoke check for pcfes-bench, offline, in under 5 minutes: NVML counter readings, equal scores at
+# every reuse level on CUDA (float32, float16, bfloat16 where supported), and a tiny `pcfes compare` with the real meters.
 #
 #   scripts/gpu_check.sh            # on a GPU machine; exit 2 when torch sees no CUDA device
 #   scripts/gpu_check.sh --cpu      # the same checks on the CPU (NVML aside)

@@ -194,6 +194,11 @@ def default_config(name: str) -> dict[str, Any]:
     return dict(_entry(name).defaults)
 
 
+def registered_factory(name: str) -> Callable[..., Supernet]:
+    """The factory registered as ``name`` (its module's code is part of a checkpoint's fingerprint)."""
+    return _entry(name).factory
+
+
 def _entry(name: str) -> _Entry:
     try:
         return _REGISTRY[name]

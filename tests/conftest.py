@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from harness.config import EvalProtocol, RunConfig
+from harness.config import EvalProtocol, ReuseConfig, RunConfig
 
 # One intra-op thread: on a shared 2-core machine OpenMP's second thread can make small
 # kernels (e.g. batch norm on 16x16 maps) 100x slower while another process is busy.
@@ -17,7 +21,12 @@ torch.set_num_threads(1)
 SMALL_NET = "conv-tiny"
 SMALL_OVERRIDES = {"widths": [8, 16, 32], "last_width": 64, "stem_width": 8}
 SMALL_PROTOCOL = EvalProtocol(calib_batches=2, calib_batch_size=32, val_size=200, eval_batch_size=100)
+# A fixed budget (not "auto"): the tests' counts must not depend on the machine's free memory.
+SMALL_REUSE = ReuseConfig(level="prefix", budget_bytes=256 * 2**20)
 SMALL_EVOLUTION = {"population": 10, "top_k": 3, "mutation_num": 4, "crossover_num": 4, "generations": 4}
+# Freezing forced by construction, whatever the trained weights score on this CPU: every share > 1e-6
+# passes, so the initial freeze takes its cap (3 of 12 blocks) and each generation 3 more (monitor).
+FORCED_FREEZE = {"threshold": 1e-6, "max_initial_freeze": 0.25}
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +59,10 @@ def small_config(small_checkpoint, tmp_path) -> RunConfig:
         supernet_overrides=SMALL_OVERRIDES,
         checkpoint=str(small_checkpoint),
         searcher="pcf-es",
-        searcher_params={**SMALL_EVOLUTION, "threshold": 0.4},
+        searcher_params={**SMALL_EVOLUTION, **FORCED_FREEZE},
         results_dir=str(tmp_path / "results"),
         protocol=SMALL_PROTOCOL,
+        reuse=SMALL_REUSE,
     )
 
 
@@ -63,3 +73,59 @@ def with_searcher(config: RunConfig, name: str, **params) -> RunConfig:
     elif name in ("evolution",):
         keep = dict(SMALL_EVOLUTION)
     return dataclasses.replace(config, searcher=name, searcher_params={**keep, **params})
+
+
+REPO = Path(__file__).resolve().parents[1]
+_HOLD_LOCK = (
+    "import sys; from harness import store\n"
+    "with store.folder_lock(sys.argv[1]):\n"
+    "    print('held', flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
+@pytest.fixture
+def lock_holder():
+    """Starts another process that holds the lock of a folder until it is killed (tagged 'holder-tag')."""
+    procs: list[subprocess.Popen] = []
+
+    def start(folder: Path) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_LOCK, str(folder), "holder-tag"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+class _FullDisk:
+    """A file that takes half of what it is given, then fails as a full disk does."""
+
+    def __init__(self, fh):
+        self.fh = fh
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+    def write(self, text):
+        self.fh.write(text[: len(text) // 2])
+        self.fh.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+
+def fill_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every atomic write (``os.fdopen`` + write) hit a full disk half-way."""
+    real = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, *args, **kwargs: _FullDisk(real(fd, *args, **kwargs)))

@@ -53,6 +53,8 @@ class FixtureRun:
     status: str = "complete"
     schema_version: int = schema.SCHEMA_VERSION
     run_id: str = ""
+    cpu_ratio: float = 0.9  # CPU time / wall time; below 1 / 1.25 a single-threaded run counts as contended
+    threads: int = 1
 
     @property
     def params(self) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def totals_for(spec: FixtureRun) -> dict[str, Any]:
     energy = wall * (40.0 + spec.seed)
     totals: dict[str, Any] = {
         "wall_s": wall,
-        "cpu_s": 0.9 * wall,
+        "cpu_s": spec.cpu_ratio * wall,
         "gpu_s": 0.8 * wall,
         "gpu_energy_j": 0.6 * energy,
         "cpu_energy_j": 0.4 * energy,
@@ -88,6 +90,11 @@ def totals_for(spec: FixtureRun) -> dict[str, Any]:
         "candidates_evaluated": CANDIDATES_PER_GENERATION * GENERATIONS[spec.searcher],
         "generations": GENERATIONS[spec.searcher],
         "cache_peak_bytes": 0 if spec.searcher in ("evolution", "random") else 4096,
+        "macs_avoided": 0,
+        "store_peak_bytes": 0 if spec.searcher in ("evolution", "random") else 4096,
+        "store_evictions": 0,
+        "rebuild_macs": 0,
+        "rebuild_images": 0,
         "meter_overhead_s": 0.01,
         "wall_s_before_resume": 0.0,
     }
@@ -139,6 +146,10 @@ def _generations(spec: FixtureRun, totals: Mapping[str, Any], rng: np.random.Gen
             "cache_macs": 1000 * depth,
             "evaluate_macs": int(totals["macs"] * weights[g]),
             "evaluate_images": 1000,
+            "macs_avoided": 0,
+            "store_bytes": 4096 if depth else 0,
+            "store_evictions": 0,
+            "rebuild_macs": 0,
         }
         for phase, share in phase_split.items():
             for q in schema.PHASE_QUANTITIES:
@@ -170,7 +181,7 @@ def _candidates(spec: FixtureRun, rng: np.random.Generator) -> pd.DataFrame:
                     "score": float(rng.uniform(0.5, 0.8)),
                     "arch_macs": 1_000_000,
                     "executed_macs": 1_000_000 * (spec.blocks - depth),
-                    "cached_depth": depth,
+                    "reused_depth": depth,
                     "sample_size": 100,
                 }
             )
@@ -202,12 +213,13 @@ def write_run(root: Path, spec: FixtureRun) -> Path:
         "protocol_hash": spec.protocol_hash,
         "versions": {"python": "3.11", "torch": "2.13.0", "codecarbon": "3.3.2"},
         "git": {"commit": "0" * 40, "dirty": False},
-        "machine": {"hostname": "fixture", "cpu": "fixture cpu"},
+        "machine": {"hostname": "fixture", "cpu": "fixture cpu", "torch_threads": spec.threads},
         "device": {"type": "cpu", "name": "fixture cpu"},
         "meter_sources": _sources(spec),
         "totals": totals,
         "result": result_for(spec),
         "resumes": 0,
+        "reuse": {"level": "frozen", "budget_bytes": 2**31, "budget_setting": 2**31, "location": "device"},
     }
     write_json(path / schema.RUN_JSON, run)
     write_csv(path / schema.GENERATIONS_CSV, _generations(spec, totals, rng))

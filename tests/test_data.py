@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
+import io
+import os
 import pickle
+import pickletools
+import re
+import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+import harness.data
+from harness import cli
 from harness.data import (
     FASHION16_FILE,
     FASHION16_KEYS,
@@ -28,6 +38,7 @@ from harness.data import (
     read_idx,
     stratified_split,
 )
+from supernets.checkpoint import data_hash
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_fashion16.py"
 
@@ -234,17 +245,66 @@ def test_synthetic_shapes_and_seeding() -> None:
 # --- cifar10 from fake pickles -----------------------------------------------------------------
 
 
-def _write_cifar(folder: Path, n: int = 20) -> dict[str, tuple[np.ndarray, list[int]]]:
+class _Python2Pickler(pickle._Pickler):
+    """Writes str and bytes as Python 2 ``str`` opcodes, as cPickle wrote the official CIFAR-10 batches."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_python2_str(self, obj: str | bytes) -> None:
+        data = obj.encode("latin-1") if isinstance(obj, str) else obj
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[str] = dispatch[bytes] = save_python2_str
+
+
+def _official_pickle(batch: dict[bytes, Any], numpy_module: str = "numpy.core.multiarray") -> bytes:
+    """``batch`` as the official files hold it: protocol 2, Python 2 strings, ``numpy_module._reconstruct``.
+
+    The downloaded files name NumPy 1.x's ``numpy.core.multiarray``; NumPy 2.x writes ``numpy._core.multiarray``.
+    """
+    buf = io.BytesIO()
+    _Python2Pickler(buf, protocol=2).dump(batch)
+    ours = f"c{np.zeros(1).__reduce__()[0].__module__}\n_reconstruct\n".encode()
+    assert buf.getvalue().count(ours) == 1
+    return buf.getvalue().replace(ours, f"c{numpy_module}\n_reconstruct\n".encode())
+
+
+def _global_pickle(module: str, name: str) -> bytes:
+    return pickle.PROTO + b"\x02" + pickle.GLOBAL + f"{module}\n{name}\n".encode() + pickle.STOP
+
+
+def _pickled_globals(stream: bytes) -> set[str]:
+    return {str(arg) for op, arg, _ in pickletools.genops(stream) if op.name == "GLOBAL"}
+
+
+def _write_cifar(
+    folder: Path, n: int = 20, dump: Callable[[dict[bytes, Any]], bytes] = _official_pickle
+) -> dict[str, tuple[np.ndarray, list[int]]]:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     written = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         labels = [i % 10 for i in range(n)]
-        with open(folder / name, "wb") as f:
-            pickle.dump({b"data": data, b"labels": labels, b"batch_label": name.encode()}, f)
+        filenames = [f"{name}_{i:05d}.png".encode() for i in range(n)]
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": filenames}
+        (folder / name).write_bytes(dump(batch))
         written[name] = (data, labels)
     return written
+
+
+class _RunsShell:
+    """Unpickles to a shell command that writes ``marker``: the payload of a crafted batch file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return os.system, (f'echo pwned > "{self.marker}"',)
 
 
 def _affine_fit_error(normalised: torch.Tensor, raw: np.ndarray) -> float:
@@ -285,6 +345,81 @@ def test_cifar10_missing_or_broken_files(tmp_path: Path) -> None:
         load_dataset("cifar10", root=tmp_path / "nowhere")
     with pytest.raises(ValueError, match="'cifar10' needs its files"):
         load_dataset("cifar10")
+
+
+@pytest.mark.parametrize("numpy_module", ["numpy.core.multiarray", "numpy._core.multiarray"])
+def test_cifar10_official_batches_load_as_plain_pickle_loads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numpy_module: str
+) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar(folder, dump=functools.partial(_official_pickle, numpy_module=numpy_module))
+    stream = (folder / "data_batch_1").read_bytes()
+    assert _pickled_globals(stream) == {f"{numpy_module} _reconstruct", "numpy ndarray", "numpy dtype"}
+    opcodes = {op.name for op, _, _ in pickletools.genops(stream)}
+    assert opcodes >= {"SHORT_BINSTRING", "BINSTRING"} and not opcodes & {"SHORT_BINBYTES", "BINBYTES", "BINUNICODE"}
+    restricted = load_dataset("cifar10", root=folder, val_size=10)
+    monkeypatch.setattr(harness.data, "_CifarUnpickler", pickle.Unpickler)  # the unrestricted reader it replaced
+    unrestricted = load_dataset("cifar10", root=folder, val_size=10)
+    for field in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+        assert torch.equal(getattr(restricted, field), getattr(unrestricted, field)), field
+    assert data_hash(restricted.train_x, restricted.train_y) == data_hash(unrestricted.train_x, unrestricted.train_y)
+
+
+@pytest.mark.parametrize("protocol", [3, 4])
+def test_cifar10_loads_batches_pickled_by_plain_numpy(tmp_path: Path, protocol: int) -> None:
+    written = _write_cifar(tmp_path / "plain", dump=functools.partial(pickle.dumps, protocol=protocol))
+    _write_cifar(tmp_path / "official")
+    plain = load_dataset("cifar10", root=tmp_path / "plain", val_size=10)
+    official = load_dataset("cifar10", root=tmp_path / "official", val_size=10)
+    assert plain.test_y is not None and plain.test_x is not None and official.test_x is not None
+    assert plain.test_y.tolist() == written["test_batch"][1]
+    assert torch.equal(plain.train_x, official.train_x) and torch.equal(plain.test_x, official.test_x)
+
+
+def test_cifar10_batch_that_runs_code_is_refused_before_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pickle.loads(pickle.dumps(_RunsShell(tmp_path / "proof")))
+    assert (tmp_path / "proof").is_file()  # the payload is live: an unrestricted unpickler runs it
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar(folder)
+    marker = tmp_path / "marker"
+    crafted = {b"batch_label": b"training batch 1 of 5", b"labels": [0] * 20, b"data": _RunsShell(marker)}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(crafted))
+    batch_file = re.escape(str(folder / "data_batch_1"))
+    refused = rf"{batch_file} is not a CIFAR-10 python batch file: refused global {os.system.__module__}\.system,"
+    with pytest.raises(ValueError, match=f"^{refused}"):
+        load_dataset("cifar10", root=folder)
+    capsys.readouterr()
+    runs = str(tmp_path / "runs")
+    assert cli.main(["search", "--dataset", "cifar10", "--data-root", str(folder), "--results-dir", runs, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"pcfes search: error: {refused}[^\n]*\n", err), err
+    assert not marker.exists()
+
+
+_ONE_IMAGE = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}
+_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]  # what NumPy's protocol-5 pickles call instead of _reconstruct
+
+
+@pytest.mark.parametrize(
+    ("payload", "refused"),
+    [
+        (_global_pickle("builtins", "eval"), "builtins.eval"),
+        (_global_pickle("numpy", "load"), "numpy.load"),
+        (_global_pickle("numpy.core.multiarray", "scalar"), "numpy.core.multiarray.scalar"),
+        (pickle.dumps(_ONE_IMAGE, protocol=2), "_codecs.encode"),  # how Python 3 writes bytes at protocol 2
+        (pickle.dumps(_ONE_IMAGE, protocol=5), f"{_FROMBUFFER.__module__}.{_FROMBUFFER.__name__}"),
+    ],
+    ids=["eval", "numpy-load", "numpy-scalar", "python3-protocol-2", "protocol-5"],
+)
+def test_cifar10_refuses_globals_outside_the_allow_list(tmp_path: Path, payload: bytes, refused: str) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar(folder)
+    (folder / "test_batch").write_bytes(payload)
+    message = rf"test_batch is not a CIFAR-10 python batch file: refused global {re.escape(refused)}, .*cifar-10-python\.tar\.gz"
+    with pytest.raises(ValueError, match=message):
+        load_dataset("cifar10", root=folder)
 
 
 # --- fashion-mnist from fake IDX files ---------------------------------------------------------
@@ -378,9 +513,29 @@ def test_dataset_splits_reject_inconsistent_tensors() -> None:
         DatasetSplits("t", x, y.int(), x, y, None, None, num_classes=2, input_shape=(1, 2, 2), source="test")
 
 
+def test_dataset_splits_refuse_empty_splits() -> None:
+    """An empty split would score every arch NaN (the evaluator's mean over no images) and leak into run.json."""
+    x, y = torch.zeros(4, 1, 2, 2), torch.zeros(4, dtype=torch.int64)
+    none_x, none_y = torch.zeros(0, 1, 2, 2), torch.zeros(0, dtype=torch.int64)
+    with pytest.raises(ValueError, match="^t: the val split is empty; give it at least one image$"):
+        DatasetSplits("t", x, y, none_x, none_y, None, None, num_classes=2, input_shape=(1, 2, 2), source="test")
+    with pytest.raises(ValueError, match=r"^t: the test split is empty; give it images or pass no test split \(None\)$"):
+        DatasetSplits("t", x, y, x, y, none_x, none_y, num_classes=2, input_shape=(1, 2, 2), source="test")
+    with pytest.raises(ValueError, match="the train split is empty"):
+        DatasetSplits("t", none_x, none_y, x, y, None, None, num_classes=2, input_shape=(1, 2, 2), source="test")
+
+
 def test_fashion16_split_prefixes_are_class_mixes():
     """The evaluator scores on the first val_size images, so every prefix must mix the classes."""
     splits = load_dataset("fashion16")
     for labels in (splits.train_y, splits.val_y, splits.test_y):
         counts = torch.bincount(labels[:200], minlength=10)
         assert counts.min() >= 8, counts.tolist()
+
+
+def test_cifar10_allowed_global_with_bad_arguments_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar(folder)
+    (folder / "test_batch").write_bytes(b"cnumpy\ndtype\n(S'no-such-type'\ntR.")  # numpy.dtype('no-such-type')
+    with pytest.raises(ValueError, match=r"test_batch is not a CIFAR-10 python batch file: .*no-such-type"):
+        load_dataset("cifar10", root=folder)

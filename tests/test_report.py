@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from harness import schema
 from harness.report import PAPER_RESULTS, SEARCHER_COLOURS, searcher_colour, sweep_report, write_report
 from fixtures_runs import FixtureRun, totals_for, write_fixture_runs, write_run
 
 SEEDS = (3, 11)
-FIGURES = ("generation_cost", "best_score", "majority_share", "frozen_depth", "score_vs_time", "score_vs_energy")
+FIGURES = (
+    "generation_cost", "best_score", "majority_share", "frozen_depth", "score_vs_time", "score_vs_energy",
+    "seed_savings", "majority_distance",
+)
+PAGE_WIDE = ("majority_share", "seed_savings", "majority_distance")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NO_ENERGY = "unavailable: no RAPL and no NVML"
 
@@ -38,6 +46,13 @@ def _independent_runs(root: Path) -> pd.DataFrame:
         run = json.loads(run_json.read_text())
         rows.append({"searcher": run["searcher"], "seed": run["seed"], "protocol_hash": run["protocol_hash"], **run["totals"], **run["result"]})
     return pd.DataFrame(rows)
+
+
+def _interval_text(per_seed: pd.Series) -> str:
+    """The expected savings cell: mean [95% Student-t interval], computed independently with scipy."""
+    low, high = scipy.stats.t.interval(0.95, len(per_seed) - 1, loc=per_seed.mean(), scale=scipy.stats.sem(per_seed))
+    text = f"{per_seed.mean():.1f} [{low:.1f}, {high:.1f}]"
+    return text if not low <= 0 <= high else f"{text} not significant"
 
 
 def _table_rows(markdown: str, header_start: str) -> list[dict[str, str]]:
@@ -72,7 +87,7 @@ def test_report_writes_every_file(basic: tuple[Path, Path]) -> None:
     for name in expected:
         assert f"]({name})" in text, f"report.md does not show {name}"
         # Paper sizes at 200 dpi: one column (3.5 in) or the full page width (7 in).
-        _assert_png(out / name, 1400 if "majority_share" in name else 700)
+        _assert_png(out / name, 1400 if any(kind in name for kind in PAGE_WIDE) else 700)
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["searcher"]) == ["evolution", "random", "pcf-es", "pcf-es-is"]
 
@@ -110,7 +125,9 @@ def test_summary_numbers_match_independent_pandas(basic: tuple[Path, Path]) -> N
             unpaired = 100.0 * (1.0 - mine[quantity] / evolution[quantity].mean())
             assert not unpaired.mean() == pytest.approx(per_seed.mean(), rel=1e-3)
         wall = 100.0 * (1.0 - mine["wall_s"] / evolution.loc[mine.index, "wall_s"])
-        assert table[searcher]["time saved (%)"] == f"{wall.mean():.1f} ± {wall.std():.1f}"
+        assert table[searcher]["time saved (%)"] == _interval_text(wall)
+        cpu = 100.0 * (1.0 - mine["cpu_s"] / evolution.loc[mine.index, "cpu_s"])
+        assert table[searcher]["CPU time saved (%)"] == _interval_text(cpu)
     assert table["evolution"]["time saved (%)"] == "baseline"
 
 
@@ -120,8 +137,9 @@ def test_paper_comparison_sits_next_to_our_numbers(basic: tuple[Path, Path]) -> 
     pcf = next(r for r in rows if r["searcher (ours)"] == "pcf-es")
     assert (pcf["family (ours)"], pcf["paper time saved (%)"], pcf["paper energy saved (%)"]) == ("SPOS (spos-tiny)", "55", "51")
     summary = pd.read_csv(report.parent / "summary.csv").set_index("searcher")
-    expected = f"{summary.loc['pcf-es', 'wall_s_reduction_pct_mean']:.1f} ± {summary.loc['pcf-es', 'wall_s_reduction_pct_std']:.1f}"
-    assert pcf["ours time saved (%)"] == expected
+    low, high = summary.loc["pcf-es", "wall_s_reduction_pct_ci_low"], summary.loc["pcf-es", "wall_s_reduction_pct_ci_high"]
+    expected = f"{summary.loc['pcf-es', 'wall_s_reduction_pct_mean']:.1f} [{low:.1f}, {high:.1f}]"
+    assert pcf["ours time saved (%)"] in (expected, f"{expected} not significant")
     journal = next(r for r in rows if r["searcher (ours)"] == "pcf-es-is")
     assert (journal["paper time saved (%)"], journal["paper CO2 saved (%)"]) == ("76", "71")
     cf = [r for r in rows if r["searcher (ours)"].startswith("cf-es")]
@@ -231,7 +249,7 @@ def test_sweep_report_figure_and_table(tmp_path: Path) -> None:
         assert saved == pytest.approx(sum(per_seed) / 2, rel=1e-12)
     rows = _table_rows(report.read_text(), "| searcher | threshold")
     assert [(r["searcher"], r["threshold"]) for r in rows] == [("evolution", "–"), ("pcf-es", "0.6"), ("pcf-es", "0.7"), ("pcf-es", "0.8")]
-    assert rows[1]["time saved (%)"].startswith(f"{pcf['wall_s_reduction_pct_mean'].iloc[0]:.1f} ± ")
+    assert rows[1]["time saved (%)"].startswith(f"{pcf['wall_s_reduction_pct_mean'].iloc[0]:.1f} [")
 
 
 def test_sweep_report_rejects_bad_requests(tmp_path: Path) -> None:
@@ -252,7 +270,7 @@ def test_every_searcher_keeps_one_colour() -> None:
 
 
 def test_sweep_points_that_coincide_share_one_label() -> None:
-    from harness.report import _joint_label
+    from harness.report.sweeps import _joint_label
 
     assert _joint_label(["f=1", "f=2", "f=4"]) == "f=1, 2, 4"
     assert _joint_label(["H=0.7"]) == "H=0.7"
@@ -260,7 +278,7 @@ def test_sweep_points_that_coincide_share_one_label() -> None:
 
 
 def test_runs_that_end_early_are_held_to_their_configurations_last_generation() -> None:
-    from harness.report import _hold_after_end
+    from harness.report.figures import hold_after_end
 
     gens = pd.DataFrame({
         "run_id": ["a", "a", "a", "b", "b", "b", "b", "b", "c", "c"],
@@ -270,8 +288,116 @@ def test_runs_that_end_early_are_held_to_their_configurations_last_generation() 
         "frozen_depth": [0, 3, 5, 0, 1, 1, 1, 1, 0, 0],
         "best_score": [0.5, 0.6, 0.7, 0.5, 0.55, 0.6, 0.65, 0.66, 0.4, 0.45],
     })
-    held = _hold_after_end(gens, "frozen_depth", final=12)
+    held = hold_after_end(gens, "frozen_depth", final=12)
     added = held.iloc[len(gens):]
     assert list(added["run_id"]) == ["a", "a"] and list(added["generation"]) == [3, 4]
     assert list(added["frozen_depth"]) == [12, 12] and list(added["best_score"]) == [0.7, 0.7]
-    assert _hold_after_end(gens, "best_score").iloc[len(gens):]["best_score"].tolist() == [0.7, 0.7]
+    assert hold_after_end(gens, "best_score").iloc[len(gens):]["best_score"].tolist() == [0.7, 0.7]
+
+
+def test_contended_run_is_flagged_and_its_cpu_time_saving_shown(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "random"))
+    for seed in SEEDS:
+        write_run(root, FixtureRun("pcf-es", seed, cpu_ratio=0.5 if seed == SEEDS[0] else 0.9))
+    # Two threads: wall > CPU time is then no sign of waiting, and such a run is never flagged.
+    write_run(root, FixtureRun("pcf-es-is", SEEDS[0], cpu_ratio=0.3, threads=2))
+    text = write_report([root], tmp_path / "report").read_text()
+    rows = {r["searcher"]: r for r in _table_rows(text, "| supernet | searcher | paired seeds")}
+    assert rows["pcf-es"]["time saved (%)"].endswith(" †")
+    assert not rows["random"]["time saved (%)"].endswith("†") and not rows["pcf-es-is"]["time saved (%)"].endswith("†")
+    contended = FixtureRun("pcf-es", SEEDS[0]).name
+    footnote = next(line for line in text.splitlines() if line.startswith("† contended:"))
+    assert contended in footnote and "rely on the CPU-time saving" in footnote
+    runs = {r["run_id"]: r for r in _table_rows(text, "| run_id |")}
+    assert runs[contended]["contended"] == "yes" and runs[FixtureRun("pcf-es", SEEDS[1]).name]["contended"] == "no"
+    # The CPU-time saving is computed from CPU times, not wall times.
+    cpu = pd.Series([100.0 * (1.0 - totals_for(FixtureRun("pcf-es", s, cpu_ratio=r))["cpu_s"] / totals_for(FixtureRun("evolution", s))["cpu_s"])
+                     for s, r in zip(SEEDS, (0.5, 0.9))])
+    assert rows["pcf-es"]["CPU time saved (%)"] == _interval_text(cpu)
+
+
+def test_one_seed_savings_say_so_instead_of_an_interval(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3,), searchers=("evolution", "pcf-es"))
+    text = write_report([root], tmp_path / "report").read_text()
+    row = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    for label in ("time saved (%)", "CPU time saved (%)", "MACs saved (%)", "final score − evolution (points)"):
+        assert row[label].endswith("(1 seed: no interval)") and "±" not in row[label] and "[" not in row[label], row[label]
+    from harness.report.console import console_summary
+    from harness.store import load_records
+
+    summary = console_summary(load_records([root]))
+    assert list(summary.table.columns[-3:]) == ["time_saved_%", "CPU_time_saved_%", "MACs_saved_%"]
+    assert summary.notes == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
+
+
+def test_legend_with_long_labels_fits_the_figure() -> None:
+    from harness.report.figures import COLUMN_WIDTH_IN, legend, new_figure
+
+    figure = new_figure(COLUMN_WIDTH_IN, 2.9)
+    axes = figure.add_subplot()
+    labels = ["evolution", "optuna (sampler=TPESampler, n_startup_trials=20)", "optuna-nsga2 (population=50)", "pcf-es"]
+    for i, label in enumerate(labels):
+        axes.plot([0, 1], [i, i + 1], label=label)
+    legend(figure, axes, labels)
+    drawn = figure.legends[-1]
+    box = drawn.get_window_extent(figure.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= figure.get_figwidth() * figure.dpi
+    assert [t.get_text().replace("\n", " ") for t in drawn.get_texts()] == labels
+
+
+def test_figures_also_in_pdf_and_svg_with_an_integer_depth_axis(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"))
+    out = tmp_path / "report"
+    write_report([root], out, formats=("png", "pdf", "svg"))
+    for kind in FIGURES:
+        stem = out / f"pprotoA_cckptA_spos-tiny_{kind}"
+        assert stem.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+        assert b"<svg" in stem.with_suffix(".svg").read_bytes()[:500]
+    svg = (out / "pprotoA_cckptA_spos-tiny_frozen_depth.svg").read_text()
+    ticks = re.findall(r"<!-- ([0-9.\-−]+) -->", svg)
+    assert ticks and all(float(t.replace("−", "-")).is_integer() for t in ticks), ticks
+    with pytest.raises(ValueError, match="unknown figure format"):
+        write_report([root], tmp_path / "bad", formats=("png", "gif"))
+
+
+def test_premises_table_and_rank_correlation_follow_the_evolution_runs(basic: tuple[Path, Path]) -> None:
+    root, report = basic
+    from harness.report.premises import premises
+    from harness.store import generations_frame, load_records
+
+    records = load_records([root])
+    gens = generations_frame(records)
+    answers = pd.Series({r.run["run_id"]: schema.arch_to_str(r.run["result"]["best_arch"]) for r in records})
+    found = premises(gens, answers, 0.7)
+    evolution = gens[gens["searcher"] == "evolution"]
+    for block in range(4):
+        firsts = [run.loc[run[f"share_b{block}"] > 0.7, "generation"].min() for _, run in evolution.groupby("run_id")]
+        assert found.first_above.loc[block, "first_generation_above_h"] == pytest.approx(np.nanmean(firsts))
+    expected = np.mean([
+        (run.set_index("generation")["majority_b1"] != schema.arch_from_str(answers[run_id])[1]).astype(float)
+        for run_id, run in evolution.groupby("run_id")
+    ], axis=0)
+    assert found.distance[1].to_numpy() == pytest.approx(expected)
+    text = report.read_text()
+    assert "### Premises of PCF-ES on spos-tiny" in text
+    rho = scipy.stats.spearmanr(found.first_above["block"], found.first_above["first_generation_above_h"]).statistic
+    assert found.spearman_rho == pytest.approx(rho)
+    assert f"ρ = {rho:.2f} (p = " in text
+    assert "first generation with majority share > H = 0.7 (mean)" in text
+
+
+def test_the_same_run_given_twice_is_one_seed_and_the_report_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    run = write_run(root, FixtureRun("evolution", 3))
+    copy = root / "copy-of-it"
+    shutil.copytree(run, copy)
+    report = write_report([run, run, copy], tmp_path / "rep")
+    summary = pd.read_csv(tmp_path / "rep" / "summary.csv")
+    assert list(summary["runs"]) == [1] and list(summary["seeds"].astype(str)) == ["3"]
+    assert summary["wall_s_std"].isna().all()  # one run: no spread to show
+    line = next(line for line in report.read_text().splitlines() if line.startswith("Dropped as duplicates"))
+    assert f"`{run}`" in line and f"`{copy}`" in line
+    assert "Skipped" not in report.read_text()  # a copy is a duplicate, not an incomplete run

@@ -93,6 +93,8 @@ def test_seed_count_and_defaults_from_base():
         ({"base": {"protocol": {"val_sz": 1}}}, r"unknown key\(s\) val_sz in \[protocol\]"),
         ({"resources": {"gpus": 1}}, r"unknown key\(s\) gpus in \[resources\]"),
         ({"resources": {"threads": 0}}, r"threads >= 1"),
+        ({"resources": {"threads": "two"}}, r"resources.threads must be an integer, got 'two'"),
+        ({"resources": {"num_gpus": "one"}}, r"resources.num_gpus must be a finite number, got 'one'"),
         ({"runs": 3}, r"unknown key\(s\) runs in sweep config"),
         ({"matrix": {"seeds": 0}}, r"seeds must be a count >= 1"),
         ({"matrix": {"grid": {"threshold": 0.5}}}, r"threshold must be a non-empty list"),
@@ -214,7 +216,8 @@ def test_local_processes_write_the_same_candidates_as_one_process(local_sweep, s
     reference = local_sweep[0]
     out, outcomes = sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint, seeds=[1])), tmp_path / "jobs",
                                     jobs=2, progress=False)
-    assert [o.status for o in outcomes] == ["ok"] * 3
+    assert [o.status for o in outcomes] == ["ok"] * 3  # the driver's sweep-folder lock does not block the workers
+    assert not (out / schema.LOCK_FILE).exists() and not any((out / n / schema.LOCK_FILE).exists() for n in run_ids(out))
     for name in run_ids(out):
         assert (out / name / schema.CANDIDATES_CSV).read_bytes() == (reference / name / schema.CANDIDATES_CSV).read_bytes()
 

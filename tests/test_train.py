@@ -9,7 +9,8 @@ import torch
 
 import supernets.train as train_module
 from supernets import get_supernet
-from supernets.train import TrainConfig, load_checkpoint, save_checkpoint, train_supernet
+from supernets.checkpoint import load_checkpoint, save_checkpoint
+from supernets.train import TrainConfig, train_supernet
 
 SMALL = {"widths": [8, 8, 16], "depths": [1, 2, 1], "stem_width": 8, "last_width": None, "input_size": 8}
 CONFIG = TrainConfig(epochs=3, batch_size=32, lr=0.05, seed=3, device="cpu")

@@ -1,8 +1,9 @@
-"""Benchmark: cached vs uncached scoring at frozen-prefix depths 0, N/4, N/2, 3N/4, and the
-evaluator against a plain forward pass of the same sub-network as a standalone module.
+"""Benchmark: frozen-prefix reuse vs none at frozen-prefix depths 0, N/4, N/2, 3N/4; the prefix-tree
+walk vs none on a batch with no shared prefix (target: at most 5% slower); and the evaluator
+against a plain forward pass of the same sub-network as a standalone module.
 
-Measurements, not pass/fail timers: compare `cached/uncached` time with the MAC ratio
-(`extra_info`) in the pytest-benchmark table, e.g. `pytest tests/benchmarks --benchmark-only`.
+Measurements, not pass/fail timers: compare the times with the MAC ratios (`extra_info`) in the
+pytest-benchmark table, e.g. `pytest tests/benchmarks --benchmark-only`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import torch
 from torch import nn
 
 import supernets
-from harness.config import CacheConfig, EvalProtocol
+from harness.config import EvalProtocol, ReuseConfig
 from harness.data import load_dataset
-from harness.evaluator import Evaluator
+from harness.evaluation import Evaluator
 from searchers.base import Hints
 
 PROTOCOL = EvalProtocol()  # the default protocol: 4 x 128 calibration images, 2,000 validation images
@@ -39,7 +40,7 @@ def _archs(net, prefix_len, seed=0):
 def test_score_with_frozen_prefix(benchmark, setup, quarter, cached):
     net, splits = setup
     k = net.num_blocks * quarter // 4
-    evaluator = Evaluator(net, splits, PROTOCOL, CacheConfig(enabled=cached))
+    evaluator = Evaluator(net, splits, PROTOCOL, ReuseConfig("frozen" if cached else "none", 2**31))
     prefix, archs = _archs(net, k)
     evaluator.prepare(Hints(frozen=prefix))
 
@@ -51,6 +52,30 @@ def test_score_with_frozen_prefix(benchmark, setup, quarter, cached):
     full = sum(net.macs(a) for a in archs)
     benchmark.extra_info["prefix_blocks"] = k
     benchmark.extra_info["mac_ratio_vs_uncached"] = sum(net.macs(a, k if cached else 0) for a in archs) / full
+
+
+def _unshared(net) -> list[tuple[int, ...]]:
+    """One arch per first choice: no two share a block, only the stem."""
+    rng = np.random.default_rng(1)
+    return [(c,) + tuple(int(x) for x in rng.integers(net.choices[1:])) for c in range(net.choices[0])]
+
+
+@pytest.mark.parametrize("level", ["prefix", "none"])
+def test_tree_walk_on_a_batch_without_shared_prefix(benchmark, setup, level):
+    """The walk's overhead: per-node BN states and one call per unit, with only the stem to share."""
+    net, splits = setup
+    evaluator = Evaluator(net, splits, PROTOCOL, ReuseConfig(level, 0))  # budget 0: streaming only
+    archs = _unshared(net)
+
+    def score():
+        evaluator.memo.clear()
+        return evaluator.score(archs)
+
+    scores = benchmark.pedantic(score, rounds=3, warmup_rounds=1)
+    assert len(scores) == len(archs)
+    full = sum(net.macs(a) for a in archs)
+    shared = full - (len(archs) - 1) * net.stem_macs if level == "prefix" else full
+    benchmark.extra_info["mac_ratio_vs_none"] = shared / full
 
 
 class Standalone(nn.Module):
@@ -67,7 +92,7 @@ class Standalone(nn.Module):
 @pytest.mark.parametrize("path", ["evaluator", "standalone"])
 def test_uncached_candidate_vs_standalone_forward(benchmark, setup, path):
     net, splits = setup
-    evaluator = Evaluator(net, splits, PROTOCOL, CacheConfig(enabled=False))
+    evaluator = Evaluator(net, splits, PROTOCOL, ReuseConfig("none"))
     _, archs = _archs(net, 0)
     arch = archs[0]
     module = Standalone(net, arch)

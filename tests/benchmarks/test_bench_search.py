@@ -1,8 +1,8 @@
-"""pytest-benchmark suite of the CI gate: one smoke-size bench search of evolution and of PCF-ES.
+"""pytest-benchmark suite of the CI gate: the smoke-size replay of evolution and of PCF-ES.
 
 `pcfes bench` compares it with `--benchmark-compare-fail=min:25%` against a run saved on the
 same machine fingerprint (`pcfes bench --save-machine-baseline`); elsewhere it is skipped.
-Whether benchmarked or run once under `--benchmark-disable`, a search's exact counts must
+Whether benchmarked or run once under `--benchmark-disable`, a replay's exact counts must
 equal those of a plain run.
 """
 
@@ -17,16 +17,17 @@ from harness import bench
 def smoke(tmp_path_factory):
     config = bench.smoke_config()
     workspace = bench.prepare_workspace(config, tmp_path_factory.mktemp("bench-cache"))
-    return config, workspace
+    return config, workspace, bench.record_replay(config)
 
 
-@pytest.mark.parametrize("searcher", [bench.REFERENCE, bench.TIMED])
-def test_bench_search(benchmark, smoke, searcher, tmp_path):
-    config, workspace = smoke
-    plain = bench.measure_searcher(config, workspace, searcher, tmp_path / "plain")
+@pytest.mark.parametrize("replayed", bench.gate.timed_replays(), ids=lambda r: r.label)
+def test_bench_replay(benchmark, smoke, replayed, tmp_path):
+    config, workspace, replay = smoke
+    trace = replay.traces[replayed.searcher]
+    plain = bench.measure_replay(config, workspace, trace, replayed.level, tmp_path / "plain")
 
     measured = benchmark.pedantic(
-        bench.measure_searcher, args=(config, workspace, searcher, tmp_path / "benchmarked"), rounds=3, iterations=1
+        bench.measure_replay, args=(config, workspace, trace, replayed.level, tmp_path / "benchmarked"), rounds=3, iterations=1
     )
 
     benchmark.extra_info.update(measured.counts)

@@ -1,0 +1,571 @@
+"""Candidate scoring: BN recalibration + top-1 under a fixed protocol, with exact work reuse.
+
+Reuse levels (``ReuseConfig.level``):
+
+- ``none``: every candidate from the input;
+- ``frozen``: the searcher's frozen prefix is computed once (in ``prepare``) and every
+  candidate that carries it starts from its stored outputs (the paper's mechanism);
+- ``prefix``: as ``frozen``, and each generation is evaluated as a prefix tree
+  (harness.evaluation.prefix_tree) whose nodes are kept across generations in a byte-budgeted
+  store (harness.evaluation.prefix_store).
+
+Exactness: a stored node holds exactly the tensors the uncached path computes at that prefix
+(train-mode outputs per calibration batch, eval-mode outputs per scoring chunk, same batches,
+same memory format), and every node of a tree walk runs its batches in order on its own BN
+state from the reset state, so the remaining units see bit-identical inputs: scores, and so
+archs, are identical at every level. Only the cost columns differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.config import EvalProtocol, ReuseConfig
+from harness.data import DatasetSplits, calibration_batches
+from harness.evaluation.budget import element_size, node_shapes, numel, resolve_budget
+from harness.evaluation.importance import ImportanceSubset, check_rate, importance_sample
+from harness.evaluation.prefix_store import NodeOutputs, PrefixStore, capture_order
+from harness.evaluation.prefix_tree import INPUT, BatchNorm, TreeWalk, plan_walk
+from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
+from harness.evaluation.work import REBUILD_PHASE, WorkCounter
+from searchers.base import Hints
+from supernets.base import Arch, Supernet
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(RuntimeError):
+    """A candidate could not be scored (e.g. non-finite outputs)."""
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """Score of one arch and what it cost."""
+
+    arch: Arch
+    score: float
+    arch_macs: int  # per image, whole sub-network
+    executed_macs: int  # MACs this candidate paid for (shared tree nodes: the first arch through them)
+    reused_depth: int  # blocks whose outputs it took from a stored node or an earlier candidate
+    sample_size: int  # validation images it was scored on
+    memo_hit: bool = False
+
+
+@dataclass
+class _ScoringSet:
+    """The validation images candidates are scored on, split in fixed chunks, plus weights."""
+
+    chunks: list[torch.Tensor]
+    labels: list[torch.Tensor]
+    weights: list[torch.Tensor] | None  # float64 per image, None = plain accuracy
+    size: int
+
+
+class Evaluator:
+    """Scores archs of one supernet under one protocol; memoised, reused exactly, work-counted."""
+
+    def __init__(
+        self,
+        net: Supernet,
+        splits: DatasetSplits,
+        protocol: EvalProtocol,
+        reuse: ReuseConfig | None = None,
+    ):
+        self.net = net
+        self.protocol = protocol
+        self.device = torch.device(protocol.device)
+        self.dtype = getattr(torch, protocol.dtype)
+        self._memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
+        if tuple(splits.input_shape) != tuple(net.input_shape):
+            raise ValueError(
+                f"dataset {splits.name} has input shape {tuple(splits.input_shape)} but supernet "
+                f"{net.display_name} expects {tuple(net.input_shape)}; pass input_size/in_channels overrides"
+            )
+        net.to(device=self.device, dtype=self.dtype, memory_format=self._memory_format).eval()
+        net.requires_grad_(False)
+        self._bns = {id(m): _batchnorms(m) for m in self._all_unit_modules()}
+        _check_batchnorm_ownership(net)
+        momentum = None if protocol.bn_mode == "exact" else protocol.bn_momentum
+        for bn_list in self._bns.values():
+            for bn in bn_list:
+                bn.momentum = momentum
+
+        self.calib = [self._to_device(b) for b in calibration_batches(
+            splits.train_x, protocol.calib_batches, protocol.calib_batch_size, protocol.seed, augment=protocol.augment
+        )]
+        n_val = protocol.val_size or len(splits.val_x)
+        if n_val > len(splits.val_x):
+            raise ValueError(f"val_size {n_val} exceeds the {len(splits.val_x)} validation images of {splits.name}")
+        self.val_x = self._to_device(splits.val_x[:n_val])
+        self.val_y = splits.val_y[:n_val].to(self.device)
+        self._test = (splits.test_x, splits.test_y)
+        self._full_set = self._scoring_set(self.val_x, self.val_y, None)
+        self._calib_images = sum(len(x) for x in self.calib)
+        # Bytes per image of each prefix depth's output, from one uncounted probe image.
+        self._node_bytes_per_image = [numel(s) * element_size(protocol.dtype) for s in node_shapes(net)]
+        self.set_reuse(reuse or ReuseConfig())
+
+    def set_reuse(self, reuse: ReuseConfig) -> None:
+        """Switch to another reuse setting (its "auto" budget resolved now) and reset."""
+        self.reuse = reuse
+        self._resolved_budget = resolve_budget(reuse, self.device) if reuse.level != "none" else 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget memo, stored nodes, subset and work: a new run on the same materialised tensors."""
+        self.work = WorkCounter(self.net.num_blocks)
+        self.memo: dict[Arch, float] = {}
+        self.subset: ImportanceSubset | None = None
+        self._set = self._full_set
+        self._subset_rng = np.random.default_rng(np.random.SeedSequence([self.protocol.seed, 0x15]))
+        self._store = PrefixStore(self._resolved_budget)
+        self._hinted: Arch | None = None  # the last frozen prefix prepared for
+        self._frozen: Arch | None = None  # the frozen prefix whose node is stored and pinned
+        self.cache_peak_bytes = 0  # peak bytes of the frozen-prefix node
+        self.cache_events: list[str] = []  # degradations and invalidations, for the run record
+
+    # --- public API -------------------------------------------------------------------
+
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes of the stored frozen-prefix node (0 without one)."""
+        return self._store.get(self._frozen).nbytes if self._frozen is not None else 0
+
+    @property
+    def cache_depth(self) -> int:
+        """Length of the frozen prefix whose node is stored (0 without one)."""
+        return len(self._frozen) if self._frozen is not None else 0
+
+    @property
+    def store(self) -> PrefixStore:
+        """The prefix-node store (read it; the evaluator alone changes it): bytes, peak, evictions, budget."""
+        return self._store
+
+    @property
+    def budget_bytes(self) -> int:
+        """The store's byte budget ("auto" resolved when the evaluator was built, kept on resume)."""
+        return self._store.budget_bytes
+
+    @property
+    def sample_size(self) -> int:
+        return self._set.size
+
+    def check_importance_rate(self, rate: float) -> int:
+        """Images a sampling rate scores on this validation set; raises naming the smallest valid rate."""
+        return check_rate(rate, self._full_set.size)
+
+    def score(self, archs: Sequence[Sequence[int]]) -> list[float]:
+        """Top-1 accuracy (importance-weighted under sampling) of each arch; memoised."""
+        return [r.score for r in self.evaluate(archs)]
+
+    def evaluate(self, archs: Sequence[Sequence[int]]) -> list[CandidateResult]:
+        """Score each arch (memo hits and repeats cost nothing) and say what each cost, in the order asked."""
+        checked = [self.net.check_arch(a) for a in archs]
+        new = [a for a in dict.fromkeys(checked) if a not in self.memo]
+        if not new:
+            fresh = {}
+        elif self.reuse.level == "prefix":
+            fresh = {r.arch: r for r in self._evaluate_tree(new)}
+        else:
+            fresh = {a: self._evaluate_direct(a) for a in new}
+        results = []
+        for arch in checked:
+            result = fresh.pop(arch, None)
+            results.append(result or CandidateResult(arch, self.memo[arch], self.net.macs(arch), 0, 0, self._set.size, True))
+        return results
+
+    def prepare(self, hints: Hints, reference_archs: Sequence[Sequence[int]] = ()) -> None:
+        """Set up the scoring subset and the stored node of the searcher's frozen prefix.
+
+        ``reference_archs[0]`` (needed for importance sampling) should carry the frozen prefix:
+        its per-image losses decide which images are scored.
+        """
+        frozen = tuple(int(c) for c in hints.frozen)
+        self._check_prefix(frozen)
+        if frozen and hints.importance_rate is not None:
+            refresh = self.protocol.importance_refresh and self.subset is not None and self.subset.frozen != frozen
+            if self.subset is None or refresh:
+                if not reference_archs:
+                    raise ValueError("importance sampling needs a reference arch (the best arch with the frozen prefix)")
+                self._draw_subset(self.net.check_arch(reference_archs[0]), hints.importance_rate, frozen)
+        if self.reuse.level == "none" or not frozen or frozen == self._hinted:
+            return
+        self._hinted = frozen
+        self._store.tick()
+        self._freeze(frozen)
+
+    def score_full(self, arch: Sequence[int], split: str = "val") -> float:
+        """Re-score under the full protocol: no reuse, no sampling, no memo ('val' or 'test')."""
+        arch = self.net.check_arch(arch)
+        if split == "val":
+            target = self._full_set
+        elif split == "test":
+            x, y = self._test
+            if x is None:
+                raise ValueError("this dataset has no test split")
+            target = self._scoring_set(self._to_device(x), y.to(self.device), None)
+        else:
+            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+        return self._run_candidate(arch, -1, None, target, "final", "final")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Memo, importance subset, work counters and the store's logical state (no tensors)."""
+        return {
+            "memo": [[list(a), s] for a, s in self.memo.items()],
+            "subset": self.subset.to_dict() if self.subset else None,
+            "subset_rng": self._subset_rng.bit_generator.state,
+            "work": self.work.state_dict(),
+            "store": self._store.state_dict(),
+            "hinted": None if self._hinted is None else list(self._hinted),
+            "frozen": None if self._frozen is None else list(self._frozen),
+            "cache_peak_bytes": self.cache_peak_bytes,
+            "cache_events": list(self.cache_events),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict``; stored nodes' tensors are rebuilt when first needed (work: 'rebuild')."""
+        self.memo = {tuple(a): float(s) for a, s in state["memo"]}
+        self._subset_rng.bit_generator.state = state["subset_rng"]
+        self.work.load_state_dict(state["work"])
+        self.cache_peak_bytes = int(state["cache_peak_bytes"])
+        self.cache_events = list(state["cache_events"])
+        self.subset = None
+        self._set = self._full_set
+        if state["subset"]:
+            self._apply_subset(ImportanceSubset.from_dict(state["subset"]))
+        self._store = PrefixStore(self._resolved_budget)
+        self._store.load_state_dict(state["store"])
+        self._hinted = None if state["hinted"] is None else tuple(state["hinted"])
+        self._frozen = None if state["frozen"] is None else tuple(state["frozen"])
+
+    # --- internals: data --------------------------------------------------------------
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self._memory_format)
+
+    def _scoring_set(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> _ScoringSet:
+        size = self.protocol.eval_batch_size
+        chunks = list(torch.split(x, size))
+        labels = list(torch.split(y, size))
+        split_w = list(torch.split(weights, size)) if weights is not None else None
+        return _ScoringSet(chunks, labels, split_w, len(x))
+
+    def _input(self) -> NodeOutputs:
+        """The raw data as a node: what the stem reads."""
+        return NodeOutputs(self.calib, self._set.chunks)
+
+    def _node_bytes(self, depth: int) -> int:
+        return self._node_bytes_per_image[depth] * (self._calib_images + self._set.size)
+
+    def _park(self, t: torch.Tensor) -> torch.Tensor:
+        if self.reuse.location == "host" and t.device.type != "cpu":
+            return t.to("cpu").pin_memory()
+        return t
+
+    def _all_unit_modules(self) -> list[nn.Module]:
+        ops = [op for block in self.net.blocks for op in block.ops]
+        return [self.net.stem, *ops, self.net.head]
+
+    def _batchnorms_of(self, module: nn.Module) -> list[BatchNorm]:
+        return self._bns[id(module)]
+
+    def _check_prefix(self, frozen: Arch) -> None:
+        if len(frozen) > self.net.num_blocks:
+            raise ValueError(f"frozen prefix {frozen} is longer than the {self.net.num_blocks} blocks")
+        for i, c in enumerate(frozen):
+            if not 0 <= c < self.net.choices[i]:
+                raise ValueError(f"frozen prefix {frozen}: choice {c} at block {i} is out of range")
+
+    def _event(self, message: str) -> None:
+        self.cache_events.append(message)
+        log.warning(message)
+
+    # --- internals: scoring -----------------------------------------------------------
+
+    def _evaluate_direct(self, arch: Arch) -> CandidateResult:
+        """Levels none / frozen: one candidate, from the frozen-prefix node when it carries it."""
+        node = self._store.deepest(arch)
+        depth = -1 if node is None else len(node.prefix)
+        if node is not None:
+            self._materialise([node.prefix])
+        score = self._run_candidate(arch, depth, None if node is None else node.outputs, self._set, "calibration", "validation")
+        self.memo[arch] = score
+        images = self._calib_images + self._set.size
+        executed = sum(unit_macs(self.net, arch, u) for u in range(depth + 1, head_unit(self.net) + 1)) * images
+        return CandidateResult(arch, score, self.net.macs(arch), executed, max(depth, 0), self._set.size)
+
+    def _run_candidate(
+        self, arch: Arch, depth: int, source: NodeOutputs | None, target: _ScoringSet, train_phase: str, eval_phase: str
+    ) -> float:
+        """Recalibrate BN on the units after prefix depth ``depth`` (-1: all), then score on ``target``."""
+        units = range(depth + 1, head_unit(self.net) + 1)
+        calib = self.calib if source is None else source.calib
+        val = target.chunks if source is None else source.val
+        with torch.inference_mode():
+            self._recalibrate(arch, units, calib, train_phase)
+            logits = self._forward_eval(arch, units, val, eval_phase)
+            hits = [out.argmax(dim=1) == y for out, y in zip(logits, target.labels)]
+            finite = all(bool(torch.isfinite(out).all()) for out in logits)
+        self.work.add_reference(train_phase, self.net, arch, self._calib_images)
+        self.work.add_reference(eval_phase, self.net, arch, target.size)
+        if not finite:
+            raise _non_finite(arch, self.protocol.dtype)
+        return _accuracy(hits, target)
+
+    def _forward(self, arch: Arch, units: range, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if units.start == 0 and units.stop == head_unit(self.net) + 1:
+            return self.net(x, arch)  # the whole sub-network: Supernet.forward itself
+        return run_units(self.net, x, arch, units)
+
+    def _recalibrate(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: str) -> list[torch.Tensor]:
+        """Reset the BN stats of ``units`` and re-estimate them in train mode; returns the train-mode outputs.
+
+        Only BN layers switch to train mode, so nothing else (e.g. dropout) draws random numbers.
+        """
+        bns = [bn for u in units for bn in self._bns[id(unit_module(self.net, arch, u))]]
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.train()
+        try:
+            outputs = [self._forward(arch, units, x) for x in inputs]
+        finally:
+            for bn in bns:
+                bn.eval()
+        images = sum(len(x) for x in inputs)
+        self.work.add_units(phase, self.net, arch, units, images)
+        self.work.add_pass(phase, images)
+        return outputs
+
+    def _forward_eval(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: str) -> list[torch.Tensor]:
+        outputs = [self._forward(arch, units, x) for x in inputs]
+        images = sum(len(x) for x in inputs)
+        self.work.add_units(phase, self.net, arch, units, images)
+        self.work.add_pass(phase, images)
+        return outputs
+
+    def _evaluate_tree(self, archs: list[Arch]) -> list[CandidateResult]:
+        """Level prefix: the new archs of one request as one streamed prefix-tree walk."""
+        store = self._store
+        store.tick()
+        plan = plan_walk(archs, lambda a: -1 if (node := store.deepest(a)) is None else len(node.prefix))
+        used = {a[:start] for a, start in zip(plan.archs, plan.starts) if start >= 0}
+        store.touch(used)
+        self._materialise(sorted(used, key=len))
+        captures = self._reserve_captures(plan.shares)
+        walk = TreeWalk(
+            self.net,
+            plan,
+            source=lambda key: self._input() if key is INPUT else store.get(key).outputs,
+            labels=self._set.labels,
+            batchnorms=self._batchnorms_of,
+            captures=captures,
+            park=self._park,
+            device=self.device,
+            work=self.work,
+        )
+        try:
+            with torch.inference_mode():
+                outcome = walk.run(len(self.calib), len(self._set.chunks))
+        except BaseException:
+            store.discard(captures)
+            raise
+        for prefix in captures:
+            store.fill(prefix, outcome.captured[prefix])
+        if () in captures and self._hinted is None:
+            store.pin(())  # the stem: every arch shares it until a freeze
+        for arch in archs:
+            self.work.add_reference("calibration", self.net, arch, self._calib_images)
+            self.work.add_reference("validation", self.net, arch, self._set.size)
+        bad = next((a for a in archs if not outcome.finite[a]), None)
+        if bad is not None:
+            raise _non_finite(bad, self.protocol.dtype)
+        executed = plan.executed_macs(self.net, self._calib_images + self._set.size)
+        results = []
+        for i, arch in enumerate(archs):
+            score = _accuracy(outcome.hits[arch], self._set)
+            self.memo[arch] = score
+            results.append(CandidateResult(arch, score, self.net.macs(arch), executed[i], plan.reused_depth(i), self._set.size))
+        return results
+
+    def _reserve_captures(self, shares: dict[Arch, int]) -> set[Arch]:
+        """Register, in ``capture_order``, every computed prefix the store can make room for."""
+        n = self.net.num_blocks
+        # A full arch is scored once (memo), so its own node would never be read again.
+        offered = capture_order({p: s for p, s in shares.items() if len(p) < n})
+        return {p for p in offered if self._store.reserve(p, self._node_bytes(len(p)))}
+
+    # --- internals: the frozen-prefix node and rebuilds -------------------------------
+
+    def _freeze(self, frozen: Arch) -> None:
+        """Store and pin the node of a new frozen prefix; drop what no later candidate can use."""
+        store, k = self._store, len(frozen)
+
+        def inconsistent(prefix: Arch) -> bool:
+            depth = min(len(prefix), k)
+            return prefix[:depth] != frozen[:depth]
+
+        store.drop_where(inconsistent)
+        for pinned in (self._frozen, ()):
+            if pinned is not None:
+                store.unpin(pinned)
+        self._frozen = None
+        if frozen not in store:
+            self._build_node(frozen)
+        if frozen in store:
+            store.pin(frozen)
+            self._frozen = frozen
+            self.cache_peak_bytes = max(self.cache_peak_bytes, store.get(frozen).nbytes)
+            store.drop_where(lambda p: len(p) < k)  # its ancestors: every later arch starts below it
+
+    def _build_node(self, frozen: Arch) -> None:
+        """Compute the node of ``frozen`` (phase cache_build) from its deepest stored ancestor, if room allows."""
+        store, need = self._store, self._node_bytes(len(frozen))
+        if need > store.budget_bytes:
+            self._event(
+                f"prefix depth {len(frozen)} needs {need} bytes > reuse budget {store.budget_bytes}: not stored; "
+                "candidates start from the deepest stored prefix node or the input"
+            )
+            return
+        source = store.deepest(frozen, len(frozen) - 1)
+        if source is not None:
+            store.touch([source.prefix])
+            if not store.reserve(frozen, need):  # the ancestor and the new node do not fit together
+                store.evict(source.prefix)
+                source = None
+        if source is None and not store.reserve(frozen, need):
+            raise AssertionError("an empty-enough store could not take a node within its budget")
+        if source is not None:
+            self._materialise([source.prefix])
+        built = self._compute_path(frozen, source.prefix if source else None, [len(frozen)], "cache_build")
+        store.fill(frozen, built[len(frozen)])
+
+    def _materialise(self, prefixes: Iterable[Arch]) -> None:
+        """Rebuild the tensors of stored nodes known only logically (after a resume); phase rebuild."""
+        for prefix in prefixes:
+            if self._store.get(prefix).outputs is not None:
+                continue
+            present = next(
+                (prefix[:d] for d in range(len(prefix) - 1, -1, -1) if self._present(prefix[:d])), None
+            )
+            start = -1 if present is None else len(present)
+            missing = [d for d in range(start + 1, len(prefix) + 1) if prefix[:d] in self._store and not self._present(prefix[:d])]
+            for depth, outputs in self._compute_path(prefix, present, missing, REBUILD_PHASE).items():
+                self._store.fill(prefix[:depth], outputs)
+
+    def _present(self, prefix: Arch) -> bool:
+        node = self._store.get(prefix)
+        return node is not None and node.outputs is not None
+
+    def _compute_path(self, prefix: Arch, source: Arch | None, depths: list[int], phase: str) -> dict[int, NodeOutputs]:
+        """Outputs of ``prefix[:d]`` for each of ``depths``, run from stored node ``source`` (None: the input)."""
+        start = -1 if source is None else len(source)
+        inputs = self._input() if source is None else self._store.get(source).outputs
+        units = range(start + 1, max(depths) + 1)
+        built = {d: NodeOutputs([], []) for d in depths}
+        bounds = [start, *sorted(depths)]
+        with torch.inference_mode():
+            bns = [bn for u in units for bn in self._bns[id(unit_module(self.net, prefix, u))]]
+            for bn in bns:
+                bn.reset_running_stats()
+                bn.train()
+            try:
+                for x in inputs.calib:
+                    self._run_segments(prefix, bounds, x, built, train=True)
+            finally:
+                for bn in bns:
+                    bn.eval()
+            for x in inputs.val:
+                self._run_segments(prefix, bounds, x, built, train=False)
+        images = self._calib_images + self._set.size
+        self.work.add_units(phase, self.net, prefix, units, images)
+        self.work.add_pass(phase, images)
+        return built
+
+    def _run_segments(self, prefix: Arch, bounds: list[int], x: torch.Tensor, built: dict[int, NodeOutputs], *, train: bool) -> None:
+        x = x.to(self.device, non_blocking=True)
+        for low, high in zip(bounds, bounds[1:]):
+            x = run_units(self.net, x, prefix, range(low + 1, high + 1))
+            outputs = built[high]
+            (outputs.calib if train else outputs.val).append(self._park(x))
+
+    # --- internals: importance sampling -----------------------------------------------
+
+    def _draw_subset(self, reference: Arch, rate: float, frozen: Arch) -> None:
+        losses = self._per_sample_loss(reference)
+        draw = importance_sample(losses, rate, self.protocol.importance_alpha, self._subset_rng)
+        subset = ImportanceSubset(
+            tuple(int(i) for i in draw.indices),
+            tuple(float(p) for p in draw.inclusion),
+            tuple(float(w) for w in draw.weights),
+            float(rate),
+            self._full_set.size,
+            reference,
+            frozen,
+        )
+        self._apply_subset(subset)
+        dropped = self._store.drop_where(lambda p: True)
+        self._hinted = self._frozen = None
+        if dropped:
+            self._event(f"a new importance subset ({subset.size} images) invalidated {dropped} stored prefix node(s)")
+
+    def _apply_subset(self, subset: ImportanceSubset) -> None:
+        idx = torch.tensor(subset.indices, dtype=torch.long, device=self.device)
+        weights = torch.tensor(subset.weights, dtype=torch.float64)
+        self.subset = subset
+        self._set = self._scoring_set(
+            self.val_x.index_select(0, idx).contiguous(memory_format=self._memory_format),
+            self.val_y.index_select(0, idx),
+            weights,
+        )
+
+    def _per_sample_loss(self, arch: Arch) -> np.ndarray:
+        """Cross-entropy of every full-set validation image under ``arch`` (the importance f(x))."""
+        units = range(head_unit(self.net) + 1)
+        with torch.inference_mode():
+            self._recalibrate(arch, units, self.calib, "importance")
+            logits = self._forward_eval(arch, units, self._full_set.chunks, "importance")
+            losses = [F.cross_entropy(out.float(), y, reduction="none") for out, y in zip(logits, self._full_set.labels)]
+        self.work.add_reference("importance", self.net, arch, self._calib_images + self._full_set.size)
+        return torch.cat(losses).cpu().double().numpy()
+
+
+def _accuracy(hits: Sequence[torch.Tensor], target: _ScoringSet) -> float:
+    """Top-1 accuracy, or the Hajek estimate sum(w y) / sum(w) under importance sampling."""
+    correct = torch.cat(list(hits)).to("cpu", torch.float64)
+    if target.weights is None:
+        return float(correct.mean())
+    w = torch.cat(target.weights)
+    return float((w * correct).sum() / w.sum())
+
+
+def _non_finite(arch: Arch, dtype: str) -> EvaluationError:
+    return EvaluationError(
+        f"arch {arch} produced non-finite logits (dtype {dtype}); check the checkpoint or evaluate in float32"
+    )
+
+
+def _batchnorms(module: nn.Module) -> list[BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, BatchNorm)]
+
+
+def _check_batchnorm_ownership(net: Supernet) -> None:
+    """Every BN belongs to one unit (ops of one block may share), as per-node BN states require."""
+    owner: dict[int, str] = {}
+    units = [("the stem", [net.stem]), ("the head", [net.head])]
+    units += [(f"block {i}", list(block.ops)) for i, block in enumerate(net.blocks)]
+    for name, modules in units:
+        for bn in {id(b): b for m in modules for b in _batchnorms(m)}:
+            if owner.setdefault(bn, name) != name:
+                raise ValueError(
+                    f"supernet {net.display_name}: a batch norm is shared by {owner[bn]} and {name}; exact prefix "
+                    "reuse needs every BN inside one block (ops of one block may share modules)"
+                )

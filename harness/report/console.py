@@ -1,0 +1,72 @@
+"""The summary ``pcfes search`` and ``pcfes compare`` print: one row per run, savings paired by seed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from harness.report.runs import BASELINE, CONTENTION_RATIO, runs_frame
+from harness.report.statistics import SAVINGS, pair_with_baseline, summarise
+from harness.report.tables import CONTENDED_MARK, configuration_name, estimate_cell
+from harness.store import RunRecord
+
+
+@dataclass(frozen=True)
+class ConsoleSummary:
+    """The per-run table, and the lines printed under it."""
+
+    table: pd.DataFrame
+    notes: tuple[str, ...]
+
+    def format(self) -> str:
+        """The table, then the notes."""
+        return "\n".join([self.table.to_string(index=False), *self.notes])
+
+
+def _rounded(value: Any, digits: int) -> Any:
+    return "n/a" if value is None or value != value else round(float(value), digits)
+
+
+def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
+    """Runs with wall and CPU time, work, energy, scores and their savings vs the same seed's evolution run."""
+    runs = pair_with_baseline(runs_frame(records))
+    rows = []
+    for _, run in runs.iterrows():
+        row = {
+            "searcher": configuration_name(run),
+            "seed": run["seed"],
+            "reuse": run["reuse"],
+            "wall_s": f"{run['wall_s']:.1f}{' ' + CONTENDED_MARK if run['contended'] else ''}",
+            "cpu_s": _rounded(run["cpu_s"], 1),
+            "macs": f"{run['macs']:.3e}",
+            "energy_j": _rounded(run["energy_j"], 1),
+            "energy_source": run["src_energy_j"],
+            "co2_g": _rounded(run["co2_g"], 4),
+            "candidates": run["candidates_evaluated"],
+            "final_score": _rounded(run["final_score"], 4),
+            "test_acc": _rounded(run["test_accuracy"], 4),
+        }
+        for quantity, label in SAVINGS:
+            if quantity in ("wall_s", "cpu_s", "macs"):
+                saved = run[f"{quantity}_reduction_pct"]
+                row[label.replace(" (%)", "_%").replace(" ", "_")] = None if not run["paired"] or saved != saved else round(saved, 1)
+        rows.append(row)
+    notes: list[str] = []
+    if runs["contended"].any():
+        notes.append(
+            f"{CONTENDED_MARK} contended: wall time > {CONTENTION_RATIO:.2f}x CPU time in a single-threaded run "
+            "(the process waited for the CPU); compare CPU times instead."
+        )
+    summary = summarise(runs)
+    multi = summary[(summary["searcher"] != BASELINE) & (summary["paired_seeds"] >= 2)]
+    if not multi.empty:
+        notes.append(f"Savings vs {BASELINE}, mean [95% CI] over paired seeds:")
+        for _, r in multi.iterrows():
+            cells = "; ".join(f"{label.removesuffix(' (%)')} {estimate_cell(r, f'{q}_reduction_pct')}%" for q, label in SAVINGS)
+            notes.append(f"  {configuration_name(r)} ({r['paired_seeds']} seeds): {cells}")
+    elif (runs["searcher"] != BASELINE).any() and runs["paired"].any():
+        notes.append("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.")
+    return ConsoleSummary(pd.DataFrame(rows), tuple(notes))

@@ -1,0 +1,131 @@
+"""``write_report``: report.md, summary.csv and the figures for any set of recorded runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import pandas as pd
+
+from harness.report.figures import STYLE, group_slug, seed_strips, slug, supernet_figures
+from harness.report.premises import distance_figure, premise_threshold, premises, premises_md
+from harness.report.paper import paper_md
+from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame
+from harness.report.statistics import pair_with_baseline, summarise
+from harness.report.tables import TABLE_SOURCES, runs_md, savings_md, sources_md, summary_md
+from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv, write_text
+
+log = logging.getLogger(__name__)
+
+
+def load(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[Path]]:
+    """The complete runs under ``paths`` and the folders skipped (each skip is logged with its reason)."""
+    paths = list(paths)
+    records = load_records(paths, skip_bad=True)
+    if not records:
+        raise ValueError(f"no complete runs found in {', '.join(map(str, paths))}; nothing to report")
+    loaded = {r.path for r in records}
+    return records, [p for p in find_runs(paths) if p not in loaded]
+
+
+def dropped_lines(records: Sequence[RunRecord], skipped: Sequence[Path]) -> list[str]:
+    """What a report left out and why: incomplete runs, and copies of a kept run (not another seed)."""
+    lines = []
+    if skipped:
+        lines.append("Skipped (incomplete or unknown schema; the log says why): " + ", ".join(f"`{p}`" for p in skipped) + "\n")
+    duplicates = [d for r in records for d in r.duplicates]
+    if duplicates:
+        lines.append(
+            "Dropped as duplicates of a kept run (same config hash and seed, so not another seed): "
+            + ", ".join(f"`{d}`" for d in duplicates) + "\n"
+        )
+    return lines
+
+
+def _group_heading(index: int, protocol_hash: str, checkpoint_hash: str, runs: pd.DataFrame) -> str:
+    devices = ", ".join(sorted(set(runs["device"].astype(str))))
+    datasets = ", ".join(sorted(set(runs["dataset"].astype(str))))
+    return (
+        f"## Group {index}: protocol `{protocol_hash}`, checkpoint `{checkpoint_hash}`\n\n"
+        f"{len(runs)} runs; dataset {datasets}; device {devices}.\n"
+    )
+
+
+def _premises_section(
+    gens: pd.DataFrame, runs: pd.DataFrame, supernet: str, out_dir: Path, prefix: str, formats: Sequence[str]
+) -> list[str]:
+    answers = runs.set_index("run_id")["best_arch"]
+    found = premises(gens, answers, premise_threshold(supernet))
+    if found is None:
+        return [f"*Premises of PCF-ES not checked on {supernet}: no {BASELINE} runs.*\n"]
+    path = distance_figure(found, supernet, out_dir / f"{prefix}_{slug(supernet)}_majority_distance.png", formats)
+    caption = (
+        "Binary distance between each block's majority choice at each generation and the final answer's choice, "
+        f"share of {BASELINE} runs (cf. paper Fig. 3); right: mean over the shallow and the deep half of the blocks"
+    )
+    return [f"### Premises of PCF-ES on {supernet}\n", premises_md(found, supernet), f"![{caption}]({path.name})\n\n*{caption}.*\n"]
+
+
+def write_report(
+    paths: Iterable[str | Path], out_dir: str | Path, *, title: str | None = None, formats: Sequence[str] = ("png",)
+) -> Path:
+    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records, skipped = load(paths)
+    runs = pair_with_baseline(runs_frame(records))
+    summary = summarise(runs)
+    write_csv(out_dir / "summary.csv", summary)
+    gens = generations_frame(records).merge(runs[["run_id", "variant"]], on="run_id")
+
+    groups = list(runs.groupby(list(GROUP_KEYS), sort=True))
+    md = [f"# {title or 'pcfes-bench report'}\n"]
+    md.append(
+        f"{len(records)} runs in {len(groups)} group(s). Runs with different evaluation protocols "
+        "(`protocol_hash`) or supernet checkpoints (`checkpoint_hash`) are never averaged together: "
+        "each group has its own section. Values are mean ± sample std over seeds; runs of one searcher "
+        "with different `searcher_params` or reuse levels are separate rows. Savings vs `evolution` are "
+        "computed per seed against the evolution run with the same seed (same group and supernet), then "
+        "averaged with a 95% confidence interval. `n/a (reason)` marks a quantity that was not measured.\n"
+    )
+    md += dropped_lines(records, skipped)
+    with mpl.rc_context(STYLE):
+        for index, ((protocol_hash, checkpoint_hash), group_runs) in enumerate(groups, start=1):
+            mask = (summary["protocol_hash"] == protocol_hash) & (summary["checkpoint_hash"] == checkpoint_hash)
+            group_summary = summary[mask]
+            md.append(_group_heading(index, protocol_hash, checkpoint_hash, group_runs))
+            md += ["### Summary\n", summary_md(group_summary), sources_md(group_runs, TABLE_SOURCES)]
+            md += [f"### Savings vs {BASELINE} (paired by seed)\n", savings_md(group_summary), sources_md(group_runs, TABLE_SOURCES)]
+            paper = paper_md(group_summary)
+            if paper:
+                md += [
+                    "### Comparison with the paper\n",
+                    "Paper: ImageNet on Tesla P100, time = GPU hours, energy = GPU energy. "
+                    "Ours: wall and CPU time and total energy of this group's runs, mean [95% CI] over paired seeds.\n",
+                    paper,
+                    sources_md(group_runs, TABLE_SOURCES),
+                ]
+            prefix = group_slug(protocol_hash, checkpoint_hash)
+            group_gens = gens[(gens["protocol_hash"] == protocol_hash) & (gens["checkpoint_hash"] == checkpoint_hash)]
+            for supernet, supernet_gens in group_gens.groupby("supernet"):
+                md.append(f"### Figures: {supernet}\n")
+                for caption, name in supernet_figures(supernet_gens, supernet, out_dir, prefix, formats):
+                    md.append(f"![{caption}]({name})\n\n*{caption}.*\n" if name else f"*{caption}.*\n")
+                strips = seed_strips(
+                    group_runs[group_runs["supernet"] == supernet], supernet,
+                    out_dir / f"{prefix}_{slug(supernet)}_seed_savings.png", formats,
+                )
+                if strips is not None:
+                    caption = (
+                        f"CPU time saved and final-score difference vs {BASELINE}, one point per paired seed: "
+                        "a bimodal outcome shows as two clusters that a mean would hide"
+                    )
+                    md.append(f"![{caption}]({strips.name})\n\n*{caption}.*\n")
+                md += _premises_section(supernet_gens, group_runs, supernet, out_dir, prefix, formats)
+    md += ["## Runs\n", runs_md(runs)]
+    report = out_dir / "report.md"
+    write_text(report, "\n".join(md))
+    log.info("wrote %s (%d runs, %d skipped)", report, len(records), len(skipped))
+    return report

@@ -1,0 +1,151 @@
+"""Savings against evolution, paired by seed, with 95% confidence intervals: the one place they are computed.
+
+A run is paired with the ``evolution`` run of the same group, supernet and seed whose reuse level
+is comparable: ``none`` and ``frozen`` are the same computation for evolution (it never freezes),
+so the paper's pairing (PCF-ES with its frozen-prefix cache against evolution from the input) and
+the fair one (both with prefix reuse) both find their baseline. Per configuration, the mean
+per-seed saving gets a Student-t interval over the paired seeds (n >= 2); with one seed there is
+no interval, and the tables say so instead of showing ± 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from harness.report.runs import BASELINE, GROUP_KEYS, METRICS, ROW_KEYS, SOURCE_LABELS, UNMEASURED_REASONS, searcher_rank
+
+log = logging.getLogger(__name__)
+
+CONFIDENCE = 0.95
+# Quantities whose saving vs evolution is reported: (column, label).
+SAVINGS: tuple[tuple[str, str], ...] = (
+    ("wall_s", "time saved (%)"),
+    ("cpu_s", "CPU time saved (%)"),
+    ("energy_j", "energy saved (%)"),
+    ("co2_g", "CO2 saved (%)"),
+    ("macs", "MACs saved (%)"),
+)
+SCORE_DIFFERENCE = ("final_score", "final score − evolution (points)")
+NO_BASELINE = f"no {BASELINE} run with the same seed"
+PAIR_KEYS = (*GROUP_KEYS, "supernet", "seed", "baseline_level")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over paired seeds with its confidence interval (None for a single seed)."""
+
+    mean: float
+    std: float
+    n: int
+    low: float | None
+    high: float | None
+
+    @property
+    def significant(self) -> bool | None:
+        """Whether the interval excludes 0 (None without an interval)."""
+        if self.low is None or self.high is None:
+            return None
+        return not self.low <= 0.0 <= self.high
+
+
+def estimate(values: pd.Series, confidence: float = CONFIDENCE) -> Estimate:
+    """Mean, sample std and Student-t interval of per-seed values (no interval for fewer than 2)."""
+    n = int(values.count())
+    mean = float(values.mean()) if n else math.nan
+    if n < 2:
+        return Estimate(mean, math.nan, n, None, None)
+    std = float(values.std())
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    return Estimate(mean, std, n, mean - half, mean + half)
+
+
+def baseline_level(level: str) -> str:
+    """The evolution reuse level a run at ``level`` is paired with (``frozen`` means no reuse for evolution)."""
+    return "none" if level in ("none", "frozen") else level
+
+
+def pair_with_baseline(runs: pd.DataFrame) -> pd.DataFrame:
+    """Add per run ``<q>_reduction_pct`` and ``final_score_diff_pts`` vs its same-seed evolution run, with reasons."""
+    runs = runs.assign(baseline_level=runs["reuse"].map(baseline_level))
+    quantities = [q for q, _ in SAVINGS]
+    base = runs[runs["searcher"] == BASELINE]
+    for key, mates in base.groupby(list(PAIR_KEYS)):
+        if mates["params"].nunique() > 1 or mates["reuse"].nunique() > 1:
+            log.warning("several %s configurations for %s; pairing with their mean: %s", BASELINE, key, list(mates["run_id"]))
+    aggregations: dict[str, Any] = {q: lambda s: s.mean() if s.notna().all() else np.nan for q in (*quantities, "final_score")}
+    aggregations |= {f"src_{q}": lambda s: "; ".join(sorted(set(s))) for q in quantities if q in SOURCE_LABELS}
+    aggregations["contended"] = "any"
+    aggregations["run_id"] = lambda s: ", ".join(s)
+    baseline = base.groupby(list(PAIR_KEYS)).agg(aggregations).add_suffix("_base").reset_index()
+    out = runs.merge(baseline, on=list(PAIR_KEYS), how="left", indicator=True)
+    out["paired"] = out.pop("_merge") == "both"
+    for _, run in out[~out["paired"]].iterrows():
+        log.warning("run %s has %s; it is left out of the savings", run["run_id"], NO_BASELINE)
+    for q in quantities:
+        value, reference = out[q], out[f"{q}_base"]
+        out[f"{q}_reduction_pct"] = 100.0 * (1.0 - value / reference.where(reference > 0))
+        if q in SOURCE_LABELS:
+            reason = np.where(value.isna(), out[f"src_{q}"], f"{BASELINE}: " + out[f"src_{q}_base"].fillna(""))
+        else:
+            reason = np.full(len(out), "not recorded")
+        out[f"{q}_reduction_reason"] = np.where(out["paired"], reason, NO_BASELINE)
+    out["final_score_diff_pts"] = 100.0 * (out["final_score"] - out["final_score_base"])
+    out["final_score_diff_reason"] = np.where(out["paired"], "not recorded", NO_BASELINE)
+    out["baseline_contended"] = out["contended_base"].fillna(False).astype(bool)
+    out["baseline_run"] = out["run_id_base"]
+    return out.drop(columns=[c for c in out if c.endswith("_base")])
+
+
+def _cell(values: pd.Series, reasons: pd.Series) -> tuple[Estimate, str]:
+    """The estimate over seeds and "", or a NaN estimate and the reason when any value is unavailable."""
+    missing = values.isna()
+    if missing.any() or values.empty:
+        return estimate(values.iloc[0:0]), "; ".join(sorted(set(reasons[missing]))) or NO_BASELINE
+    return estimate(values), ""
+
+
+def _put(row: dict[str, Any], column: str, cell: tuple[Estimate, str], *, interval: bool) -> None:
+    est, reason = cell
+    row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_missing_reason"] = est.mean, est.std, reason
+    if interval:
+        row[f"{column}_ci_low"], row[f"{column}_ci_high"] = est.low, est.high
+        row[f"{column}_significant"] = est.significant
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: mean ± std of each metric; mean saving with a 95% interval, paired by seed."""
+    rows = []
+    for key, cell in runs.groupby(list(ROW_KEYS), sort=False):
+        row: dict[str, Any] = dict(zip(ROW_KEYS, key))
+        row["searcher_params"] = row.pop("params")
+        row["variant"] = cell["variant"].iloc[0]
+        row["runs"] = len(cell)
+        row["seeds"] = " ".join(str(s) for s in sorted(cell["seed"]))
+        for metric, _, _ in METRICS:
+            reasons = cell.get(f"src_{metric}", pd.Series(UNMEASURED_REASONS.get(metric, "not recorded"), cell.index))
+            _put(row, metric, _cell(cell[metric], reasons), interval=False)
+            if metric in SOURCE_LABELS:
+                row[f"{metric}_source"] = "; ".join(sorted(set(cell[f"src_{metric}"])))
+        paired = cell[cell["paired"]]
+        row["paired_seeds"] = len(paired)
+        for q, _ in SAVINGS:
+            column = f"{q}_reduction_pct"
+            _put(row, column, _cell(paired[column], paired[f"{q}_reduction_reason"]), interval=True)
+        _put(row, "final_score_diff_pts", _cell(paired["final_score_diff_pts"], paired["final_score_diff_reason"]), interval=True)
+        contended = sorted(set(cell.loc[cell["contended"], "run_id"]) | set(paired.loc[paired["baseline_contended"], "baseline_run"]))
+        row["contended_runs"] = ", ".join(contended)
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    return (
+        summary.assign(_rank=searcher_rank(summary["searcher"]))
+        .sort_values([*GROUP_KEYS, "supernet", "_rank", "searcher", "variant"])
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )
