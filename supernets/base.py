@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -106,6 +107,21 @@ class Supernet(nn.Module):
             total += self.head_macs
         return int(total)
 
+    def mac_range(self) -> tuple[int, int]:
+        """Exact (min, max) MACs per image over all archs: blocks are independent, so per-block extremes."""
+        fixed = self.stem_macs + self.head_macs
+        return (
+            int(fixed + sum(min(block.op_macs) for block in self.blocks)),
+            int(fixed + sum(max(block.op_macs) for block in self.blocks)),
+        )
+
+    def sample_macs(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """MACs per image of ``size`` uniformly random archs (one draw per block per arch from ``rng``)."""
+        total = np.full(size, self.stem_macs + self.head_macs, dtype=np.int64)
+        for block in self.blocks:
+            total += np.asarray(block.op_macs, dtype=np.int64)[rng.integers(len(block.ops), size=size)]
+        return total
+
     def path_modules(self, arch: Sequence[int], start: int = 0, stop: int | None = None) -> list[nn.Module]:
         """The modules that ``forward(x, arch, start, stop)`` runs, in order."""
         first, end = self._range(start, stop)
@@ -118,6 +134,24 @@ class Supernet(nn.Module):
     @property
     def display_name(self) -> str:
         return self.spec.name if self.spec else type(self).__name__
+
+
+# SPOS's search limit, 330 M FLOPs on ImageNet; in the one-shot NAS literature "FLOPs" are
+# multiply-accumulates, which is what ``Supernet.macs`` counts.
+PAPER_MAC_LIMIT = 330_000_000
+
+
+@dataclass(frozen=True)
+class MacLimit:
+    """A search space's MAC limit per image and the measured share of uniformly random archs above it.
+
+    ``matches`` names the real-size space whose excluded share (at ``PAPER_MAC_LIMIT``) this
+    limit reproduces; ``None`` for a real-size space, whose limit is the paper's.
+    """
+
+    macs: int
+    excluded_share: float
+    matches: str | None = None
 
 
 @dataclass(frozen=True)

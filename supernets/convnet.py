@@ -100,6 +100,28 @@ class Residual(nn.Module):
         return y if self.shortcut is None else y + self.shortcut(x)
 
 
+class GatedResidual(nn.Module):
+    """``shortcut(x) + gate * body(x)``, ``gate`` a learned scalar that starts at 0 (ReZero).
+
+    At initialisation every op of a block that shares the shortcut computes the same function,
+    so single-path training of a deep supernet starts from path-independent features.
+    """
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+        self.gate = nn.Parameter(torch.zeros(()))
+
+    def reset_gate(self) -> None:
+        """Close the gate: the op starts as its shortcut."""
+        with torch.no_grad():
+            self.gate.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shortcut(x), self.body(x), self.gate)  # one pass instead of mul + add
+
+
 class StagedSupernet(Supernet):
     """A supernet assembled from a stem, choice blocks and a head built by a family module."""
 
@@ -140,6 +162,29 @@ def each_op(make_op: OpBuilder) -> BlockBuilder:
 
     def make_ops(ops: Sequence[str], cin: int, cout: int, stride: int, size: int) -> list[tuple[nn.Module, int]]:
         return [make_op(name, cin, cout, stride, size) for name in ops]
+
+    return make_ops
+
+
+def shortcut_ops(make_body: OpBuilder, *, gated: bool) -> BlockBuilder:
+    """A block builder whose ops add one shortcut shared by the block to their ``make_body`` body.
+
+    The shortcut is the identity, or where the block changes shape a 1x1 conv (with stride) + BN,
+    which alone is the ``skip`` op. Ops are ``body(x) + shortcut(x)``, or with ``gated``
+    ``shortcut(x) + gate * body(x)`` (``GatedResidual``).
+    """
+
+    def make_ops(ops: Sequence[str], cin: int, cout: int, stride: int, size: int) -> list[tuple[nn.Module, int]]:
+        shortcut, shortcut_macs = projection(cin, cout, stride, size)
+        built: list[tuple[nn.Module, int]] = []
+        for name in ops:
+            if name == "skip":
+                built.append((shortcut, shortcut_macs))
+                continue
+            body, macs = make_body(name, cin, cout, stride, size)
+            op = GatedResidual(body, shortcut) if gated else Residual(body, shortcut)
+            built.append((op, macs + shortcut_macs))
+        return built
 
     return make_ops
 
@@ -199,30 +244,23 @@ def build_staged(
 _CONV_OP = re.compile(r"(conv|sep)(\d*[13579])")
 
 
-def conv_ops(ops: Sequence[str], cin: int, cout: int, stride: int, size: int) -> list[tuple[nn.Module, int]]:
-    """Ops ``convK`` (KxK conv-BN-ReLU), ``sepK`` (depthwise KxK-BN, 1x1-BN-ReLU) and ``skip``.
+def conv_body(name: str, cin: int, cout: int, stride: int, size: int) -> tuple[nn.Module, int]:
+    """``convK`` (KxK conv-BN-ReLU) or ``sepK`` (depthwise KxK-BN, 1x1-BN-ReLU), without shortcut."""
+    match = _CONV_OP.fullmatch(name)
+    if match is None:
+        raise ValueError(f"unknown conv op {name!r}; use convK, sepK (K odd, e.g. conv3, sep5) or skip")
+    stack = LayerStack(cin, size)
+    if match[1] == "conv":
+        stack.conv(cout, int(match[2]), stride)
+    else:
+        stack.conv(cin, int(match[2]), stride, depthwise=True, act=None).conv(cout, 1)
+    return stack.build(), stack.macs
 
-    Every op is residual with one shortcut shared by the block's ops: the identity, or in the
-    first block of a stage a 1x1 conv (with stride) + BN, which alone is the ``skip`` op.
-    Without a common shortcut the channels that different ops of a block produce have
-    nothing in common, and a plain-conv supernet trains far worse under path sampling.
-    """
-    shortcut, shortcut_macs = projection(cin, cout, stride, size)
-    built: list[tuple[nn.Module, int]] = []
-    for name in ops:
-        if name == "skip":
-            built.append((shortcut, shortcut_macs))
-            continue
-        match = _CONV_OP.fullmatch(name)
-        if match is None:
-            raise ValueError(f"unknown conv op {name!r}; use convK, sepK (K odd, e.g. conv3, sep5) or skip")
-        stack = LayerStack(cin, size)
-        if match[1] == "conv":
-            stack.conv(cout, int(match[2]), stride)
-        else:
-            stack.conv(cin, int(match[2]), stride, depthwise=True, act=None).conv(cout, 1)
-        built.append((Residual(stack.build(), shortcut), stack.macs + shortcut_macs))
-    return built
+
+# Ops convK, sepK and skip. Every op is residual with one shortcut shared by the block's ops:
+# without a common shortcut the channels that different ops of a block produce have nothing in
+# common, and a plain-conv supernet trains far worse under path sampling.
+conv_ops = shortcut_ops(conv_body, gated=False)
 
 
 def conv_supernet(*, ops: Sequence[str], **config: Any) -> StagedSupernet:

@@ -1,4 +1,4 @@
-"""SPOS ShuffleNetV2 search space (Guo et al., ECCV 2020): 20 blocks x 4 choices, and a CPU variant.
+"""SPOS ShuffleNetV2 search space (Guo et al., ECCV 2020): 20 blocks x 4 choices, and CPU variants.
 
 Choices per block: ShuffleNetV2 units with a 3x3, 5x5 or 7x7 depthwise conv and the
 Xception-style unit (three 3x3 depthwise convs). As in SPOS, BN inside choice blocks has no
@@ -7,6 +7,9 @@ has a projection branch (depthwise + 1x1 on the full input) and outputs
 ``proj(x) ++ main(x)``; the other units split the input channels (SPOS channel shuffle: even
 channels pass through, odd channels go through the main branch). SPOS's head dropout is
 left out so that training draws random numbers only from its explicit generator.
+
+``spos-cpu`` keeps the 20 blocks and the 4-4-8-4 stages on 16x16 images; ``spos-tiny`` has
+12 blocks. In ``spos-cpu`` every unit sits in a ``GatedResidual`` (see the registration).
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from supernets.base import register_supernet
-from supernets.convnet import LayerStack, StagedSupernet, build_staged, each_op, tiny_config
+from supernets.base import PAPER_MAC_LIMIT, MacLimit, register_supernet
+from supernets.convnet import LayerStack, StagedSupernet, build_staged, each_op, shortcut_ops, tiny_config
 
 OPS = ["shuffle3", "shuffle5", "shuffle7", "xception"]
 
@@ -66,9 +69,14 @@ def shuffle_op(name: str, cin: int, cout: int, stride: int, size: int) -> tuple[
     return ShuffleUnit(proj, m.build()), proj_macs + m.macs
 
 
-def shufflenet_supernet(*, ops: Sequence[str], **config: Any) -> StagedSupernet:
-    """SPOS-style supernet whose blocks choose among ``ops`` (see ``shuffle_op``)."""
-    return build_staged(ops=ops, make_ops=each_op(shuffle_op), **config)
+def shufflenet_supernet(*, ops: Sequence[str], gated_residual: bool = False, **config: Any) -> StagedSupernet:
+    """SPOS-style supernet whose blocks choose among ``ops`` (see ``shuffle_op``).
+
+    ``gated_residual`` makes every unit ``shortcut + gate * unit`` around a shortcut shared by the
+    block (``shortcut_ops``): the identity, or in the first block of a stage a 1x1 projection.
+    """
+    make_ops = shortcut_ops(shuffle_op, gated=True) if gated_residual else each_op(shuffle_op)
+    return build_staged(ops=ops, make_ops=make_ops, **config)
 
 
 register_supernet(
@@ -94,3 +102,30 @@ register_supernet(
     tiny_config(stem_width=8, ops=list(OPS)),
     "CPU-scale SPOS space: 12 blocks x 4 (shuffle3/5/7, xception), 16x16 grey input, 10 classes",
 )
+# SPOS's stage layout (repeats 4, 4, 8, 4, every stage wider than the last) on 16x16 images, with
+# SPOS's strides while the map is larger than 2x2 (stride-2 stem and first two stages; maps 4, 2,
+# 2, 2 where SPOS has 56, 28, 14, 7), at 1/4 to 1/5 of its width. Gated residuals (``GatedResidual``):
+# under single-path uniform training the plain 20-unit supernet stayed at chance (10% training
+# accuracy after 2,000 steps), whatever the learning rate, warm-up or init.
+register_supernet(
+    "spos-cpu",
+    shufflenet_supernet,
+    tiny_config(
+        stem_width=8, widths=[16, 32, 64, 128], depths=[4, 4, 8, 4], strides=[2, 2, 1, 1], gated_residual=True,
+        ops=list(OPS),
+    ),
+    "CPU-scale full-depth SPOS space: 20 blocks x 4 (shuffle3/5/7, xception), stages 4-4-8-4, 16x16 grey input",
+)
+
+# Training epochs where TrainConfig's default (30, sized for conv-tiny) does not fit the CPU budget
+# (scripts/cpu_space_budget.py train; times in the comment are one torch thread on fashion16).
+TRAIN_EPOCHS = {"spos-cpu": 10}
+
+# Search limits. SPOS searches under PAPER_MAC_LIMIT; each CPU-scale limit excludes the same share
+# of uniformly random archs as that does in `spos` (scripts/mac_limits.py: 1,000,000 archs per space
+# from numpy.random.default_rng(0); the share is that sample's share above the limit).
+MAC_LIMITS = {
+    "spos": MacLimit(PAPER_MAC_LIMIT, 0.4108),
+    "spos-cpu": MacLimit(412_352, 0.4121, matches="spos"),
+    "spos-tiny": MacLimit(270_336, 0.4122, matches="spos"),
+}

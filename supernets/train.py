@@ -40,6 +40,7 @@ from supernets.checkpoint import (
     require_spec,
     save_checkpoint,
 )
+from supernets.convnet import GatedResidual
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def init_weights(net: nn.Module, generator: torch.Generator) -> None:
-    """Deterministic init from ``generator``: Kaiming-normal convs, N(0, 0.01) linears, unit BN."""
+    """Deterministic init from ``generator``: Kaiming-normal convs, N(0, 0.01) linears, unit BN, closed gates."""
     with torch.no_grad():
         for m in net.modules():
+            if isinstance(m, GatedResidual):
+                m.reset_gate()
             if isinstance(m, nn.Conv2d):
                 w = torch.empty(m.weight.shape)
                 nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu", generator=generator)

@@ -1,8 +1,9 @@
-"""Supernet families: split forward is exact, analytic MACs equal hook counts, registry behaviour."""
+"""Supernet families: split forward is exact, analytic MACs equal hook counts, MAC limits, registry behaviour."""
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 
 import numpy as np
@@ -10,11 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from supernets import available, default_config, get_supernet
-from supernets.base import Supernet
+from supernets import MAC_LIMITS, TRAIN_EPOCHS, available, default_config, get_supernet
+from supernets.base import PAPER_MAC_LIMIT, Supernet
+from supernets.convnet import GatedResidual
+from supernets.mobilenet import FAIRNAS_OPS
 from supernets.train import init_weights
 
 TINY = ["conv-tiny", "fairnas-tiny", "greedynas-tiny", "mbv2-tiny", "spos-tiny"]
+FULL_DEPTH_CPU = ["fairnas-cpu", "greedynas-cpu", "spos-cpu"]
+CPU_SCALE = TINY + FULL_DEPTH_CPU
 REAL = ["fairnas", "greedynas", "spos"]
 FORMATS = [torch.contiguous_format, torch.channels_last]
 
@@ -64,6 +69,9 @@ def hook_macs(net: Supernet, x: torch.Tensor, arch, start: int = 0, stop: int | 
         ("spos", 20, 4),
         ("fairnas", 19, 6),
         ("greedynas", 21, 7),
+        ("spos-cpu", 20, 4),
+        ("fairnas-cpu", 19, 6),
+        ("greedynas-cpu", 21, 7),
         ("spos-tiny", 12, 4),
         ("fairnas-tiny", 12, 6),
         ("greedynas-tiny", 12, 7),
@@ -77,7 +85,7 @@ def test_search_space_sizes(name, blocks, choices):
     assert net.spec.name == name
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("name", CPU_SCALE)
 @pytest.mark.parametrize("memory_format", FORMATS, ids=["contiguous", "channels_last"])
 def test_split_forward_is_exact(name, memory_format):
     net = built(name).to(memory_format=memory_format)
@@ -91,7 +99,7 @@ def test_split_forward_is_exact(name, memory_format):
     net.to(memory_format=torch.contiguous_format)
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("name", CPU_SCALE)
 def test_macs_match_hook_count(name):
     net = built(name)
     x = images(net, 2)
@@ -117,6 +125,88 @@ def test_real_size_macs_are_in_the_papers_range():
     spos_uniform = [spos.macs((c,) * 20) for c in range(4)]
     assert 280e6 < min(spos_uniform) < 330e6 < max(spos_uniform) < 370e6
     assert fairnas.macs((0,) * 19) < 388e6 < fairnas.macs((5,) * 19)
+
+
+# FairNAS-B and -C (Chu et al., ICCV 2021) as (expansion, kernel) per block; published: 345 M and 321 M MACs.
+FAIRNAS_B = [(3, 5), (3, 3), (3, 5), (3, 3), (6, 3), (3, 5), (3, 7), (3, 3), (6, 3), (3, 5),
+             (3, 3), (6, 3), (3, 7), (3, 3), (6, 7), (6, 5), (6, 7), (6, 3), (6, 5)]
+FAIRNAS_C = [(3, 5), (3, 3), (3, 7), (3, 3), (3, 3), (3, 3), (3, 3), (3, 3), (3, 3), (6, 3),
+             (3, 3), (3, 3), (3, 3), (3, 3), (6, 7), (6, 7), (6, 3), (6, 3), (6, 5)]
+
+
+@pytest.mark.parametrize("blocks, published", [(FAIRNAS_B, 345e6), (FAIRNAS_C, 321e6)], ids=["FairNAS-B", "FairNAS-C"])
+def test_fairnas_models_have_their_published_macs(blocks, published):
+    arch = tuple(FAIRNAS_OPS.index(f"k{k}e{e}") for e, k in blocks)
+    assert abs(built("fairnas").macs(arch) - published) < 0.5e6
+
+
+def test_shufflenet_v2_units_have_the_published_macs():
+    # ShuffleNetV2 1.0x (146 M MACs): stages 4-8-4 of widths 116-232-464 after a stride-2 stem to 24
+    # channels and a stride-2 max-pool, modelled here by a 112x112 input and the real stem's MACs.
+    net = get_supernet("spos", stem_width=24, widths=[116, 232, 464], depths=[4, 8, 4], strides=[2, 2, 2], input_size=112)
+    real_stem = 24 * 3 * 3 * 3 * 112 * 112
+    assert abs(net.macs((0,) * 16) - net.stem_macs + real_stem - 146e6) < 0.5e6
+
+
+@pytest.mark.parametrize(
+    "name, real, maps",
+    [
+        ("spos-cpu", "spos", [4] * 4 + [2] * 16),
+        ("fairnas-cpu", "fairnas", [4] * 2 + [2] * 17),
+        ("greedynas-cpu", "greedynas", [4] * 4 + [2] * 17),
+    ],
+)
+def test_full_depth_cpu_spaces_keep_the_real_stage_layout(name, real, maps):
+    cpu, full = default_config(name), default_config(real)
+    assert cpu["depths"] == full["depths"] and cpu["ops"] == full["ops"]
+    net = built(name)
+    assert net.input_shape == (1, 16, 16) and net.num_classes == 10
+    widths = [width for width, depth in zip(cpu["widths"], cpu["depths"]) for _ in range(depth)]
+    x = images(net, 1)
+    arch = random_archs(net, 1)[0]
+    with torch.inference_mode():
+        shapes = [tuple(net(x, arch, 0, k).shape[1:]) for k in range(1, net.num_blocks + 1)]
+    assert shapes == [(width, size, size) for width, size in zip(widths, maps)]
+
+
+def test_sample_macs_are_the_macs_of_the_same_draws():
+    net = built("greedynas-cpu")
+    macs = net.sample_macs(np.random.default_rng(3), 50)
+    rng = np.random.default_rng(3)
+    columns = [rng.integers(n, size=50) for n in net.choices]
+    assert macs.tolist() == [net.macs(arch) for arch in zip(*columns)]
+
+
+@pytest.mark.parametrize("name", ["spos-tiny", "greedynas-tiny"])
+def test_mac_range_is_exact(name):
+    net = get_supernet(name, depths=[1, 2, 1])
+    every = [net.macs(arch) for arch in itertools.product(*(range(n) for n in net.choices))]
+    assert net.mac_range() == (min(every), max(every))
+
+
+@pytest.mark.parametrize(
+    "name, low, high",
+    [("spos-cpu", 322_240, 500_544), ("fairnas-cpu", 299_072, 963_104), ("greedynas-cpu", 26_720, 1_062_944)],
+)
+def test_full_depth_cpu_mac_ranges(name, low, high):
+    assert built(name).mac_range() == (low, high)
+
+
+@pytest.mark.parametrize("name", sorted(MAC_LIMITS))
+def test_mac_limits_reproduce_their_share(name):
+    limit = MAC_LIMITS[name]
+    macs = built(name).sample_macs(np.random.default_rng(0), 20_000)
+    assert abs(float((macs > limit.macs).mean()) - limit.excluded_share) < 0.01
+    if limit.matches is None:
+        assert limit.macs == PAPER_MAC_LIMIT
+    else:
+        assert abs(limit.excluded_share - MAC_LIMITS[limit.matches].excluded_share) < 0.005
+
+
+def test_every_paper_family_space_has_a_mac_limit():
+    families = {name.split("-")[0] for name in MAC_LIMITS}
+    assert families == {"spos", "fairnas", "greedynas"}
+    assert sorted(MAC_LIMITS) == sorted(n for n in available() if n.split("-")[0] in families)
 
 
 @pytest.mark.parametrize("name", available())
@@ -150,6 +240,34 @@ def test_conv_ops_share_the_block_shortcut():
     conv3, skip = block.ops[0], block.ops[3]
     assert conv3.shortcut is skip
     assert block.op_macs[3] > 0 and block.op_macs[0] > block.op_macs[3]
+
+
+@pytest.mark.parametrize("name", FULL_DEPTH_CPU)
+def test_gated_supernets_start_path_independent(name):
+    net = get_supernet(name)
+    init_weights(net, torch.Generator().manual_seed(0))
+    gates = [m for m in net.modules() if isinstance(m, GatedResidual)]
+    assert gates and all(g.gate.item() == 0.0 for g in gates)
+    first, second = random_archs(net, 2, seed=5)
+    x = images(net, 4)
+    with torch.inference_mode():
+        assert torch.equal(net(x, first), net(x, second))
+    with torch.no_grad():
+        gates[0].gate.fill_(0.5)
+    init_weights(net, torch.Generator().manual_seed(0))  # re-initialising closes the gates again
+    assert gates[0].gate.item() == 0.0
+
+
+def test_gated_ops_share_the_block_shortcut_and_skip_is_it():
+    block = built("greedynas-cpu").blocks[4]  # first block of stage 2: stride 2, 8 -> 12 channels
+    k3e3, skip = block.ops[0], block.ops[6]
+    assert isinstance(k3e3, GatedResidual) and k3e3.shortcut is skip
+    assert isinstance(skip, nn.Sequential) and block.op_macs[6] > 0
+    assert all(op.shortcut is skip for op in block.ops[:6])
+
+
+def test_full_depth_cpu_spaces_have_training_epochs():
+    assert sorted(TRAIN_EPOCHS) == sorted(FULL_DEPTH_CPU)
 
 
 def test_unknown_supernet_name():
@@ -190,7 +308,7 @@ def test_invalid_configs_say_what_is_wrong(name, overrides, message):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("name", CPU_SCALE)
 def test_cuda_channels_last_split_forward(name):
     net = get_supernet(name).cuda().eval().to(memory_format=torch.channels_last)
     x = images(net, 8, torch.channels_last).cuda()
