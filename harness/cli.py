@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,12 +40,29 @@ def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
                            help="exact work reuse: none (every candidate from the input), frozen (the searcher's frozen "
                            "prefix only, the paper's mechanism), prefix (prefix tree + store; the default); scores are identical"),
         reuse.add_argument("--no-cache", dest="reuse", action="store_const", const="none", help="alias of --reuse none"),
+        p.add_argument("--mac-limit", type=_mac_limit,
+                       help="largest MACs per image of a searched arch: a number (e.g. 330e6), auto (the "
+                       "supernet's registered limit, the default) or none"),
         p.add_argument("--results-dir", help="where run folders go (default results/)"),
         p.add_argument("--overwrite", action="store_true",
                        help="redo existing runs (only ever replaces a run folder of pcfes's own)"),
     ]
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return run_flags
+
+
+def _mac_limit(text: str) -> int | str:
+    """``--mac-limit``: auto, none, or a positive whole number of MACs (330e6 and 330_000_000 read alike)."""
+    word = text.strip().lower()
+    if word in ("auto", "none"):
+        return word
+    try:
+        value = float(word.replace("_", ""))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, none or a positive whole number of MACs")
+    return int(value)
 
 
 def build_config(args: argparse.Namespace, **extra: Any) -> cfg.RunConfig:
@@ -56,7 +74,7 @@ def config_data(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """What the user set (TOML file < flags < --set), as nested plain data without the defaults."""
     data: dict[str, Any] = cfg.load_toml(args.config) if getattr(args, "config", None) else {}
     flags: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
-    for key in ("supernet", "checkpoint", "data_root", "country_iso_code", "results_dir"):
+    for key in ("supernet", "checkpoint", "data_root", "country_iso_code", "results_dir", "mac_limit"):
         value = getattr(args, key, None)
         if value is not None:
             flags[key] = value
@@ -73,11 +91,9 @@ def config_data(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from supernets.train import TrainConfig
-
     config = build_config(args)
     overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed, "device": args.device}.items() if v is not None}
-    train_config = TrainConfig(**overrides)
+    train_config = workflow.default_train_config(config, **overrides)
     workflow.validate(config)
     splits = workflow.load_dataset(config.protocol.dataset, root=config.data_root or None)
     path = workflow.checkpoint_path(config)

@@ -122,10 +122,15 @@ class RunConfig:
     run_id: str = ""  # "" = derived from searcher, supernet, seed and config hash
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
     reuse: ReuseConfig = field(default_factory=ReuseConfig)
+    # Largest MACs per image a searched arch may have: "auto" = the supernet's registered limit
+    # (the paper's 330 M at real size, the share-matched limit at CPU scale, none elsewhere).
+    mac_limit: int | Literal["auto", "none"] = "auto"
 
     def __post_init__(self) -> None:
         check_fields(self)
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _check(not isinstance(self.mac_limit, int) or self.mac_limit >= 1,
+               f"mac_limit must be a positive number of MACs per image, \"auto\" or \"none\", got {self.mac_limit}")
         if self.run_id:
             check_run_id(self.run_id)
         # Normalised here, before anything hashes it: "fra" and " FRA " are one grid, one run id.

@@ -42,11 +42,20 @@ def resolve(config: RunConfig) -> RunConfig:
     params = dict(config.searcher_params)
     name = supernet_name(config)
     if config.searcher in FREEZING_SEARCHERS:
-        for key, value in searchers.preset_for(name).items():
-            if key == "monitor" and config.searcher == "cf-es":
-                continue
+        for key, value in searchers.preset_for(name, continuous=config.searcher != "cf-es").items():
             params.setdefault(key, value)
-    return dataclasses.replace(config, supernet=name, searcher_params=params)
+    limit = mac_limit(config)
+    return dataclasses.replace(
+        config, supernet=name, searcher_params=params, mac_limit="none" if limit is None else limit
+    )
+
+
+def mac_limit(config: RunConfig) -> int | None:
+    """The MACs-per-image limit a run searches under (None: unconstrained)."""
+    if config.mac_limit == "auto":
+        registered = supernets.MAC_LIMITS.get(supernet_name(config))
+        return registered.macs if registered else None
+    return None if config.mac_limit == "none" else config.mac_limit
 
 
 def checkpoint_path(config: RunConfig) -> Path:
@@ -112,13 +121,21 @@ def ensure_checkpoint(
             expected,
             splits.train_x,
             splits.train_y,
-            train_config or TrainConfig(device=config.protocol.device),
+            train_config or default_train_config(config),
             checkpoint_path=path,
             metadata={"dataset": splits.name, "input_shape": list(splits.input_shape)},
             progress=progress,
         )
     net, info = load_checkpoint(path, expected_spec=expected.spec)
     return net, info
+
+
+def default_train_config(config: RunConfig, **overrides: Any) -> TrainConfig:
+    """How a config's supernet is trained: TrainConfig's defaults, the space's registered epochs, ``overrides``."""
+    defaults: dict[str, Any] = {"device": config.protocol.device}
+    if supernet_name(config) in supernets.TRAIN_EPOCHS:
+        defaults["epochs"] = supernets.TRAIN_EPOCHS[supernet_name(config)]
+    return TrainConfig(**{**defaults, **overrides})
 
 
 def remove_checkpoint(path: Path) -> None:
@@ -176,8 +193,20 @@ def open_workspace(config: RunConfig, *, progress: bool = True, checkpoint_hash:
 
 
 def make_searcher(config: RunConfig, net: supernets.Supernet) -> searchers.Searcher:
-    space = searchers.SearchSpace(net.choices)
+    limit = mac_limit(config)
+    space = searchers.SearchSpace(net.choices, None if limit is None else _within(net, limit))
     return searchers.get_searcher(config.searcher, space, config.seed, **dict(config.searcher_params))
+
+
+def _within(net: supernets.Supernet, limit: int) -> Callable[[supernets.Arch], bool]:
+    """The search-space constraint of a MAC limit; a limit below the cheapest arch is an error."""
+    cheapest, dearest = net.mac_range()
+    if limit < cheapest:
+        raise ValueError(
+            f"mac_limit {limit:,} is below the cheapest arch of {net.display_name} ({cheapest:,} MACs per image; "
+            f"the dearest has {dearest:,}): no arch meets it"
+        )
+    return lambda arch: net.macs(arch) <= limit
 
 
 def check_importance_rate(config: RunConfig, workspace: Workspace) -> None:

@@ -25,17 +25,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fairnas": {"threshold": 0.4, "monitor": 2},
     "greedynas": {"threshold": 0.4, "monitor": 3},
 }
+# CF-ES has no monitoring window, and the paper's Table 1 runs it with H = 0.5 on FairNAS.
+CF_PRESETS: dict[str, dict[str, Any]] = {
+    "spos": {"threshold": 0.7},
+    "fairnas": {"threshold": 0.5},
+    "greedynas": {"threshold": 0.4},
+}
 
 
-def preset_for(supernet_name: str) -> dict[str, Any]:
+def preset_for(supernet_name: str, *, continuous: bool = True) -> dict[str, Any]:
     """Paper settings for a supernet name: 'fairnas*' / 'greedynas*' by prefix, anything else 'spos'.
 
+    ``continuous`` selects PCF-ES's settings, otherwise CF-ES's (one initial freeze, no monitor).
     Unknown families (e.g. 'conv-tiny', 'mbv2-tiny') get the SPOS preset, the paper's main
     setting. Returns a fresh dict.
     """
     name = supernet_name.strip().lower()
     family = next((f for f in ("fairnas", "greedynas") if name.startswith(f)), "spos")
-    return dict(PRESETS[family])
+    return dict((PRESETS if continuous else CF_PRESETS)[family])
 
 
 def freeze_depth(

@@ -204,6 +204,10 @@ def test_presets_follow_the_paper():
     assert preset_for("FairNAS-tiny") == PRESETS["fairnas"]
     assert preset_for("greedynas") == PRESETS["greedynas"]
     assert preset_for("conv-tiny") == PRESETS["spos"]
+    # Table 1: CF-ES runs with H = 0.5 on FairNAS (PCF-ES with 0.4) and has no monitoring window.
+    assert preset_for("fairnas-cpu", continuous=False) == {"threshold": 0.5}
+    assert preset_for("spos-cpu", continuous=False) == {"threshold": 0.7}
+    assert preset_for("greedynas", continuous=False) == {"threshold": 0.4}
     preset_for("spos")["threshold"] = 0.1  # a copy: the table must not change
     assert PRESETS["spos"]["threshold"] == 0.7
     assert get_searcher("pcf-es", space(), seed=0, **preset_for("greedynas")).params.monitor == 3

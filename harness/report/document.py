@@ -47,9 +47,12 @@ def dropped_lines(records: Sequence[RunRecord], skipped: Sequence[Path]) -> list
 def _group_heading(index: int, protocol_hash: str, checkpoint_hash: str, runs: pd.DataFrame) -> str:
     devices = ", ".join(sorted(set(runs["device"].astype(str))))
     datasets = ", ".join(sorted(set(runs["dataset"].astype(str))))
+    limits = "; ".join(
+        f"{supernet}: {', '.join(sorted(set(group['mac_limit'])))}" for supernet, group in runs.groupby("supernet")
+    )
     return (
         f"## Group {index}: protocol `{protocol_hash}`, checkpoint `{checkpoint_hash}`\n\n"
-        f"{len(runs)} runs; dataset {datasets}; device {devices}.\n"
+        f"{len(runs)} runs; dataset {datasets}; device {devices}; search limit {limits}.\n"
     )
 
 

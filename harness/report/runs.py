@@ -72,6 +72,12 @@ def reuse_level(run: Mapping[str, Any]) -> str:
     return "frozen" if config.get("cache", {}).get("enabled", True) else "none"
 
 
+def mac_limit_text(run: Mapping[str, Any]) -> str:
+    """The MACs-per-image limit a run searched under, as the report states it."""
+    limit = run.get("config", {}).get("mac_limit", "none")
+    return f"{limit:,} MACs per image" if isinstance(limit, int) else "none"
+
+
 def is_contended(wall_s: float, cpu_s: float, threads: Any) -> bool:
     """A single-threaded run that spent more than CONTENTION_RATIO x its CPU time on the wall clock."""
     return threads == 1 and wall_s == wall_s and cpu_s == cpu_s and wall_s > CONTENTION_RATIO * cpu_s
@@ -84,6 +90,7 @@ def runs_frame(records: Sequence[RunRecord], *, unlabelled: Iterable[str] = ()) 
         row = run_summary_row(record)
         row["params"] = json.dumps(record.run["searcher_params"], sort_keys=True)
         row["reuse"] = reuse_level(record.run)
+        row["mac_limit"] = mac_limit_text(record.run)
         row["threads"] = record.run.get("machine", {}).get("torch_threads")
         for quantity in SOURCE_LABELS:
             row[f"src_{quantity}"] = meter_source(record.run["meter_sources"], quantity)

@@ -1,0 +1,91 @@
+"""The MAC limit: in the run config and its hash, resolved per supernet, wired into every searcher's space."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import supernets
+from harness import schema, workflow
+from harness.config import RunConfig, run_config_from_dict
+from tests.conftest import REPO, with_searcher
+
+SEARCHERS = ["random", "evolution", "cf-es", "pcf-es", "pcf-es-is"]
+
+
+@pytest.mark.parametrize("value", [0, -5, "lots", 1.5, True])
+def test_a_bad_limit_is_refused_naming_the_key(value):
+    with pytest.raises(ValueError, match="mac_limit"):
+        RunConfig(mac_limit=value)
+
+
+def test_the_limit_is_in_the_config_hash():
+    hashes = {RunConfig(mac_limit=limit).hash() for limit in ("auto", "none", 300_000, 300_001)}
+    assert len(hashes) == 4
+
+
+@pytest.mark.parametrize("name", ["spos", "spos-cpu", "fairnas-cpu", "greedynas-cpu", "spos-tiny"])
+def test_auto_takes_the_supernets_registered_limit(name):
+    resolved = workflow.resolve(RunConfig(supernet=name, searcher="evolution"))
+    assert resolved.mac_limit == supernets.MAC_LIMITS[name].macs
+    assert workflow.resolve(resolved) == resolved  # resolving twice changes nothing
+
+
+def test_spaces_without_a_registered_limit_search_unconstrained_and_a_given_limit_wins():
+    assert workflow.resolve(RunConfig(supernet="conv-tiny")).mac_limit == "none"
+    assert workflow.resolve(RunConfig(supernet="spos-cpu", mac_limit=400_000)).mac_limit == 400_000
+    assert workflow.resolve(RunConfig(supernet="spos-cpu", mac_limit="none")).mac_limit == "none"
+    assert supernets.MAC_LIMITS["spos"].macs == supernets.PAPER_MAC_LIMIT == 330_000_000
+
+
+@pytest.mark.parametrize("searcher", SEARCHERS)
+def test_every_asked_arch_meets_the_limit(searcher):
+    config = workflow.resolve(RunConfig(supernet="spos-cpu", searcher=searcher))
+    net = workflow.build_supernet(config)
+    limit = config.mac_limit
+    searcher_obj = workflow.make_searcher(config, net)
+    rng = np.random.default_rng(0)
+    asked = []
+    for _ in range(3):
+        if searcher_obj.done():
+            break
+        archs = searcher_obj.ask()
+        asked += archs
+        searcher_obj.tell([(arch, float(rng.random())) for arch in archs])
+    assert asked and max(net.macs(arch) for arch in asked) <= limit
+    # the limit binds: uniformly random archs of this space exceed it about 41% of the time
+    assert (net.sample_macs(np.random.default_rng(1), 2000) > limit).mean() > 0.3
+
+
+def test_a_limit_below_the_cheapest_arch_is_a_clear_error():
+    config = workflow.resolve(RunConfig(supernet="spos-cpu", searcher="evolution", mac_limit=1000))
+    net = workflow.build_supernet(config)
+    cheapest = net.mac_range()[0]
+    with pytest.raises(ValueError, match=f"below the cheapest arch of spos-cpu \\({cheapest:,} MACs"):
+        workflow.make_searcher(config, net)
+
+
+def test_a_searched_run_records_the_limit_and_evaluates_only_archs_within_it(small_config, tmp_path):
+    net = workflow.build_supernet(small_config)
+    limit = int(np.median(net.sample_macs(np.random.default_rng(0), 1000)))
+    config = dataclasses.replace(with_searcher(small_config, "evolution"), mac_limit=limit)
+    workspace = workflow.open_workspace(workflow.resolve(config), progress=False)
+    run_dir = workflow.run_search(config, workspace, run_dir=tmp_path / "run", progress=False)
+    archs = pd.read_csv(run_dir / schema.CANDIDATES_CSV)["arch"]
+    assert max(net.macs([int(c) for c in arch.split("-")]) for arch in archs) <= limit
+    assert json.loads((run_dir / schema.RUN_JSON).read_text())["config"]["mac_limit"] == limit
+
+
+def test_the_toml_key_and_the_flag_reach_the_config(tmp_path):
+    assert run_config_from_dict({"mac_limit": 330_000_000}).mac_limit == 330_000_000
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "search", "--mac-limit", "lots", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 2 and "'lots' is not auto, none or a positive whole number of MACs" in proc.stderr
