@@ -124,7 +124,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 f"--resume continues {args.resume} with the settings it started with; drop {', '.join(given)} "
                 "(or start a new run without --resume)"
             )
-        path = workflow.resume_search(Path(args.resume), progress=not args.quiet)
+        record = workflow.resume_search(Path(args.resume), progress=not args.quiet)
     else:
         if args.run_id is not None:
             cfg.check_run_id(args.run_id)
@@ -134,11 +134,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         with store.folder_lock(run_dir):
             store.prepare_run_dir(run_dir, overwrite=args.overwrite)  # before any data loading or training
             workspace = workflow.open_workspace(workflow.resolve(config), progress=not args.quiet)
-            path = workflow.run_search(config, workspace, run_dir=run_dir, overwrite=args.overwrite, progress=not args.quiet)
+            record = workflow.run_search(config, workspace, run_dir=run_dir, overwrite=args.overwrite, progress=not args.quiet)
     from harness.report.console import console_summary
 
-    print(console_summary(store.load_records([path])).format())
-    print(f"results: {path}")
+    print(console_summary([record]).format())
+    print(f"results: {record.path}")
     return 0
 
 
@@ -164,8 +164,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     print(console_summary(store.load_records(paths)).format())
     print(f"\nruns: {out}")
-    sources = store.load_runs(paths).filter(like="source.").iloc[0].to_dict()
-    print("measurement sources: " + "; ".join(f"{k.removeprefix('source.')}: {v}" for k, v in sources.items()))
+    sources = store.load_records(paths[:1])[0].run["meter_sources"]
+    print("measurement sources: " + "; ".join(f"{q}: {source}" for q, source in sources.items()))
     if args.report:
         from harness.report import write_report
 

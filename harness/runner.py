@@ -7,6 +7,7 @@ to the same candidates and the same final result.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,12 +18,23 @@ from typing import Any
 import pandas as pd
 
 from harness import schema, store
-from harness.progress import progress_bar
 from harness.evaluation import SEARCH_WORK_PHASES, Evaluator
+from harness.progress import progress_bar
 from harness.meters import MeterSet
 from searchers.base import Searcher
 
 log = logging.getLogger(__name__)
+
+
+class _SearcherNotes(logging.Handler):
+    """Keeps the warnings a searcher logs during a run (e.g. why it stopped drawing candidates) for run.json."""
+
+    def __init__(self, notes: list[str]):
+        super().__init__(logging.WARNING)
+        self.notes = notes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(record.getMessage())
 
 SEARCH_PHASES = schema.PHASES  # what "search cost" totals add up; the final re-score is kept apart
 
@@ -94,6 +106,7 @@ class Runner:
         self.created = _now()
         self.resumes = 0
         self.wall_before_resume = 0.0
+        self.searcher_notes: list[str] = []
 
     # --- resume -----------------------------------------------------------------------
 
@@ -124,6 +137,7 @@ class Runner:
         self.cand_rows = state["candidates"]
         self.created = state["created_utc"]
         self.resumes = state["resumes"] + 1
+        self.searcher_notes = state.get("searcher_notes", [])  # checkpoints from before notes were kept
         self.wall_before_resume = self._phase_sum(self.meters.totals(), "wall_s") or 0.0
         log.info("resuming %s after generation %d (%.1f s spent before)", self.run_dir, self.searcher.generation, self.wall_before_resume)
 
@@ -141,18 +155,36 @@ class Runner:
                 "meters": self.meters.state_dict(),
                 "generations": self.gen_rows,
                 "candidates": self.cand_rows,
+                "searcher_notes": self.searcher_notes,
             },
         )
 
     # --- the loop ---------------------------------------------------------------------
 
-    def run(self) -> Path:
-        """Search to the end, re-score the best under the full protocol, write the results."""
+    def run(self) -> store.RunRecord:
+        """Search to the end, re-score the best under the full protocol, write the results; returns them."""
         total = getattr(getattr(self.searcher, "params", None), "generations", None)
         bar = progress_bar(
             total, f"{self.identity.searcher} s{self.identity.seed}", "gen",
             enabled=self.progress, initial=self.searcher.generation, position=1, leave=False,
         )
+        # The built-in searchers log under "searchers"; a plugin under its own top-level package.
+        loggers = {logging.getLogger(name) for name in ("searchers", type(self.searcher).__module__.split(".")[0])}
+        notes = _SearcherNotes(self.searcher_notes)
+        for logger in loggers:
+            logger.addHandler(notes)
+        try:
+            self._search(bar)
+        finally:
+            for logger in loggers:
+                logger.removeHandler(notes)
+        result = self._final()
+        record = self._write(status="complete", result=result)
+        (self.run_dir / schema.CHECKPOINT_JSON).unlink(missing_ok=True)
+        store.remove_stale_temps(self.run_dir)
+        return record
+
+    def _search(self, bar: Any) -> None:
         with bar:
             while not self.searcher.done():
                 self._generation()
@@ -163,11 +195,6 @@ class Runner:
                 self._checkpoint()
                 if self.on_generation is not None:
                     self.on_generation(self.searcher.generation)
-        result = self._final()
-        self._write(status="complete", result=result)
-        (self.run_dir / schema.CHECKPOINT_JSON).unlink(missing_ok=True)
-        store.remove_stale_temps(self.run_dir)
-        return self.run_dir
 
     def _generation(self) -> None:
         before = self.meters.totals()
@@ -195,57 +222,49 @@ class Runner:
             searcher.tell([(r.arch, r.score) for r in results])
         gen = searcher.generation - 1
         for r in results:
-            self.cand_rows.append(
-                {
-                    "index": len(self.cand_rows),
-                    "generation": gen,
-                    "arch": schema.arch_to_str(r.arch),
-                    "score": r.score,
-                    "arch_macs": r.arch_macs,
-                    "executed_macs": r.executed_macs,
-                    "reused_depth": r.reused_depth,
-                    "sample_size": r.sample_size,
-                }
+            row = schema.CandidateRow(
+                index=len(self.cand_rows), generation=gen, arch=schema.arch_to_str(r.arch), score=r.score,
+                arch_macs=r.arch_macs, executed_macs=r.executed_macs, reused_depth=r.reused_depth,
+                sample_size=r.sample_size,
             )
+            self.cand_rows.append(dataclasses.asdict(row))
         after = self.meters.totals()
         macs = work.macs
         cache_macs = macs["cache_build"] + macs["importance"] - work_before["cache_build"] - work_before["importance"]
         eval_macs = macs["calibration"] + macs["validation"] - work_before["calibration"] - work_before["validation"]
-        row: dict[str, Any] = {
-            "generation": gen,
-            "evaluated": sum(not r.memo_hit for r in results),
-            "best_score": searcher.best()[1],
-            "frozen_depth": len(hints.frozen),
-            "unique_archs": len({r.arch for r in results}),
-            "sample_size": evaluator.sample_size,
-            "cache_bytes": evaluator.cache_bytes,
-            "cache_macs": cache_macs,
-            "evaluate_macs": eval_macs,
-            "evaluate_images": work.images["calibration"] + work.images["validation"] - images_before,
-            "macs_avoided": work.search_avoided_macs() - avoided_before,
-            "store_bytes": evaluator.store.nbytes,
-            "store_evictions": evaluator.store.evictions - evictions_before,
-            "rebuild_macs": macs["rebuild"] - work_before["rebuild"],
+        phases = {
+            f"{phase}_{q}": _sub(_value(after.get(phase, {}), q), _value(before.get(phase, {}), q) if phase in before else 0.0)
+            for phase in SEARCH_PHASES
+            for q in schema.PHASE_QUANTITIES
         }
-        for phase in SEARCH_PHASES:
-            for q in schema.PHASE_QUANTITIES:
-                row[f"{phase}_{q}"] = _sub(
-                    _value(after.get(phase, {}), q), _value(before.get(phase, {}), q) if phase in before else 0.0
-                )
         prev = self.gen_rows[-1] if self.gen_rows else {"cum_wall_s": 0.0, "cum_energy_j": 0.0, "cum_macs": 0}
-        gen_wall = sum(row[f"{p}_wall_s"] or 0.0 for p in SEARCH_PHASES)
         gen_energy: float | None = 0.0
         for p in SEARCH_PHASES:
-            gen_energy = _add(gen_energy, row[f"{p}_energy_j"])
-        row["cum_wall_s"] = prev["cum_wall_s"] + gen_wall
-        row["cum_energy_j"] = _add(prev["cum_energy_j"], gen_energy)
-        row["cum_macs"] = prev["cum_macs"] + cache_macs + eval_macs
+            gen_energy = _add(gen_energy, phases[f"{p}_energy_j"])
         diag = searcher.diagnostics()
-        if diag is not None:
-            for i, (choice, share) in enumerate(zip(diag.majority, diag.share)):
-                row[schema.majority_column(i)] = choice
-                row[schema.share_column(i)] = share
-            row["unique_archs"] = diag.unique_archs
+        generation = schema.GenerationRow(
+            generation=gen,
+            evaluated=sum(not r.memo_hit for r in results),
+            best_score=searcher.best()[1],
+            frozen_depth=len(hints.frozen),
+            unique_archs=diag.unique_archs if diag is not None else len({r.arch for r in results}),
+            sample_size=evaluator.sample_size,
+            cache_bytes=evaluator.cache_bytes,
+            cache_macs=cache_macs,
+            evaluate_macs=eval_macs,
+            evaluate_images=work.images["calibration"] + work.images["validation"] - images_before,
+            macs_avoided=work.search_avoided_macs() - avoided_before,
+            store_bytes=evaluator.store.nbytes,
+            store_evictions=evaluator.store.evictions - evictions_before,
+            rebuild_macs=macs["rebuild"] - work_before["rebuild"],
+            phases=phases,
+            cum_wall_s=prev["cum_wall_s"] + sum(phases[f"{p}_wall_s"] or 0.0 for p in SEARCH_PHASES),
+            cum_energy_j=_add(prev["cum_energy_j"], gen_energy),
+            cum_macs=prev["cum_macs"] + cache_macs + eval_macs,
+            majority=tuple(diag.majority) if diag is not None else (),
+            share=tuple(diag.share) if diag is not None else (),
+        )
+        row = generation.to_row()
         self.gen_rows.append(row)
 
     def _final(self) -> dict[str, Any]:
@@ -256,12 +275,9 @@ class Runner:
                 test_accuracy = self.evaluator.score_full(arch, "test")
             except ValueError:
                 test_accuracy = None
-        return {
-            "best_arch": list(arch),
-            "search_score": search_score,
-            "final_score": final_score,
-            "test_accuracy": test_accuracy,
-        }
+        return dataclasses.asdict(
+            schema.RunResult(best_arch=list(arch), search_score=search_score, final_score=final_score, test_accuracy=test_accuracy)
+        )
 
     # --- records ----------------------------------------------------------------------
 
@@ -275,26 +291,28 @@ class Runner:
 
     def _totals(self) -> dict[str, Any]:
         totals = self.meters.totals()
-        out: dict[str, Any] = {q: self._phase_sum(totals, q) for q in (*schema.PHASE_QUANTITIES, "energy_kwh")}
         evaluator = self.evaluator
         work = evaluator.work
-        out.update(
-            macs=work.search_macs(),
-            images=work.search_images(),
-            candidates_evaluated=len(self.cand_rows),
-            generations=len(self.gen_rows),
-            cache_peak_bytes=evaluator.cache_peak_bytes,
-            macs_avoided=work.search_avoided_macs(),
-            store_peak_bytes=evaluator.store.peak_bytes,
-            store_evictions=evaluator.store.evictions,
-            rebuild_macs=work.macs["rebuild"],
-            rebuild_images=work.images["rebuild"],
-            meter_overhead_s=self.meters.overhead_s,
-            wall_s_before_resume=self.wall_before_resume,
+        return dataclasses.asdict(
+            schema.RunTotals(
+                **{q: self._phase_sum(totals, q) for q in (*schema.PHASE_QUANTITIES, "energy_kwh")},
+                macs=work.search_macs(),
+                images=work.search_images(),
+                candidates_evaluated=len(self.cand_rows),
+                generations=len(self.gen_rows),
+                cache_peak_bytes=evaluator.cache_peak_bytes,
+                macs_avoided=work.search_avoided_macs(),
+                store_peak_bytes=evaluator.store.peak_bytes,
+                store_evictions=evaluator.store.evictions,
+                rebuild_macs=work.macs["rebuild"],
+                rebuild_images=work.images["rebuild"],
+                meter_overhead_s=self.meters.overhead_s,
+                wall_s_before_resume=self.wall_before_resume,
+            )
         )
-        return {k: out.get(k) for k in schema.TOTAL_KEYS}
 
-    def _write(self, status: str, result: dict[str, Any] | None = None) -> None:
+    def _write(self, status: str, result: dict[str, Any] | None = None) -> store.RunRecord:
+        """Write the run's files as they stand; returns what was written."""
         ident = self.identity
         evaluator, work = self.evaluator, self.evaluator.work
         meter_totals = self.meters.totals()
@@ -324,12 +342,15 @@ class Runner:
             "totals": self._totals(),
             "result": result,
             "resumes": self.resumes,
-            "reuse": {
-                "level": evaluator.reuse.level,
-                "budget_bytes": evaluator.budget_bytes,
-                "budget_setting": evaluator.reuse.budget_bytes,
-                "location": evaluator.reuse.location,
-            },
+            "searcher_notes": self.searcher_notes,
+            "reuse": dataclasses.asdict(
+                schema.ReuseSummary(
+                    level=evaluator.reuse.level,
+                    budget_bytes=evaluator.budget_bytes,
+                    budget_setting=evaluator.reuse.budget_bytes,
+                    location=evaluator.reuse.location,
+                )
+            ),
             "evaluation": {
                 "cache_events": evaluator.cache_events,
                 "importance_subset": evaluator.subset.to_dict() if evaluator.subset else None,
@@ -347,24 +368,28 @@ class Runner:
         gens = pd.DataFrame(self.gen_rows)
         ordered = [c for c in schema.GEN_COLUMNS if c in gens.columns]
         gens = gens[ordered + [c for c in gens.columns if c not in ordered]] if len(gens) else pd.DataFrame(columns=schema.GEN_COLUMNS)
+        cands = pd.DataFrame(self.cand_rows, columns=schema.CAND_COLUMNS)
+        emissions = self._emissions(meter_totals)
         store.write_csv(self.run_dir / schema.GENERATIONS_CSV, gens)
-        store.write_csv(self.run_dir / schema.CANDIDATES_CSV, pd.DataFrame(self.cand_rows, columns=schema.CAND_COLUMNS))
-        store.write_json(self.run_dir / schema.EMISSIONS_JSON, self._emissions(meter_totals))
+        store.write_csv(self.run_dir / schema.CANDIDATES_CSV, cands)
+        store.write_json(self.run_dir / schema.EMISSIONS_JSON, emissions)
+        return store.RunRecord(self.run_dir, run, gens, cands, emissions)
 
     def _emissions(self, meter_totals: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """CO2 with what it was computed from (kWh x grid intensity), so it can be recomputed."""
         intensity = self.meters.grand_totals().get("grid_intensity_g_per_kwh")
-        return {
-            "country_iso_code": self.identity.config.get("country_iso_code"),
-            "co2_g": self._phase_sum(meter_totals, "co2_g"),
-            "energy_kwh": self._phase_sum(meter_totals, "energy_kwh"),
-            "grid_intensity_g_per_kwh": None if intensity is None else intensity.value,
-            "intensity_source": None if intensity is None else intensity.source,
-            "codecarbon_version": self.identity.provenance["versions"].get("codecarbon"),
-            "sources": self.meters.sources(),
-            "per_phase": {
+        emissions = schema.Emissions(
+            country_iso_code=self.identity.config.get("country_iso_code"),
+            co2_g=self._phase_sum(meter_totals, "co2_g"),
+            energy_kwh=self._phase_sum(meter_totals, "energy_kwh"),
+            grid_intensity_g_per_kwh=None if intensity is None else intensity.value,
+            intensity_source=None if intensity is None else intensity.source,
+            codecarbon_version=self.identity.provenance["versions"].get("codecarbon"),
+            sources=self.meters.sources(),
+            per_phase={
                 phase: {q: {"value": m.value, "unit": m.unit, "source": m.source} for q, m in measured.items()}
                 for phase, measured in meter_totals.items()
             },
-        }
+        )
+        return dataclasses.asdict(emissions)
 

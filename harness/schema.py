@@ -6,6 +6,11 @@ CO2-equivalent, ``_macs`` multiply-accumulates, ``_bytes``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 SCHEMA_VERSION = 2  # 2: reuse levels (reused_depth, store and avoided-work columns, run.json "reuse")
 
 RUN_JSON = "run.json"
@@ -31,28 +36,56 @@ PHASE_QUANTITIES = (
     "co2_g",
 )
 
-# generations.csv: one row per generation.
-GEN_COLUMNS = (
-    "generation",
-    "evaluated",  # candidates scored in this generation
-    "best_score",  # best search score so far
-    "frozen_depth",  # frozen prefix length during this generation
-    "unique_archs",
-    "sample_size",  # validation images used per candidate (< full set under importance sampling)
-    "cache_bytes",  # bytes of the stored frozen-prefix node
-    "cache_macs",  # work spent building / extending the frozen-prefix node, and on importance losses
-    "evaluate_macs",  # work spent scoring candidates
-    "evaluate_images",  # images scored (calibration + validation passes of the candidates)
-    "macs_avoided",  # MACs that reuse level "none" would have run on top, for this generation's work
-    "store_bytes",  # bytes of every stored prefix node after the generation (frozen one included)
-    "store_evictions",  # prefix nodes evicted to make room during the generation
-    "rebuild_macs",  # work recomputing stored nodes' tensors after a resume (not in cum_macs)
-    *(f"{phase}_{q}" for phase in PHASES for q in PHASE_QUANTITIES),
-    "cum_wall_s",
-    "cum_energy_j",
-    "cum_macs",
+def _names(record: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record))
+
+
+@dataclass(frozen=True)
+class GenerationRow:
+    """generations.csv: one row per generation (``to_row`` gives the columns, ``GEN_COLUMNS`` their order)."""
+
+    generation: int
+    evaluated: int  # candidates scored in this generation
+    best_score: float  # best search score so far
+    frozen_depth: int  # frozen prefix length during this generation
+    unique_archs: int
+    sample_size: int  # validation images used per candidate (< full set under importance sampling)
+    cache_bytes: int  # bytes of the stored frozen-prefix node
+    cache_macs: int  # work spent building / extending the frozen-prefix node, and on importance losses
+    evaluate_macs: int  # work spent scoring candidates
+    evaluate_images: int  # images scored (calibration + validation passes of the candidates)
+    macs_avoided: int  # MACs that reuse level "none" would have run on top, for this generation's work
+    store_bytes: int  # bytes of every stored prefix node after the generation (frozen one included)
+    store_evictions: int  # prefix nodes evicted to make room during the generation
+    rebuild_macs: int  # work recomputing stored nodes' tensors after a resume (not in cum_macs)
+    phases: Mapping[str, float | None]  # "<phase>_<quantity>" for every phase and PHASE_QUANTITIES
+    cum_wall_s: float
+    cum_energy_j: float | None
+    cum_macs: int
+    majority: tuple[int, ...] = ()  # most popular choice per block (paper Fig. 2), if the searcher says
+    share: tuple[float, ...] = ()  # the share of candidates taking it
+
+    def to_row(self) -> dict[str, Any]:
+        """The generations.csv row: GEN_COLUMNS, then "majority_b{i}" and "share_b{i}" per block."""
+        row: dict[str, Any] = {}
+        for name in _names(GenerationRow):
+            if name == "phases":
+                row.update({column: self.phases[column] for column in PHASE_COLUMNS})
+            elif name not in ("majority", "share"):
+                row[name] = getattr(self, name)
+        for i, (choice, share) in enumerate(zip(self.majority, self.share)):
+            row[majority_column(i)] = choice
+            row[share_column(i)] = share
+        return row
+
+
+PHASE_COLUMNS = tuple(f"{phase}_{q}" for phase in PHASES for q in PHASE_QUANTITIES)
+GEN_COLUMNS = tuple(
+    column
+    for name in _names(GenerationRow)
+    if name not in ("majority", "share")
+    for column in (PHASE_COLUMNS if name == "phases" else (name,))
 )
-# ... followed by "majority_b{i}" and "share_b{i}" for every block i (paper Fig. 2).
 
 
 def majority_column(block: int) -> str:
@@ -63,17 +96,93 @@ def share_column(block: int) -> str:
     return f"share_b{block}"
 
 
-# candidates.csv: one row per evaluated arch, in evaluation order.
-CAND_COLUMNS = (
-    "index",
-    "generation",
-    "arch",  # choices joined by "-", e.g. "0-3-1-2"
-    "score",  # search score (accuracy in [0, 1]; importance-weighted under sampling)
-    "arch_macs",  # MACs per image of the whole sub-network
-    "executed_macs",  # MACs executed to score it (a shared tree node is paid by the first arch through it)
-    "reused_depth",  # blocks whose outputs it reused: stored node or an earlier candidate (0 = none)
-    "sample_size",
-)
+@dataclass(frozen=True)
+class CandidateRow:
+    """candidates.csv: one row per evaluated arch, in evaluation order."""
+
+    index: int
+    generation: int
+    arch: str  # choices joined by "-", e.g. "0-3-1-2"
+    score: float  # search score (accuracy in [0, 1]; importance-weighted under sampling)
+    arch_macs: int  # MACs per image of the whole sub-network
+    executed_macs: int  # MACs executed to score it (a shared tree node is paid by the first arch through it)
+    reused_depth: int  # blocks whose outputs it reused: stored node or an earlier candidate (0 = none)
+    sample_size: int
+
+
+CAND_COLUMNS = _names(CandidateRow)
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """run.json "totals": the search's totals (the final re-scoring is in "final_phase")."""
+
+    wall_s: float | None
+    cpu_s: float | None
+    gpu_s: float | None
+    gpu_energy_j: float | None
+    cpu_energy_j: float | None
+    energy_j: float | None
+    energy_kwh: float | None
+    co2_g: float | None
+    macs: int
+    images: int
+    candidates_evaluated: int
+    generations: int
+    cache_peak_bytes: int  # peak bytes of the frozen-prefix node
+    macs_avoided: int  # MACs that reuse level "none" would have run on top of "macs"
+    store_peak_bytes: int  # peak bytes of all stored prefix nodes (<= the reuse budget)
+    store_evictions: int
+    rebuild_macs: int  # recomputing stored nodes' tensors after a resume: never in "macs"
+    rebuild_images: int
+    meter_overhead_s: float
+    wall_s_before_resume: float
+
+
+TOTAL_KEYS = _names(RunTotals)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """run.json "result": the answer, re-scored under the full protocol."""
+
+    best_arch: list[int]
+    search_score: float
+    final_score: float
+    test_accuracy: float | None  # None where the dataset has no test split
+
+
+RESULT_KEYS = _names(RunResult)
+
+
+@dataclass(frozen=True)
+class ReuseSummary:
+    """run.json "reuse": the exact work reuse a run was evaluated with (harness/evaluation)."""
+
+    level: str  # "none" | "frozen" | "prefix"
+    budget_bytes: int  # the store's resolved byte budget
+    budget_setting: int | str  # the configured budget: an integer or "auto"
+    location: str  # "device" | "host"
+
+
+REUSE_KEYS = _names(ReuseSummary)
+
+
+@dataclass(frozen=True)
+class Emissions:
+    """emissions.json: CO2 with what it was computed from (kWh x grid intensity), so it can be recomputed."""
+
+    country_iso_code: str | None
+    co2_g: float | None
+    energy_kwh: float | None
+    grid_intensity_g_per_kwh: float | None
+    intensity_source: str | None
+    codecarbon_version: str | None
+    sources: Mapping[str, str]  # quantity -> meter source
+    per_phase: Mapping[str, Mapping[str, Mapping[str, Any]]]  # phase -> quantity -> value, unit, source
+
+
+EMISSION_KEYS = _names(Emissions)
 
 # run.json top-level keys.
 RUN_KEYS = (
@@ -99,44 +208,19 @@ RUN_KEYS = (
     "machine",
     "device",
     "meter_sources",  # quantity -> source, e.g. {"gpu_energy_j": "nvml_counter", "cpu_energy_j": "unavailable: ..."}
-    "totals",  # TOTAL_KEYS
-    "result",  # RESULT_KEYS
+    "totals",  # RunTotals
+    "result",  # RunResult (None while running)
     "resumes",  # number of times the run was resumed
-    "reuse",  # REUSE_KEYS
+    "searcher_notes",  # warnings the searcher logged, in order (e.g. a MAC limit unreachable after a freeze)
+    "reuse",  # ReuseSummary
+    "evaluation",  # the evaluator's own account: cache events, importance subset, work per phase and block
+    "final_phase",  # quantity -> value of the final re-scoring of the answer (not in "totals")
 )
 
-# run.json "reuse": how much exact work reuse the run did (harness/evaluation).
-REUSE_KEYS = (
-    "level",  # "none" | "frozen" | "prefix"
-    "budget_bytes",  # the store's resolved byte budget
-    "budget_setting",  # the configured budget: an integer or "auto"
-    "location",  # "device" | "host"
-)
 
-TOTAL_KEYS = (
-    "wall_s",
-    "cpu_s",
-    "gpu_s",
-    "gpu_energy_j",
-    "cpu_energy_j",
-    "energy_j",
-    "energy_kwh",
-    "co2_g",
-    "macs",
-    "images",
-    "candidates_evaluated",
-    "generations",
-    "cache_peak_bytes",  # peak bytes of the frozen-prefix node
-    "macs_avoided",  # MACs that reuse level "none" would have run on top of "macs"
-    "store_peak_bytes",  # peak bytes of all stored prefix nodes (<= the reuse budget)
-    "store_evictions",
-    "rebuild_macs",  # recomputing stored nodes' tensors after a resume: never in "macs"
-    "rebuild_images",
-    "meter_overhead_s",
-    "wall_s_before_resume",
-)
-
-RESULT_KEYS = ("best_arch", "search_score", "final_score", "test_accuracy")
+def source_column(quantity: str) -> str:
+    """The run-table column naming where a quantity's measurement came from."""
+    return f"source.{quantity}"
 
 
 def arch_to_str(arch) -> str:

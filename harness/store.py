@@ -357,15 +357,6 @@ def _read_csv(path: Path, required: Iterable[str], rows: int | None) -> pd.DataF
     return frame
 
 
-def _flatten(prefix: str, data: Mapping[str, Any], out: dict[str, Any]) -> None:
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            _flatten(f"{name}.", value, out)
-        else:
-            out[name] = value
-
-
 def run_summary_row(record: RunRecord) -> dict[str, Any]:
     """One flat row per run: identity, hashes, totals, result, meter sources."""
     run = record.run
@@ -386,7 +377,7 @@ def run_summary_row(record: RunRecord) -> dict[str, Any]:
     result = dict(run["result"])
     result["best_arch"] = schema.arch_to_str(result["best_arch"])
     row.update(result)
-    _flatten("source.", run["meter_sources"], row)
+    row.update({schema.source_column(q): source for q, source in run["meter_sources"].items()})
     return row
 
 
@@ -456,21 +447,12 @@ def load_runs(paths: Iterable[str | Path], *, skip_bad: bool = False) -> pd.Data
     return pd.DataFrame([run_summary_row(r) for r in load_records(paths, skip_bad=skip_bad)])
 
 
-def _stacked(records: Iterable[RunRecord], attribute: str) -> pd.DataFrame:
+def generations_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """All runs' generations.csv rows, tagged with run identity columns."""
     frames = []
     for r in records:
-        frame = getattr(r, attribute).copy()
+        frame = r.generations.copy()
         for key in ("run_id", "searcher", "supernet", "seed", "protocol_hash", "checkpoint_hash"):
             frame.insert(0, key, r.run[key])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def generations_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
-    """All runs' generations.csv rows, tagged with run identity columns."""
-    return _stacked(records, "generations")
-
-
-def candidates_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
-    """All runs' candidates.csv rows, tagged with run identity columns."""
-    return _stacked(records, "candidates")

@@ -198,7 +198,7 @@ def make_searcher(config: RunConfig, net: supernets.Supernet) -> searchers.Searc
     return searchers.get_searcher(config.searcher, space, config.seed, **dict(config.searcher_params))
 
 
-def _within(net: supernets.Supernet, limit: int) -> Callable[[supernets.Arch], bool]:
+def _within(net: supernets.Supernet, limit: int) -> searchers.CostLimit:
     """The search-space constraint of a MAC limit; a limit below the cheapest arch is an error."""
     cheapest, dearest = net.mac_range()
     if limit < cheapest:
@@ -206,7 +206,8 @@ def _within(net: supernets.Supernet, limit: int) -> Callable[[supernets.Arch], b
             f"mac_limit {limit:,} is below the cheapest arch of {net.display_name} ({cheapest:,} MACs per image; "
             f"the dearest has {dearest:,}): no arch meets it"
         )
-    return lambda arch: net.macs(arch) <= limit
+    costs = tuple(tuple(int(m) for m in block.op_macs) for block in net.blocks)
+    return searchers.CostLimit(costs, limit, fixed=int(net.stem_macs + net.head_macs))
 
 
 def check_importance_rate(config: RunConfig, workspace: Workspace) -> None:
@@ -250,8 +251,8 @@ def run_search(
     progress: bool = True,
     on_generation: Callable[[int], None] | None = None,
     searcher: searchers.Searcher | None = None,
-) -> Path:
-    """One instrumented search; returns its results directory.
+) -> store.RunRecord:
+    """One instrumented search; returns its record (``.path`` is its results directory).
 
     ``resume`` continues the run in ``run_dir`` from its checkpoint (or restarts one stopped
     before its first checkpoint). The folder is locked while the run writes it. ``searcher``
@@ -281,7 +282,7 @@ def _locked_search(
     progress: bool,
     on_generation: Callable[[int], None] | None,
     searcher: searchers.Searcher | None,
-) -> Path:
+) -> store.RunRecord:
     restore = store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     evaluator = workspace.evaluator
     if evaluator.reuse != config.reuse:
@@ -320,7 +321,7 @@ def _locked_search(
         meters.close()
 
 
-def resume_search(run_dir: Path, *, progress: bool = True) -> Path:
+def resume_search(run_dir: Path, *, progress: bool = True) -> store.RunRecord:
     """Continue an interrupted run with the config and the checkpoint it started with, from any working directory."""
     run_dir = Path(run_dir)
     with store.folder_lock(run_dir):
@@ -369,7 +370,7 @@ def run_matrix(
 
 def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrite: bool, progress: bool) -> Path:
     if overwrite:
-        return run_search(config, workspace, run_dir=run_dir, overwrite=True, progress=progress)
+        return run_search(config, workspace, run_dir=run_dir, overwrite=True, progress=progress).path
     try:
         store.load_run(run_dir)
     except (store.RunLoadError, OSError) as exc:
@@ -382,8 +383,8 @@ def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrit
     except FileNotFoundError:
         if not store.is_vacant(run_dir):
             raise store.RunLoadError(f"cannot continue {run_dir}: {problem}; delete it to run it again") from None
-        return run_search(config, workspace, run_dir=run_dir, progress=progress)
-    return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress)
+        return run_search(config, workspace, run_dir=run_dir, progress=progress).path
+    return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress).path
 
 
 def is_complete(run_dir: Path) -> bool:

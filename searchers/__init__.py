@@ -3,6 +3,7 @@
 from searchers.base import (
     Arch,
     ConstraintError,
+    CostLimit,
     GenerationalSearcher,
     GenerationDiagnostics,
     Hints,
@@ -30,6 +31,7 @@ __all__ = [
     "Arch",
     "CFParams",
     "ConstraintError",
+    "CostLimit",
     "EvolutionParams",
     "EvolutionSearcher",
     "GenerationDiagnostics",

@@ -48,6 +48,27 @@ class ConstraintError(ValueError):
     """No arch meeting the space's constraint was found within the attempt bound."""
 
 
+@dataclass(frozen=True)
+class CostLimit:
+    """A constraint with an additive cost (e.g. MACs per image): ``fixed + sum(costs[i][arch[i]]) <= limit``.
+
+    Unlike an opaque predicate it says exactly whether a frozen prefix can still be completed
+    within the limit, so a space can tell "unreachable" from "rare" without sampling.
+    """
+
+    costs: tuple[tuple[int, ...], ...]  # per block, per choice
+    limit: int
+    fixed: int = 0
+
+    def __call__(self, arch: Arch) -> bool:
+        return self.cheapest(arch) <= self.limit
+
+    def cheapest(self, prefix: Sequence[int]) -> int:
+        """The least cost of an arch that starts with ``prefix`` (the cost of ``prefix`` itself if complete)."""
+        k = len(prefix)
+        return self.fixed + sum(self.costs[i][c] for i, c in enumerate(prefix)) + sum(min(c) for c in self.costs[k:])
+
+
 def check_int(name: str, value: object, minimum: int) -> int:
     """Return ``value`` if it is an int (not a bool) >= ``minimum``, else raise ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -119,6 +140,8 @@ class SearchSpace:
             try:
                 self.sample(np.random.Generator(np.random.PCG64(0)))
             except ConstraintError:
+                if isinstance(constraint, CostLimit):
+                    raise  # its own message is exact: even the cheapest arch exceeds the limit
                 raise ConstraintError(
                     f"the constraint rejected all {self.max_attempts} random archs of a space with "
                     f"choices {self.choices}; it looks unsatisfiable: loosen it, or raise max_attempts "
@@ -177,6 +200,11 @@ class SearchSpace:
         return self._draw(draw, prefix)
 
     def _draw(self, propose: Callable[[], Arch], prefix: Arch) -> Arch:
+        if isinstance(self.constraint, CostLimit) and (least := self.constraint.cheapest(prefix)) > self.constraint.limit:
+            raise ConstraintError(
+                f"no arch with frozen prefix {prefix} meets the cost limit {self.constraint.limit:,}: "
+                f"the cheapest costs {least:,}"
+            )
         for _ in range(self.max_attempts):
             arch = propose()
             if self.constraint is None or self.constraint(arch):

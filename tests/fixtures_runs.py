@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +112,7 @@ def result_for(spec: FixtureRun) -> dict[str, Any]:
     """The known result of a fixture run."""
     final = 0.80 + 0.001 * spec.seed - (0.004 if spec.searcher == "pcf-es-is" else 0.0)
     arch = [spec.seed % 4] * spec.blocks
-    return {"best_arch": arch, "search_score": final + 0.01, "final_score": final, "test_accuracy": final - 0.02}
+    return dataclasses.asdict(schema.RunResult(best_arch=arch, search_score=final + 0.01, final_score=final, test_accuracy=final - 0.02))
 
 
 def _sources(spec: FixtureRun) -> dict[str, str]:
@@ -173,18 +175,12 @@ def _candidates(spec: FixtureRun, rng: np.random.Generator) -> pd.DataFrame:
     for g in range(GENERATIONS[spec.searcher]):
         for _ in range(CANDIDATES_PER_GENERATION):
             depth = _frozen_depth(spec, g)
-            rows.append(
-                {
-                    "index": len(rows),
-                    "generation": g,
-                    "arch": schema.arch_to_str(rng.integers(0, 4, size=spec.blocks)),
-                    "score": float(rng.uniform(0.5, 0.8)),
-                    "arch_macs": 1_000_000,
-                    "executed_macs": 1_000_000 * (spec.blocks - depth),
-                    "reused_depth": depth,
-                    "sample_size": 100,
-                }
+            row = schema.CandidateRow(
+                index=len(rows), generation=g, arch=schema.arch_to_str(rng.integers(0, 4, size=spec.blocks)),
+                score=float(rng.uniform(0.5, 0.8)), arch_macs=1_000_000, executed_macs=1_000_000 * (spec.blocks - depth),
+                reused_depth=depth, sample_size=100,
             )
+            rows.append(dataclasses.asdict(row))
     return pd.DataFrame(rows, columns=list(schema.CAND_COLUMNS))
 
 
@@ -219,19 +215,22 @@ def write_run(root: Path, spec: FixtureRun) -> Path:
         "totals": totals,
         "result": result_for(spec),
         "resumes": 0,
-        "reuse": {"level": "frozen", "budget_bytes": 2**31, "budget_setting": 2**31, "location": "device"},
+        "reuse": dataclasses.asdict(schema.ReuseSummary(level="frozen", budget_bytes=2**31, budget_setting=2**31, location="device")),
     }
     write_json(path / schema.RUN_JSON, run)
     write_csv(path / schema.GENERATIONS_CSV, _generations(spec, totals, rng))
     write_csv(path / schema.CANDIDATES_CSV, _candidates(spec, rng))
-    emissions = {
-        "country_iso_code": "FRA",
-        "energy_kwh": totals["energy_kwh"],
-        "co2_g": totals["co2_g"],
-        "grid_intensity_g_per_kwh": GRID_G_PER_KWH,
-        "intensity_source": "codecarbon offline table",
-    }
-    write_json(path / schema.EMISSIONS_JSON, emissions)
+    emissions = schema.Emissions(
+        country_iso_code="FRA",
+        co2_g=totals["co2_g"],
+        energy_kwh=totals["energy_kwh"],
+        grid_intensity_g_per_kwh=GRID_G_PER_KWH,
+        intensity_source="codecarbon offline table",
+        codecarbon_version="3.3.2",
+        sources=_sources(spec),
+        per_phase={},
+    )
+    write_json(path / schema.EMISSIONS_JSON, dataclasses.asdict(emissions))
     return path
 
 

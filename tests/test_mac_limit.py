@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import searchers
 import supernets
 from harness import schema, workflow
 from harness.config import RunConfig, run_config_from_dict
@@ -76,7 +79,7 @@ def test_a_searched_run_records_the_limit_and_evaluates_only_archs_within_it(sma
     limit = int(np.median(net.sample_macs(np.random.default_rng(0), 1000)))
     config = dataclasses.replace(with_searcher(small_config, "evolution"), mac_limit=limit)
     workspace = workflow.open_workspace(workflow.resolve(config), progress=False)
-    run_dir = workflow.run_search(config, workspace, run_dir=tmp_path / "run", progress=False)
+    run_dir = workflow.run_search(config, workspace, run_dir=tmp_path / "run", progress=False).path
     archs = pd.read_csv(run_dir / schema.CANDIDATES_CSV)["arch"]
     assert max(net.macs([int(c) for c in arch.split("-")]) for arch in archs) <= limit
     assert json.loads((run_dir / schema.RUN_JSON).read_text())["config"]["mac_limit"] == limit
@@ -89,3 +92,68 @@ def test_the_toml_key_and_the_flag_reach_the_config(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 2 and "'lots' is not auto, none or a positive whole number of MACs" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["search", "compare"])
+def test_a_limit_no_arch_meets_is_an_error_before_any_training(command, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", command, "--supernet", "spos-cpu", "--mac-limit", "1e3", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 2
+    assert "mac_limit 1,000 is below the cheapest arch of spos-cpu (322,240 MACs per image" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_cost_limit_says_exactly_when_a_frozen_prefix_cannot_be_completed():
+    net = supernets.get_supernet("spos-cpu")
+    limit = supernets.MAC_LIMITS["spos-cpu"].macs
+    constraint = workflow._within(net, limit)
+    rng = np.random.default_rng(3)
+    archs = [tuple(int(c) for c in rng.integers(0, net.choices)) for _ in range(200)]
+    assert [constraint(a) for a in archs] == [net.macs(a) <= limit for a in archs]  # the same rule as Supernet.macs
+    dearest = tuple(int(np.argmax(block.op_macs)) for block in net.blocks)
+    k = next(k for k in range(1, net.num_blocks + 1) if constraint.cheapest(dearest[:k]) > limit)
+    space = searchers.SearchSpace(net.choices, constraint)
+    with pytest.raises(searchers.ConstraintError, match=f"frozen prefix {re.escape(str(dearest[:k]))} meets the cost limit"):
+        space.sample(rng, dearest[:k])
+    assert space.contains(space.sample(rng, dearest[: k - 1]))  # one block less: still reachable, and met
+
+
+@dataclass(frozen=True)
+class _NoParams:
+    pass
+
+
+class _FreezeTheDearestFirstChoice(searchers.GenerationalSearcher):
+    """Scores the cheapest arch, then freezes block 0 to its dearest op, which no arch within the limit has."""
+
+    Params = _NoParams
+
+    def _propose(self):
+        if self.generation == 0:
+            return [self.cheapest]
+        batch: dict = {}
+        self._draw_new(lambda: self.space.sample(self.rng, self.hints().frozen), 4, batch)
+        return list(batch)
+
+    def hints(self):
+        return searchers.Hints(frozen=(self.dearest_first,) if self.generation > 0 else ())
+
+
+def test_a_limit_unreachable_after_a_freeze_ends_the_search_cleanly_and_is_recorded(small_config, tmp_path):
+    config = workflow.resolve(with_searcher(small_config, "evolution"))
+    workspace = workflow.open_workspace(config, progress=False)
+    net = workspace.net
+    first = net.blocks[0].op_macs
+    dearest_first = int(np.argmax(first))
+    cheapest, _ = net.mac_range()
+    limit = cheapest + (first[dearest_first] - min(first)) - 1  # block 0 at its dearest op exceeds it, whatever follows
+    config = dataclasses.replace(config, mac_limit=int(limit))
+    searcher = _FreezeTheDearestFirstChoice(workflow.make_searcher(config, net).space, 0)
+    searcher.cheapest = tuple(int(np.argmin(block.op_macs)) for block in net.blocks)
+    searcher.dearest_first = dearest_first
+    run_dir = workflow.run_search(config, workspace, run_dir=tmp_path / "run", progress=False, searcher=searcher).path
+    run = json.loads((run_dir / schema.RUN_JSON).read_text())
+    assert run["status"] == "complete" and len(pd.read_csv(run_dir / schema.CANDIDATES_CSV)) == 1
+    assert any(f"no arch with frozen prefix ({dearest_first},) meets the cost limit {limit:,}" in note for note in run["searcher_notes"])

@@ -21,7 +21,7 @@ class Interrupt(Exception):
 
 def _run(config, run_dir=None, **kwargs):
     workspace = workflow.open_workspace(workflow.resolve(config), progress=False)
-    return workflow.run_search(config, workspace, run_dir=run_dir, progress=False, **kwargs)
+    return workflow.run_search(config, workspace, run_dir=run_dir, progress=False, **kwargs).path
 
 
 def _candidates(path):
@@ -260,8 +260,9 @@ def test_resume_from_another_directory_uses_the_recorded_checkpoint_and_cleans_s
     (run_dir,) = (start / "results").iterdir()
     (run_dir / ".checkpoint.json.k1ll3d.tmp").write_text('{"half": ')  # a kill during a checkpoint write
     monkeypatch.chdir(elsewhere)
-    path = workflow.resume_search(run_dir, progress=False)
-    run = store.load_run(path).run
+    record = workflow.resume_search(run_dir, progress=False)
+    run = record.run
+    assert run == store.load_run(record.path).run  # the returned record is what was written
     assert run["resumes"] == 1 and run["checkpoint_path"] == str(start / "ck.pt")
     assert run["config"]["checkpoint"] == "ck.pt"  # the config (and its hash) as started
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(schema.RUN_FILES)  # no temp, lock or checkpoint.json

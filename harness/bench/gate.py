@@ -274,11 +274,10 @@ def measure_replay(
     """Score ``trace`` through the runner at reuse ``level``, recorded in ``run_dir`` (replaced)."""
     run = config.run_config(workspace.checkpoint.path, trace.searcher, level)
     with torch_threads(config.threads):
-        path = workflow.run_search(
+        record = workflow.run_search(
             run, workspace, run_dir=Path(run_dir), overwrite=True, progress=False,
             searcher=ReplaySearcher(trace, searchers.SearchSpace(workspace.net.choices)),
-        )
-    record = store.load_run(path).run
+        ).run
     totals, work = record["totals"], record["evaluation"]["work_macs_by_phase"]
     counts = {name: int(totals[key]) for name, key in COUNT_METRICS.items()}
     counts.update({f"macs_{phase}": int(work[phase]) for phase in WORK_PHASES})

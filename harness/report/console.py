@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import schema
 from harness.report.runs import BASELINE, CONTENTION_RATIO, runs_frame
 from harness.report.statistics import SAVINGS, pair_with_baseline, summarise
 from harness.report.tables import CONTENDED_MARK, configuration_name, estimate_cell
@@ -44,7 +45,7 @@ def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
             "macs": f"{run['macs']:.3e}",
             "macs_without_reuse": f"{run['macs_no_reuse']:.3e}",
             "energy_j": _rounded(run["energy_j"], 1),
-            "energy_source": run["src_energy_j"],
+            "energy_source": run[schema.source_column("energy_j")],
             "co2_g": _rounded(run["co2_g"], 4),
             "candidates": run["candidates_evaluated"],
             "final_score": _rounded(run["final_score"], 4),

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import schema
 from harness.store import RunRecord, run_summary_row
 
 BASELINE = "evolution"
@@ -93,7 +94,7 @@ def runs_frame(records: Sequence[RunRecord], *, unlabelled: Iterable[str] = ()) 
         row["mac_limit"] = mac_limit_text(record.run)
         row["threads"] = record.run.get("machine", {}).get("torch_threads")
         for quantity in SOURCE_LABELS:
-            row[f"src_{quantity}"] = meter_source(record.run["meter_sources"], quantity)
+            row[schema.source_column(quantity)] = meter_source(record.run["meter_sources"], quantity)
         row["grid"] = grid_text(record.emissions)
         rows.append(row)
     frame = pd.DataFrame(rows)

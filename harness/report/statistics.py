@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness import schema
 from harness.report.runs import BASELINE, GROUP_KEYS, METRICS, ROW_KEYS, SOURCE_LABELS, UNMEASURED_REASONS, searcher_rank
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def pair_with_baseline(runs: pd.DataFrame) -> pd.DataFrame:
         if mates["params"].nunique() > 1 or mates["reuse"].nunique() > 1:
             log.warning("several %s configurations for %s; pairing with their mean: %s", BASELINE, key, list(mates["run_id"]))
     aggregations: dict[str, Any] = {q: lambda s: s.mean() if s.notna().all() else np.nan for q in (*quantities, "final_score")}
-    aggregations |= {f"src_{q}": lambda s: "; ".join(sorted(set(s))) for q in quantities if q in SOURCE_LABELS}
+    aggregations |= {schema.source_column(q): lambda s: "; ".join(sorted(set(s))) for q in quantities if q in SOURCE_LABELS}
     aggregations["contended"] = "any"
     aggregations["run_id"] = lambda s: ", ".join(s)
     baseline = base.groupby(list(PAIR_KEYS)).agg(aggregations).add_suffix("_base").reset_index()
@@ -92,7 +93,7 @@ def pair_with_baseline(runs: pd.DataFrame) -> pd.DataFrame:
         value, reference = out[q], out[f"{q}_base"]
         out[f"{q}_reduction_pct"] = 100.0 * (1.0 - value / reference.where(reference > 0))
         if q in SOURCE_LABELS:
-            reason = np.where(value.isna(), out[f"src_{q}"], f"{BASELINE}: " + out[f"src_{q}_base"].fillna(""))
+            reason = np.where(value.isna(), out[schema.source_column(q)], f"{BASELINE}: " + out[f"{schema.source_column(q)}_base"].fillna(""))
         else:
             reason = np.full(len(out), "not recorded")
         out[f"{q}_reduction_reason"] = np.where(out["paired"], reason, NO_BASELINE)
@@ -129,10 +130,10 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         row["runs"] = len(cell)
         row["seeds"] = " ".join(str(s) for s in sorted(cell["seed"]))
         for metric, _, _ in METRICS:
-            reasons = cell.get(f"src_{metric}", pd.Series(UNMEASURED_REASONS.get(metric, "not recorded"), cell.index))
+            reasons = cell.get(schema.source_column(metric), pd.Series(UNMEASURED_REASONS.get(metric, "not recorded"), cell.index))
             _put(row, metric, _cell(cell[metric], reasons), interval=False)
             if metric in SOURCE_LABELS:
-                row[f"{metric}_source"] = "; ".join(sorted(set(cell[f"src_{metric}"])))
+                row[f"{metric}_source"] = "; ".join(sorted(set(cell[schema.source_column(metric)])))
         paired = cell[cell["paired"]]
         row["paired_seeds"] = len(paired)
         for q, _ in SAVINGS:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from harness import schema
 from harness.report.runs import BASELINE, CONTENTION_RATIO, METRICS, SOURCE_LABELS
 from harness.report.statistics import CONFIDENCE, SAVINGS, SCORE_DIFFERENCE
 
@@ -101,7 +102,7 @@ def sources_md(runs: pd.DataFrame, quantities: Iterable[str]) -> str:
     """Which meter produced each quantity (all sources when runs disagree), so estimates are never mistaken."""
     lines = [f"Measurement sources ({len(runs)} runs):"]
     for q in quantities:
-        counts = runs[f"src_{q}"].value_counts()
+        counts = runs[schema.source_column(q)].value_counts()
         parts = [
             f"{src}{' (estimate, not a measurement)' if 'estimate' in src.lower() else ''}"
             + (f" [{n} run{'' if n == 1 else 's'}]" if len(counts) > 1 else "")
