@@ -33,7 +33,7 @@ def test_the_limit_is_in_the_config_hash():
 @pytest.mark.parametrize("name", ["spos", "spos-cpu", "fairnas-cpu", "greedynas-cpu", "spos-tiny"])
 def test_auto_takes_the_supernets_registered_limit(name):
     resolved = workflow.resolve(RunConfig(supernet=name, searcher="evolution"))
-    assert resolved.mac_limit == supernets.MAC_LIMITS[name].macs
+    assert resolved.mac_limit == supernets.supernet_entry(name).mac_limit.macs
     assert workflow.resolve(resolved) == resolved  # resolving twice changes nothing
 
 
@@ -41,7 +41,7 @@ def test_spaces_without_a_registered_limit_search_unconstrained_and_a_given_limi
     assert workflow.resolve(RunConfig(supernet="conv-tiny")).mac_limit == "none"
     assert workflow.resolve(RunConfig(supernet="spos-cpu", mac_limit=400_000)).mac_limit == 400_000
     assert workflow.resolve(RunConfig(supernet="spos-cpu", mac_limit="none")).mac_limit == "none"
-    assert supernets.MAC_LIMITS["spos"].macs == supernets.PAPER_MAC_LIMIT == 330_000_000
+    assert supernets.supernet_entry("spos").mac_limit.macs == supernets.PAPER_MAC_LIMIT == 330_000_000
 
 
 @pytest.mark.parametrize("searcher", SEARCHERS)
