@@ -217,8 +217,7 @@ class Searcher(ABC):
     ``best()`` is a told arch with its told score. ``state_dict()`` is JSON (the runner writes
     it after every tell) and a searcher loaded from it asks what the original would have. A
     searcher's parameters are the fields of its frozen dataclass ``Params``; ``get_searcher``
-    validates names against them and calls ``cls(space, seed, cls.Params(**params))``. The
-    whole contract is docs/plugins.md; ``pcfes check searcher NAME`` tests it.
+    validates names against them and calls ``cls(space, seed, cls.Params(**params))``.
     """
 
     name: str = ""

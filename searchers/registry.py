@@ -37,7 +37,7 @@ _COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 @dataclass(frozen=True)
 class SearcherEntry:
-    """A registered searcher class and its metadata (see the module docstring and docs/plugins.md)."""
+    """A registered searcher class and its metadata (see the module docstring)."""
 
     name: str
     cls: type[Searcher]

@@ -38,8 +38,7 @@ class Supernet(nn.Module):
     ``head`` and set ``stem_macs`` / ``head_macs`` (per image). ``forward`` runs the stem only
     when ``start == 0`` and the head only when ``stop is None``, so a forward pass can be
     split at any block boundary: ``forward(forward(x, a, 0, k), a, k) == forward(x, a)``.
-    The rest of the contract (docs/plugins.md; ``pcfes check supernet NAME`` tests it): every
-    op of a block gives the same output shape, no op modifies its input in place (the prefix
+    The rest of the contract: every op of a block gives the same output shape, no op modifies its input in place (the prefix
     reuse feeds one tensor to many children), and the network builds on the ``meta`` device.
     """
 

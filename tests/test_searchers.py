@@ -635,3 +635,55 @@ def test_package_exports():
         "Arch", "Hints", "GenerationDiagnostics", "SearchSpace", "Searcher",
         "register_searcher", "get_searcher", "available", "SearcherEntry", "searcher_entry",
     }
+
+
+def test_a_searcher_registered_without_a_colour_gets_one_no_other_has():
+    @register_searcher("optuna")
+    class Optuna(HillClimb):
+        pass
+
+    @register_searcher("optuna-nsga2")
+    class OptunaNSGA2(HillClimb):
+        pass
+
+    styles = [(e.colour, e.linestyle) for e in registry.registered_searchers().values()]
+    assert len(set(styles)) == len(styles)
+    assert searcher_entry("optuna").colour != searcher_entry("optuna-nsga2").colour
+    assert searcher_entry("optuna").linestyle == "-"
+    # The built-ins keep the colours they had before the registry.
+    assert [searcher_entry(n).colour for n in ("evolution", "random", "cf-es", "pcf-es", "pcf-es-is")] == [
+        "#000000", "#999999", "#E69F00", "#0072B2", "#D55E00",
+    ]
+
+
+def test_once_the_palette_is_spent_colours_repeat_with_another_line_style():
+    free = len(registry.PALETTE) - len(registry.registered_searchers())
+    for i in range(free + 1):
+        register_searcher(f"user-{i}", type(f"User{i}", (HillClimb,), {}))
+    styles = [(e.colour, e.linestyle) for e in registry.registered_searchers().values()]
+    assert len(set(styles)) == len(styles)
+    assert searcher_entry(f"user-{free}").linestyle == "--"
+
+
+def test_duplicate_names_are_errors_naming_the_origin():
+    with pytest.raises(ValueError, match=r"searcher 'pcf-es' is already registered, by searchers\.pcf; pick another name"):
+        register_searcher("pcf-es", HillClimb)
+    with pytest.raises(ValueError, match=r"cannot be the baseline: 'evolution' is \(searchers\.evolution\)"):
+        register_searcher("user-baseline", HillClimb, baseline=True)
+
+
+def test_entries_carry_the_roles_of_the_builtins():
+    entries = registry.registered_searchers()
+    assert searchers.baseline_name() == "evolution"
+    assert [n for n, e in entries.items() if e.freezing] == list(FREEZING)
+    assert searchers.default_compare() == ("random", "evolution", "pcf-es", "pcf-es-is")
+    assert [n for n, e in entries.items() if e.matched_budget is not None] == ["random"]
+    assert sorted(entries, key=searchers.display_rank)[:5] == ["evolution", "random", "cf-es", "pcf-es", "pcf-es-is"]
+    assert searchers.display_rank("never-registered") == len(entries) + 1
+    with pytest.raises(ValueError, match="unknown searcher 'nope'; available: cf-es, evolution"):
+        searcher_entry("nope")
+
+
+def test_presets_are_checked_against_the_params():
+    with pytest.raises(ValueError, match=r"searcher 'user-bad': presets for 'spos' set threshold, which HillClimbParams lacks"):
+        register_searcher("user-bad", type("Bad", (HillClimb,), {}), presets={"spos": {"threshold": 0.7}})

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from supernets import PAPER_MAC_LIMIT, available, default_config, get_supernet, registered_supernets
+from supernets import PAPER_MAC_LIMIT, available, default_config, get_supernet, registered_supernets, supernet_entry
 from supernets.base import Supernet
 from supernets.convnet import GatedResidual
 from supernets.mobilenet import FAIRNAS_OPS
@@ -337,3 +337,13 @@ def test_cuda_channels_last_split_forward(name):
         full = net(x, arch)
         for k in range(1, net.num_blocks + 1):
             assert torch.equal(net(net(x, arch, 0, k), arch, k), full)
+
+
+def test_duplicate_supernet_names_are_errors_naming_the_origin():
+    from supernets.registry import register_supernet
+
+    with pytest.raises(ValueError, match=r"supernet 'spos-tiny' is already registered, by supernets\.shufflenet; pick another name"):
+        register_supernet("spos-tiny", lambda **config: None, {})
+    with pytest.raises(ValueError, match="supernet 'x': family must be one of spos, fairnas, greedynas or None, got 'darts'"):
+        register_supernet("x", lambda **config: None, {}, family="darts")
+    assert supernet_entry("spos-cpu").train_epochs == 10 and supernet_entry("spos-cpu").builtin
