@@ -12,7 +12,7 @@ import hashlib
 import logging
 import math
 import pickle
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
+
+# available_datasets and dataset_options are re-exported: callers find them beside load_dataset.
+from harness.dataset_registry import available_datasets, dataset_entry, dataset_options, register_dataset  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -102,26 +105,9 @@ class _RawSplit:
     y: np.ndarray
 
 
-@dataclass(frozen=True)
-class _Dataset:
-    loader: Callable[..., DatasetSplits]
-    defaults: Mapping[str, Any]
-    takes_root: bool
-
-
-def available_datasets() -> list[str]:
-    """Names accepted by :func:`load_dataset`, the embedded default first."""
-    return list(_REGISTRY)
-
-
-def dataset_options(name: str) -> dict[str, Any]:
-    """Option names of a dataset with their defaults."""
-    return dict(_lookup(name).defaults)
-
-
 def load_dataset(name: str, *, root: str | Path | None = None, seed: int = 0, **options: Any) -> DatasetSplits:
     """Load a named dataset; ``seed`` fixes the splits made at load time (fashion16's split is fixed at build)."""
-    spec = _lookup(name)
+    spec = dataset_entry(name)
     unknown = sorted(set(options) - set(spec.defaults))
     if unknown:
         valid = ", ".join(sorted(spec.defaults)) or "none"
@@ -263,12 +249,6 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) - offset != math.prod(shape):
         raise ValueError(f"{path}: header says shape {shape} but holds {len(data) - offset} bytes of data")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
-
-
-def _lookup(name: str) -> _Dataset:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
 
 
 def _splits(
@@ -536,15 +516,17 @@ def _load_synthetic(
     )
 
 
-_REGISTRY: dict[str, _Dataset] = {
-    "fashion16": _Dataset(_load_fashion16, {}, takes_root=False),
-    "digits": _Dataset(_load_digits, {"val_size": 300, "test_size": 300}, takes_root=False),
-    "fashion-mnist": _Dataset(_load_fashion_mnist, {"val_size": 5000}, takes_root=True),
-    "cifar10": _Dataset(_load_cifar10, {"val_size": 5000}, takes_root=True),
-    "imagefolder": _Dataset(_load_imagefolder, {"image_size": 224, "max_train": None, "max_val": None}, takes_root=True),
-    "synthetic": _Dataset(
-        _load_synthetic,
-        {"input_shape": (3, 32, 32), "num_classes": 10, "n_train": 512, "n_val": 256, "n_test": 256},
-        takes_root=False,
-    ),
-}
+# Registration order is the order of available_datasets(): the embedded default first.
+register_dataset("fashion16", _load_fashion16, takes_root=False)
+register_dataset("digits", _load_digits, defaults={"val_size": 300, "test_size": 300}, takes_root=False)
+register_dataset("fashion-mnist", _load_fashion_mnist, defaults={"val_size": 5000}, takes_root=True)
+register_dataset("cifar10", _load_cifar10, defaults={"val_size": 5000}, takes_root=True)
+register_dataset(
+    "imagefolder", _load_imagefolder, defaults={"image_size": 224, "max_train": None, "max_val": None}, takes_root=True
+)
+register_dataset(
+    "synthetic",
+    _load_synthetic,
+    defaults={"input_shape": (3, 32, 32), "num_classes": 10, "n_train": 512, "n_val": 256, "n_test": 256},
+    takes_root=False,
+)

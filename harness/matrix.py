@@ -2,9 +2,9 @@
 
 A matrix is supernets x parameter grid x seeds x searchers x reuse levels over a base run
 config. Every run gets the base's searcher parameters (with the grid point laid over them) that
-its searcher accepts, a searcher that matches a reference budget gets evolution's (random:
-population x generations), and the paper's presets of the supernet's family fill what is still
-unset. A searcher that takes no grid parameter yields the same run at every grid point: it is kept
+its searcher accepts, a searcher registered with a ``matched_budget`` gets the baseline's
+(random: evolution's population x generations), and the searcher's presets for the supernet's
+family fill what is still unset. A searcher that takes no grid parameter yields the same run at every grid point: it is kept
 once (runs are identified by their run id, which holds the config hash).
 """
 
@@ -60,12 +60,13 @@ class Matrix:
 
 
 def _matched_budget(name: str, params: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Random search's evaluation budget: evolution's population x generations (from ``given``), a population at a time."""
-    if name != "random" or "budget" in params:
+    """What a searcher with a ``matched_budget`` adds to ``params`` to spend the baseline's budget (the baseline's defaults updated by ``given``)."""
+    match = searchers.searcher_entry(name).matched_budget
+    if match is None:
         return {}
-    evolution = searchers.searcher_defaults("evolution")
-    evolution.update({k: v for k, v in given.items() if k in evolution})
-    return {"budget": evolution["population"] * evolution["generations"], "batch_size": params.get("batch_size", evolution["population"])}
+    baseline = searchers.searcher_defaults(searchers.baseline_name())
+    baseline.update({k: v for k, v in given.items() if k in baseline})
+    return dict(match(baseline, params))
 
 
 def build(base: RunConfig, matrix: Matrix) -> list[RunConfig]:

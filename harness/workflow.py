@@ -28,9 +28,9 @@ from supernets.train import TrainConfig, train_supernet
 
 log = logging.getLogger(__name__)
 
-# The four searchers of the user's brief; cf-es on request.
-COMPARE_SEARCHERS = ("random", "evolution", "pcf-es", "pcf-es-is")
-FREEZING_SEARCHERS = ("cf-es", "pcf-es", "pcf-es-is")
+# The built-in searchers `compare` runs by default, for harness/cli.py's --searchers default;
+# searchers.default_compare() also holds plugins registered after this import.
+COMPARE_SEARCHERS = searchers.default_compare()
 
 
 def supernet_name(config: RunConfig) -> str:
@@ -38,12 +38,12 @@ def supernet_name(config: RunConfig) -> str:
 
 
 def resolve(config: RunConfig) -> RunConfig:
-    """Fill in defaults that depend on other fields (supernet, paper presets)."""
-    params = dict(config.searcher_params)
+    """Fill in defaults that depend on other fields (supernet, the searcher's presets for its family)."""
     name = supernet_name(config)
-    if config.searcher in FREEZING_SEARCHERS:
-        for key, value in searchers.preset_for(name, continuous=config.searcher != "cf-es").items():
-            params.setdefault(key, value)
+    preset = searchers.searcher_entry(config.searcher).preset(supernets.supernet_entry(name).family)
+    params = dict(config.searcher_params)
+    for key, value in preset.items():
+        params.setdefault(key, value)
     limit = mac_limit(config)
     return dataclasses.replace(
         config, supernet=name, searcher_params=params, mac_limit="none" if limit is None else limit
@@ -53,7 +53,7 @@ def resolve(config: RunConfig) -> RunConfig:
 def mac_limit(config: RunConfig) -> int | None:
     """The MACs-per-image limit a run searches under (None: unconstrained)."""
     if config.mac_limit == "auto":
-        registered = supernets.MAC_LIMITS.get(supernet_name(config))
+        registered = supernets.supernet_entry(supernet_name(config)).mac_limit
         return registered.macs if registered else None
     return None if config.mac_limit == "none" else config.mac_limit
 
@@ -133,8 +133,9 @@ def ensure_checkpoint(
 def default_train_config(config: RunConfig, **overrides: Any) -> TrainConfig:
     """How a config's supernet is trained: TrainConfig's defaults, the space's registered epochs, ``overrides``."""
     defaults: dict[str, Any] = {"device": config.protocol.device}
-    if supernet_name(config) in supernets.TRAIN_EPOCHS:
-        defaults["epochs"] = supernets.TRAIN_EPOCHS[supernet_name(config)]
+    epochs = supernets.supernet_entry(supernet_name(config)).train_epochs
+    if epochs is not None:
+        defaults["epochs"] = epochs
     return TrainConfig(**{**defaults, **overrides})
 
 

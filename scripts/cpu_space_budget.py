@@ -33,7 +33,7 @@ import torch
 from harness.config import CacheConfig, EvalProtocol
 from harness.data import DatasetSplits, load_dataset
 from harness.evaluator import Evaluator
-from supernets import TRAIN_EPOCHS, Supernet, get_supernet
+from supernets import Supernet, get_supernet, supernet_entry
 from supernets.train import TrainConfig, load_checkpoint, train_supernet
 
 DATASET = "fashion16"
@@ -88,7 +88,7 @@ def run_cost(args: argparse.Namespace, splits: DatasetSplits) -> None:
 
 def run_train(args: argparse.Namespace, splits: DatasetSplits) -> None:
     net = get_supernet(args.supernet)
-    epochs = args.epochs or TRAIN_EPOCHS.get(args.supernet, TrainConfig().epochs)
+    epochs = args.epochs or supernet_entry(args.supernet).train_epochs or TrainConfig().epochs
     config = TrainConfig(epochs=epochs, seed=args.seed, device="cpu")
     before = load_average()
     cpu, wall = time.process_time(), time.perf_counter()
@@ -138,7 +138,7 @@ def main() -> None:
     cost.add_argument("--reuse", type=float, default=0.55, help="share of the from-input cost the default reuse pays")
     train = commands.add_parser("train", help="train a supernet and save its checkpoint")
     train.add_argument("supernet")
-    train.add_argument("--epochs", type=int, help="default: supernets.TRAIN_EPOCHS, else TrainConfig's")
+    train.add_argument("--epochs", type=int, help="default: the supernet entry's train_epochs, else TrainConfig's")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="checkpoint path")
     spread = commands.add_parser("spread", help="score spread over random archs against recalibration noise")

@@ -11,23 +11,32 @@ from searchers.base import (
     Score,
     Searcher,
     SearchSpace,
+)
+from searchers.registry import (
+    LINESTYLES,
+    PALETTE,
+    MatchedBudget,
+    SearcherEntry,
     available,
+    baseline_name,
+    default_compare,
+    display_rank,
     get_searcher,
     register_searcher,
+    registered_searchers,
     searcher_defaults,
+    searcher_entry,
 )
-from searchers.evolution import EvolutionParams, EvolutionSearcher
-from searchers.pcf import (
-    PRESETS,
-    CFParams,
-    PCFISParams,
-    PCFParams,
-    freeze_depth,
-    preset_for,
-)
-from searchers.random_search import RandomParams, RandomSearcher
+
+# Registration order is the order of the searchers everywhere (random before evolution, as
+# `compare` runs them); the baseline, evolution, leads tables and legends (display_rank).
+from searchers.random_search import RandomParams, RandomSearcher  # isort: skip
+from searchers.evolution import EvolutionParams, EvolutionSearcher  # isort: skip
+from searchers.pcf import CFParams, PCFISParams, PCFParams, freeze_depth  # isort: skip
 
 __all__ = [
+    "LINESTYLES",
+    "PALETTE",
     "Arch",
     "CFParams",
     "ConstraintError",
@@ -37,19 +46,24 @@ __all__ = [
     "GenerationDiagnostics",
     "GenerationalSearcher",
     "Hints",
+    "MatchedBudget",
     "NoParams",
     "PCFISParams",
     "PCFParams",
-    "PRESETS",
     "RandomParams",
     "RandomSearcher",
     "Score",
     "SearchSpace",
     "Searcher",
+    "SearcherEntry",
     "available",
+    "baseline_name",
+    "default_compare",
+    "display_rank",
     "freeze_depth",
     "get_searcher",
-    "preset_for",
     "register_searcher",
+    "registered_searchers",
     "searcher_defaults",
+    "searcher_entry",
 ]

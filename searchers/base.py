@@ -1,4 +1,4 @@
-"""Search-space operators, the Searcher interface and the searcher registry.
+"""Search-space operators and the Searcher interface (the registry is in ``searchers.registry``).
 
 Searchers are pure: no data, no model, no clock. Every random draw takes an explicit
 ``numpy.random.Generator``.
@@ -10,9 +10,10 @@ import dataclasses
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -240,9 +241,11 @@ class Searcher(ABC):
     Contract: each ``ask()`` returns distinct archs never asked before in this search; the
     caller scores them all and calls ``tell`` with exactly those (arch, score) pairs; then
     ``hints()`` describes the next generation; repeat until ``done()``. ``ask()`` returns an
-    empty list only when ``done()`` is True. A searcher's parameters are the fields of its
-    frozen dataclass ``Params``; ``get_searcher`` validates names against them and calls
-    ``cls(space, seed, cls.Params(**params))``.
+    empty list only when ``done()`` is True. Every asked arch starts with ``hints().frozen``;
+    ``best()`` is a told arch with its told score. ``state_dict()`` is JSON (the runner writes
+    it after every tell) and a searcher loaded from it asks what the original would have. A
+    searcher's parameters are the fields of its frozen dataclass ``Params``; ``get_searcher``
+    validates names against them and calls ``cls(space, seed, cls.Params(**params))``.
     """
 
     name: str = ""
@@ -296,8 +299,9 @@ class Searcher(ABC):
 class GenerationalSearcher(Searcher):
     """Bookkeeping shared by generation-based searchers: dedup, ask/tell checks, best, state.
 
-    Subclasses implement ``_propose`` (the next batch, built with ``_draw_new``) and may
-    extend ``_on_tell``, ``_extra_state`` and ``_load_extra_state``.
+    Subclasses implement ``propose`` (the next batch, built with ``draw_new``) and may extend
+    ``on_tell`` (e.g. choose the answer with ``set_best``), ``extra_state`` and
+    ``load_extra_state``. ``told`` holds every told arch with its score.
     """
 
     def __init__(self, space: SearchSpace, seed: int, params: Any = None):
@@ -310,19 +314,31 @@ class GenerationalSearcher(Searcher):
         self._diagnostics: GenerationDiagnostics | None = None
 
     @abstractmethod
-    def _propose(self) -> list[Arch]:
-        """The next batch of new archs; empty when the search is over."""
+    def propose(self) -> list[Arch]:
+        """The next batch of new archs (build it with ``draw_new``); empty when the search is over."""
 
-    def _on_tell(self, scored: list[tuple[Arch, Score]]) -> None:
+    def on_tell(self, scored: list[tuple[Arch, Score]]) -> None:
         """Update search state after a generation was told (``scored`` in ask order)."""
 
-    def _extra_state(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
+        """The subclass's own state for ``state_dict``: JSON values only (lists, not tuples)."""
         return {}
 
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``extra_state`` saved (``state`` is the whole ``state_dict``, read back from JSON)."""
 
-    def _draw_new(self, draw: Callable[[], Arch], count: int, batch: dict[Arch, None]) -> int:
+    @property
+    def told(self) -> Mapping[Arch, Score]:
+        """Every told arch and its score, in the order first told (read-only)."""
+        return MappingProxyType(self._scores)
+
+    def set_best(self, arch: Arch) -> None:
+        """Make the told ``arch`` the answer of ``best()`` (by default the highest-scored told arch)."""
+        if arch not in self._scores:
+            raise ValueError(f"{self.name}: set_best({arch}) names an arch that was never told; the answer must be a told arch")
+        self._best = (arch, self._scores[arch])
+
+    def draw_new(self, draw: Callable[[], Arch], count: int, batch: dict[Arch, None]) -> int:
         """Add up to ``count`` archs from ``draw()`` that are neither told nor in ``batch``.
 
         Tries at most ``DRAW_ATTEMPTS_PER_CANDIDATE * count`` draws (SPOS), so an exhausted
@@ -344,7 +360,7 @@ class GenerationalSearcher(Searcher):
 
     def _upcoming(self) -> list[Arch]:
         if self._next is None:
-            self._next = self._propose()
+            self._next = self.propose()
         return self._next
 
     def ask(self) -> list[Arch]:
@@ -385,7 +401,7 @@ class GenerationalSearcher(Searcher):
         )
         self._generation += 1
         self._next = None
-        self._on_tell(ordered)
+        self.on_tell(ordered)
 
     def done(self) -> bool:
         return self._pending is None and not self._upcoming()
@@ -418,7 +434,7 @@ class GenerationalSearcher(Searcher):
             "best": None if self._best is None else [list(self._best[0]), self._best[1]],
             "next": [list(a) for a in upcoming],
             "diagnostics": None if diag is None else dataclasses.asdict(diag),
-            **self._extra_state(),
+            **self.extra_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -447,56 +463,4 @@ class GenerationalSearcher(Searcher):
             unique_archs=diag["unique_archs"],
             frozen_depth=diag["frozen_depth"],
         )
-        self._load_extra_state(state)
-
-
-# --- registry ---------------------------------------------------------------------------
-
-_REGISTRY: dict[str, type[Searcher]] = {}
-
-S = TypeVar("S", bound=type[Searcher])
-
-
-def register_searcher(name: str, cls: S | None = None) -> Any:
-    """Register a Searcher class under ``name``: ``@register_searcher("x")`` or ``register_searcher("x", cls)``."""
-
-    def add(klass: S) -> S:
-        if not (isinstance(klass, type) and issubclass(klass, Searcher)):
-            raise TypeError(f"only Searcher subclasses can be registered, got {klass!r}")
-        params = klass.Params
-        if not (dataclasses.is_dataclass(params) and params.__dataclass_params__.frozen):
-            raise TypeError(f"{klass.__name__}.Params must be a frozen dataclass")
-        if name in _REGISTRY:
-            raise ValueError(f"searcher {name!r} is already registered ({_REGISTRY[name].__name__})")
-        klass.name = name
-        _REGISTRY[name] = klass
-        return klass
-
-    if not name or not isinstance(name, str):
-        raise ValueError(f"searcher name must be a non-empty string, got {name!r}")
-    return add if cls is None else add(cls)
-
-
-def available() -> list[str]:
-    """Registered searcher names, sorted."""
-    return sorted(_REGISTRY)
-
-
-def searcher_defaults(name: str) -> dict[str, Any]:
-    """The parameters a registered searcher accepts, with their defaults."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown searcher {name!r}; available: {', '.join(available())}")
-    return dataclasses.asdict(_REGISTRY[name].Params())
-
-
-def get_searcher(name: str, space: SearchSpace, seed: int, **params: Any) -> Searcher:
-    """Build the searcher registered as ``name``; ``params`` override its ``Params`` defaults."""
-    valid = list(searcher_defaults(name))
-    cls = _REGISTRY[name]
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"searcher {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"valid parameters: {', '.join(valid) or '(none)'}"
-        )
-    return cls(space, seed, cls.Params(**params))
+        self.load_extra_state(state)

@@ -13,8 +13,8 @@ from searchers.base import (
     SearchSpace,
     check_fraction,
     check_int,
-    register_searcher,
 )
+from searchers.registry import register_searcher
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,14 @@ class EvolutionParams:
             )
 
 
-@register_searcher("evolution")
+@register_searcher("evolution", baseline=True, in_default_compare=True, colour="#000000")
 class EvolutionSearcher(GenerationalSearcher):
     """SPOS evolution: random generation 0, then mutations and crossovers of the top-k, random top-up.
 
     Every child keeps the frozen prefix ``_frozen``, which plain evolution never sets; the
-    freezing searchers in ``pcf.py`` set it from ``_on_tell``, so all share this one loop and,
-    without a freeze, draw exactly the same random numbers.
+    freezing searchers in ``pcf.py`` set it from ``on_tell``, so all share this one loop and,
+    without a freeze, draw exactly the same random numbers. Savings are measured against it
+    (the registry's baseline).
     """
 
     Params = EvolutionParams
@@ -62,18 +63,18 @@ class EvolutionSearcher(GenerationalSearcher):
     def hints(self) -> Hints:
         return Hints(frozen=self._frozen)
 
-    def _propose(self) -> list[Arch]:
+    def propose(self) -> list[Arch]:
         p = self.params
         if self.generation >= p.generations:
             return []
         # Parents rewritten by a freeze are new archs: they are asked along with the children.
-        batch = dict.fromkeys(a for a in self._top if a not in self._scores)
+        batch = dict.fromkeys(a for a in self._top if a not in self.told)
         carried = len(batch)
         if self._top:
-            self._draw_new(self._mutant, p.mutation_num, batch)
-            self._draw_new(self._crossed, p.crossover_num, batch)
+            self.draw_new(self._mutant, p.mutation_num, batch)
+            self.draw_new(self._crossed, p.crossover_num, batch)
         children = len(batch) - carried
-        self._draw_new(lambda: self.space.sample(self.rng, self._frozen), p.population - children, batch)
+        self.draw_new(lambda: self.space.sample(self.rng, self._frozen), p.population - children, batch)
         return list(batch)
 
     def _parent(self) -> Arch:
@@ -86,18 +87,19 @@ class EvolutionSearcher(GenerationalSearcher):
         first = self._parent()
         return self.space.crossover(self.rng, first, self._parent(), self._frozen)
 
-    def _on_tell(self, scored: list[tuple[Arch, Score]]) -> None:
-        told_order = {arch: i for i, arch in enumerate(self._scores)}
+    def on_tell(self, scored: list[tuple[Arch, Score]]) -> None:
+        told = self.told
+        told_order = {arch: i for i, arch in enumerate(told)}
         pool = dict.fromkeys(self._top + [arch for arch, _ in scored])
         # Ties go to the arch told first, so the parents never depend on set iteration order.
-        self._top = sorted(pool, key=lambda a: (-self._scores[a], told_order[a]))[: self.params.top_k]
+        self._top = sorted(pool, key=lambda a: (-told[a], told_order[a]))[: self.params.top_k]
         # The answer is the top-1 parent (SPOS / PCF-ES); after a freeze every parent carries
         # the frozen prefix, so an older arch scored under another protocol cannot win.
-        self._best = (self._top[0], self._scores[self._top[0]])
+        self.set_best(self._top[0])
 
-    def _extra_state(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
         return {"top": [list(a) for a in self._top], "frozen": list(self._frozen)}
 
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self._top = [tuple(a) for a in state["top"]]
         self._frozen = tuple(state["frozen"])

@@ -12,37 +12,22 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
-from searchers.base import Arch, Hints, Score, check_fraction, check_int, register_searcher
+from searchers.base import Arch, Hints, Score, check_fraction, check_int
 from searchers.evolution import EvolutionParams, EvolutionSearcher
+from searchers.registry import register_searcher
 
 logger = logging.getLogger(__name__)
 
-# The paper's settings per search-space family (block ratio 0.5 everywhere).
-PRESETS: dict[str, dict[str, Any]] = {
+# The paper's settings per search-space family (PAPER.md; block ratio 0.5 everywhere); a space
+# outside these families gets the SPOS settings (``SearcherEntry.preset``).
+_PROGRESSIVE_PRESETS = {
     "spos": {"threshold": 0.7, "monitor": 3},
     "fairnas": {"threshold": 0.4, "monitor": 2},
     "greedynas": {"threshold": 0.4, "monitor": 3},
 }
-# CF-ES has no monitoring window, and the paper's Table 1 runs it with H = 0.5 on FairNAS.
-CF_PRESETS: dict[str, dict[str, Any]] = {
-    "spos": {"threshold": 0.7},
-    "fairnas": {"threshold": 0.5},
-    "greedynas": {"threshold": 0.4},
-}
-
-
-def preset_for(supernet_name: str, *, continuous: bool = True) -> dict[str, Any]:
-    """Paper settings for a supernet name: 'fairnas*' / 'greedynas*' by prefix, anything else 'spos'.
-
-    ``continuous`` selects PCF-ES's settings, otherwise CF-ES's (one initial freeze, no monitor).
-    Unknown families (e.g. 'conv-tiny', 'mbv2-tiny') get the SPOS preset, the paper's main
-    setting. Returns a fresh dict.
-    """
-    name = supernet_name.strip().lower()
-    family = next((f for f in ("fairnas", "greedynas") if name.startswith(f)), "spos")
-    return dict((PRESETS if continuous else CF_PRESETS)[family])
+# CF-ES has no monitoring window, and the paper's Table 1 runs it with H = 0.5 on FairNAS (PCF-ES: 0.4).
+_CF_PRESETS = {"spos": {"threshold": 0.7}, "fairnas": {"threshold": 0.5}, "greedynas": {"threshold": 0.4}}
 
 
 def freeze_depth(
@@ -132,7 +117,7 @@ class PCFISParams(PCFParams):
         check_fraction("rate", self.rate, low=0.0, high=1.0, open_low=True, open_high=False)
 
 
-@register_searcher("cf-es")
+@register_searcher("cf-es", freezing=True, presets=_CF_PRESETS, colour="#E69F00")
 class ChoiceFreezingSearcher(EvolutionSearcher):
     """CF-ES: evolution plus one initial freeze of the longest converged prefix."""
 
@@ -142,15 +127,15 @@ class ChoiceFreezingSearcher(EvolutionSearcher):
     def _monitor(self) -> int:
         return 0  # CF-ES freezes once
 
-    def _propose(self) -> list[Arch]:
+    def propose(self) -> list[Arch]:
         if len(self._frozen) == self.space.num_blocks:
             # Everything frozen: the search has converged. The fully frozen arch (the rewritten
             # parents) is scored once, so that it can be the answer; then the search is done.
-            return [a for a in self._top if a not in self._scores]
-        return super()._propose()
+            return [a for a in self._top if a not in self.told]
+        return super().propose()
 
-    def _on_tell(self, scored: list[tuple[Arch, Score]]) -> None:
-        super()._on_tell(scored)
+    def on_tell(self, scored: list[tuple[Arch, Score]]) -> None:
+        super().on_tell(scored)
         diag = self.diagnostics()
         if diag is None or self.generation >= self.params.generations:
             return  # no generation left that a freeze could speed up
@@ -180,7 +165,7 @@ class ChoiceFreezingSearcher(EvolutionSearcher):
         self._frozen = prefix
 
 
-@register_searcher("pcf-es")
+@register_searcher("pcf-es", freezing=True, presets=_PROGRESSIVE_PRESETS, in_default_compare=True, colour="#0072B2")
 class ProgressiveChoiceFreezingSearcher(ChoiceFreezingSearcher):
     """PCF-ES: CF-ES plus progressive freezing of up to ``monitor`` blocks per generation."""
 
@@ -191,7 +176,9 @@ class ProgressiveChoiceFreezingSearcher(ChoiceFreezingSearcher):
         return self.params.monitor
 
 
-@register_searcher("pcf-es-is")
+@register_searcher(
+    "pcf-es-is", freezing=True, presets=_PROGRESSIVE_PRESETS, in_default_compare=True, colour="#D55E00"
+)
 class ImportanceSampledPCFSearcher(ProgressiveChoiceFreezingSearcher):
     """PCF-ES whose hints ask the evaluator for importance sampling once a prefix is frozen."""
 

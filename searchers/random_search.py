@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from searchers.base import Arch, GenerationalSearcher, check_int, register_searcher
+from searchers.base import Arch, GenerationalSearcher, check_int
+from searchers.registry import register_searcher
 
 
 @dataclass(frozen=True)
@@ -19,16 +22,26 @@ class RandomParams:
         check_int("batch_size", self.batch_size, 1)
 
 
-@register_searcher("random")
+def baseline_budget(baseline: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The baseline's evaluation budget, population x generations, asked a population at a time (unless given)."""
+    if "budget" in given:
+        return {}
+    return {
+        "budget": baseline["population"] * baseline["generations"],
+        "batch_size": given.get("batch_size", baseline["population"]),
+    }
+
+
+@register_searcher("random", matched_budget=baseline_budget, in_default_compare=True, colour="#999999")
 class RandomSearcher(GenerationalSearcher):
     """Distinct uniform archs meeting the constraint until the budget is spent."""
 
     Params = RandomParams
     params: RandomParams
 
-    def _propose(self) -> list[Arch]:
-        wanted = min(self.params.batch_size, self.params.budget - len(self._scores))
+    def propose(self) -> list[Arch]:
+        wanted = min(self.params.batch_size, self.params.budget - len(self.told))
         batch: dict[Arch, None] = {}
         if wanted > 0:
-            self._draw_new(lambda: self.space.sample(self.rng), wanted, batch)
+            self.draw_new(lambda: self.space.sample(self.rng), wanted, batch)
         return list(batch)

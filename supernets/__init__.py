@@ -1,24 +1,20 @@
 """Weight-sharing supernets with the paper's search spaces and CPU-sized variants."""
 
-from supernets.base import (
+from supernets.base import Arch, ChoiceBlock, Supernet, SupernetSpec
+from supernets.registry import (
+    FAMILIES,
     PAPER_MAC_LIMIT,
-    Arch,
-    ChoiceBlock,
+    SCALES,
     MacLimit,
-    Supernet,
-    SupernetSpec,
+    SupernetEntry,
     available,
     default_config,
-    describe,
     get_supernet,
     register_supernet,
+    registered_supernets,
+    supernet_entry,
 )
 from supernets import convnet, mobilenet, shufflenet  # noqa: F401  (register the families)
-
-# Per-supernet default search limit (MACs per image); spaces without a paper family have none.
-MAC_LIMITS: dict[str, MacLimit] = {**shufflenet.MAC_LIMITS, **mobilenet.MAC_LIMITS}
-# Per-supernet training epochs where TrainConfig's default does not fit the CPU budget.
-TRAIN_EPOCHS: dict[str, int] = {**shufflenet.TRAIN_EPOCHS, **mobilenet.TRAIN_EPOCHS}
 
 # The embedded default for CPU runs: plain convolutions are 2.5-4x faster per MAC than the
 # depthwise-heavy blocks on a 2-core CPU, which keeps a full comparison within minutes.
@@ -26,17 +22,19 @@ DEFAULT_SUPERNET = "conv-tiny"
 
 __all__ = [
     "DEFAULT_SUPERNET",
-    "MAC_LIMITS",
+    "FAMILIES",
     "PAPER_MAC_LIMIT",
-    "TRAIN_EPOCHS",
+    "SCALES",
     "Arch",
     "ChoiceBlock",
     "MacLimit",
     "Supernet",
+    "SupernetEntry",
     "SupernetSpec",
     "available",
     "default_config",
-    "describe",
     "get_supernet",
     "register_supernet",
+    "registered_supernets",
+    "supernet_entry",
 ]

@@ -1,8 +1,8 @@
-"""Supernet base class, choice blocks and the supernet registry."""
+"""Supernet base class and choice blocks (the registry is in ``supernets.registry``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,8 @@ class Supernet(nn.Module):
     ``head`` and set ``stem_macs`` / ``head_macs`` (per image). ``forward`` runs the stem only
     when ``start == 0`` and the head only when ``stop is None``, so a forward pass can be
     split at any block boundary: ``forward(forward(x, a, 0, k), a, k) == forward(x, a)``.
+    The rest of the contract: every op of a block gives the same output shape, no op modifies its input in place (the prefix
+    reuse feeds one tensor to many children), and the network builds on the ``meta`` device.
     """
 
     stem: nn.Module
@@ -136,88 +138,9 @@ class Supernet(nn.Module):
         return self.spec.name if self.spec else type(self).__name__
 
 
-# SPOS's search limit, 330 M FLOPs on ImageNet; in the one-shot NAS literature "FLOPs" are
-# multiply-accumulates, which is what ``Supernet.macs`` counts.
-PAPER_MAC_LIMIT = 330_000_000
-
-
-@dataclass(frozen=True)
-class MacLimit:
-    """A search space's MAC limit per image and the measured share of uniformly random archs above it.
-
-    ``matches`` names the real-size space whose excluded share (at ``PAPER_MAC_LIMIT``) this
-    limit reproduces; ``None`` for a real-size space, whose limit is the paper's.
-    """
-
-    macs: int
-    excluded_share: float
-    matches: str | None = None
-
-
 @dataclass(frozen=True)
 class SupernetSpec:
     """Registry name plus the full constructor config: enough to rebuild the network."""
 
     name: str
     config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    factory: Callable[..., Supernet]
-    defaults: dict[str, Any]
-    description: str
-
-
-_REGISTRY: dict[str, _Entry] = {}
-
-
-def register_supernet(
-    name: str, factory: Callable[..., Supernet], defaults: dict[str, Any], description: str = ""
-) -> None:
-    """Register ``factory(**config)`` under ``name``; ``defaults`` lists every accepted key."""
-    if name in _REGISTRY:
-        raise ValueError(f"supernet {name!r} is already registered")
-    _REGISTRY[name] = _Entry(factory, dict(defaults), description)
-
-
-def available() -> list[str]:
-    """Names of all registered supernets."""
-    return sorted(_REGISTRY)
-
-
-def describe(name: str) -> str:
-    return _entry(name).description
-
-
-def default_config(name: str) -> dict[str, Any]:
-    return dict(_entry(name).defaults)
-
-
-def registered_factory(name: str) -> Callable[..., Supernet]:
-    """The factory registered as ``name`` (its module's code is part of a checkpoint's fingerprint)."""
-    return _entry(name).factory
-
-
-def _entry(name: str) -> _Entry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown supernet {name!r}; available: {', '.join(available())}"
-        ) from None
-
-
-def get_supernet(name: str, **overrides: Any) -> Supernet:
-    """Build the registered supernet ``name`` with its defaults updated by ``overrides``."""
-    entry = _entry(name)
-    unknown = sorted(set(overrides) - set(entry.defaults))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for supernet {name!r}; "
-            f"valid: {', '.join(sorted(entry.defaults))}"
-        )
-    config = {**entry.defaults, **overrides}
-    net = entry.factory(**config)
-    net.spec = SupernetSpec(name, config)
-    return net

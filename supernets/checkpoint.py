@@ -27,7 +27,8 @@ from typing import Any
 
 import torch
 
-from supernets.base import Supernet, SupernetSpec, default_config, get_supernet, registered_factory
+from supernets.base import Supernet, SupernetSpec
+from supernets.registry import default_config, get_supernet, supernet_entry
 
 FORMAT = "pcfes-supernet-checkpoint"
 FORMAT_VERSION = 2
@@ -185,7 +186,7 @@ def _syntax(module_name: str) -> str:
 
 def code_fingerprint(spec: SupernetSpec) -> str:
     """sha256 over the full spec and the code of the module defining its factory plus CORE_MODULES."""
-    modules = dict.fromkeys([registered_factory(spec.name).__module__, *CORE_MODULES])
+    modules = dict.fromkeys([supernet_entry(spec.name).origin, *CORE_MODULES])
     return _digest([_spec_json(_full_spec(spec)), *(_syntax(name) for name in modules)])
 
 

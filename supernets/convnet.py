@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from supernets.base import ChoiceBlock, Supernet, register_supernet
+from supernets.base import ChoiceBlock, Supernet
+from supernets.registry import register_supernet
 
 Activation = Callable[[], nn.Module] | None
 # (op name, in channels, out channels, stride, input size) -> (op module, MACs per image)
@@ -290,4 +291,5 @@ register_supernet(
     conv_supernet,
     tiny_config(ops=["conv3", "conv5", "sep5", "skip"]),
     "CPU-scale plain-conv space: 12 blocks x 4 (conv3, conv5, sep5, skip), 16x16 grey input",
+    scale="tiny",
 )

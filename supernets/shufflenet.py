@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from supernets.base import PAPER_MAC_LIMIT, MacLimit, register_supernet
+from supernets.registry import PAPER_MAC_LIMIT, MacLimit, register_supernet
 from supernets.convnet import LayerStack, StagedSupernet, build_staged, each_op, shortcut_ops, tiny_config
 
 OPS = ["shuffle3", "shuffle5", "shuffle7", "xception"]
@@ -79,6 +79,11 @@ def shufflenet_supernet(*, ops: Sequence[str], gated_residual: bool = False, **c
     return build_staged(ops=ops, make_ops=make_ops, **config)
 
 
+# Search limits: SPOS searches under PAPER_MAC_LIMIT; each CPU-scale limit excludes the same share
+# of uniformly random archs as that does in `spos` (scripts/mac_limits.py: 1,000,000 archs per space
+# from numpy.random.default_rng(0); the share is that sample's share above the limit).
+# train_epochs where TrainConfig's default (30, sized for conv-tiny) does not fit the CPU budget
+# (scripts/cpu_space_budget.py train).
 register_supernet(
     "spos",
     shufflenet_supernet,
@@ -95,12 +100,18 @@ register_supernet(
         "ops": list(OPS),
     },
     "SPOS ShuffleNetV2 1.0x space: 20 blocks x 4 (shuffle3/5/7, xception), 224x224, 1000 classes",
+    family="spos",
+    scale="real",
+    mac_limit=MacLimit(PAPER_MAC_LIMIT, 0.4108),
 )
 register_supernet(
     "spos-tiny",
     shufflenet_supernet,
     tiny_config(stem_width=8, ops=list(OPS)),
     "CPU-scale SPOS space: 12 blocks x 4 (shuffle3/5/7, xception), 16x16 grey input, 10 classes",
+    family="spos",
+    scale="tiny",
+    mac_limit=MacLimit(270_336, 0.4122, matches="spos"),
 )
 # SPOS's stage layout (repeats 4, 4, 8, 4, every stage wider than the last) on 16x16 images, with
 # SPOS's strides while the map is larger than 2x2 (stride-2 stem and first two stages; maps 4, 2,
@@ -115,17 +126,8 @@ register_supernet(
         ops=list(OPS),
     ),
     "CPU-scale full-depth SPOS space: 20 blocks x 4 (shuffle3/5/7, xception), stages 4-4-8-4, 16x16 grey input",
+    family="spos",
+    scale="cpu",
+    mac_limit=MacLimit(412_352, 0.4121, matches="spos"),
+    train_epochs=10,
 )
-
-# Training epochs where TrainConfig's default (30, sized for conv-tiny) does not fit the CPU budget
-# (scripts/cpu_space_budget.py train; times in the comment are one torch thread on fashion16).
-TRAIN_EPOCHS = {"spos-cpu": 10}
-
-# Search limits. SPOS searches under PAPER_MAC_LIMIT; each CPU-scale limit excludes the same share
-# of uniformly random archs as that does in `spos` (scripts/mac_limits.py: 1,000,000 archs per space
-# from numpy.random.default_rng(0); the share is that sample's share above the limit).
-MAC_LIMITS = {
-    "spos": MacLimit(PAPER_MAC_LIMIT, 0.4108),
-    "spos-cpu": MacLimit(412_352, 0.4121, matches="spos"),
-    "spos-tiny": MacLimit(270_336, 0.4122, matches="spos"),
-}

@@ -20,7 +20,7 @@ from supernets.train import TrainConfig, train_supernet
 FAMILY = '''
 """A user's 4-block supernet family (test fixture)."""
 
-from supernets.base import register_supernet
+from supernets.registry import register_supernet
 from supernets.convnet import conv_supernet, relu6, tiny_config
 
 
@@ -41,12 +41,12 @@ def family(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module("probe_family")
     yield path, module
-    supernets.base._REGISTRY.pop("probe-net", None)
+    supernets.registry._REGISTRY.pop("probe-net", None)
     sys.modules.pop("probe_family", None)
 
 
 def _reload(path: Path, source: str):
-    supernets.base._REGISTRY.pop("probe-net", None)
+    supernets.registry._REGISTRY.pop("probe-net", None)
     path.write_text(source)
     return importlib.reload(sys.modules["probe_family"])
 

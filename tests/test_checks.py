@@ -80,11 +80,11 @@ class _IgnoresFrozen(GenerationalSearcher):
     def hints(self):
         return searchers.Hints(frozen=(1, 1))
 
-    def _propose(self):
+    def propose(self):
         if self.generation >= self.params.generations:
             return []
         batch: dict = {}
-        self._draw_new(lambda: self.space.sample(self.rng), 8, batch)
+        self.draw_new(lambda: self.space.sample(self.rng), 8, batch)
         return list(batch)
 
 

@@ -68,6 +68,30 @@ def test_registry_names_every_dataset_default_first() -> None:
     assert dataset_options("fashion16") == {}
 
 
+def test_a_registered_dataset_loads_with_its_defaults(monkeypatch) -> None:
+    from harness import dataset_registry
+
+    monkeypatch.setattr(dataset_registry, "_REGISTRY", dict(dataset_registry._REGISTRY))
+    seen = []
+
+    @dataset_registry.register_dataset("user-tiny", defaults={"n": 3}, takes_root=True)
+    def tiny(root, seed, *, n):
+        """Three synthetic images."""
+        seen.append((root, seed, n))
+        return load_dataset("synthetic", seed=seed, n_train=n, n_val=n, n_test=n, input_shape=(1, 4, 4))
+
+    entry = dataset_registry.dataset_entry("user-tiny")
+    assert (entry.description, entry.origin, entry.takes_root, entry.builtin) == ("Three synthetic images.", __name__, True, False)
+    assert dataset_registry.dataset_entry("cifar10").builtin
+    assert len(load_dataset("user-tiny", root="/data", seed=2, n=4).train_x) == 4
+    assert seen == [(Path("/data"), 2, 4)]
+    assert available_datasets()[-1] == "user-tiny"
+    with pytest.raises(ValueError, match=r"dataset 'user-tiny' is already registered, by .*test_data; pick another name"):
+        dataset_registry.register_dataset("user-tiny", tiny, takes_root=False)
+    with pytest.raises(ValueError, match="unknown dataset 'nope'; available: fashion16, digits"):
+        load_dataset("nope")
+
+
 # --- fashion16 -------------------------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ def test_the_limit_is_in_the_config_hash():
 @pytest.mark.parametrize("name", ["spos", "spos-cpu", "fairnas-cpu", "greedynas-cpu", "spos-tiny"])
 def test_auto_takes_the_supernets_registered_limit(name):
     resolved = workflow.resolve(RunConfig(supernet=name, searcher="evolution"))
-    assert resolved.mac_limit == supernets.MAC_LIMITS[name].macs
+    assert resolved.mac_limit == supernets.supernet_entry(name).mac_limit.macs
     assert workflow.resolve(resolved) == resolved  # resolving twice changes nothing
 
 
@@ -44,7 +44,7 @@ def test_spaces_without_a_registered_limit_search_unconstrained_and_a_given_limi
     assert workflow.resolve(RunConfig(supernet="conv-tiny")).mac_limit == "none"
     assert workflow.resolve(RunConfig(supernet="spos-cpu", mac_limit=400_000)).mac_limit == 400_000
     assert workflow.resolve(RunConfig(supernet="spos-cpu", mac_limit="none")).mac_limit == "none"
-    assert supernets.MAC_LIMITS["spos"].macs == supernets.PAPER_MAC_LIMIT == 330_000_000
+    assert supernets.supernet_entry("spos").mac_limit.macs == supernets.PAPER_MAC_LIMIT == 330_000_000
 
 
 @pytest.mark.parametrize("searcher", SEARCHERS)
@@ -107,7 +107,7 @@ def test_a_limit_no_arch_meets_is_an_error_before_any_training(command, tmp_path
 
 def test_a_cost_limit_says_exactly_when_a_frozen_prefix_cannot_be_completed():
     net = supernets.get_supernet("spos-cpu")
-    limit = supernets.MAC_LIMITS["spos-cpu"].macs
+    limit = supernets.supernet_entry("spos-cpu").mac_limit.macs
     constraint = workflow._within(net, limit)
     rng = np.random.default_rng(3)
     archs = [tuple(int(c) for c in rng.integers(0, net.choices)) for _ in range(200)]
@@ -130,11 +130,11 @@ class _FreezeTheDearestFirstChoice(searchers.GenerationalSearcher):
 
     Params = _NoParams
 
-    def _propose(self):
+    def propose(self):
         if self.generation == 0:
             return [self.cheapest]
         batch: dict = {}
-        self._draw_new(lambda: self.space.sample(self.rng, self.hints().frozen), 4, batch)
+        self.draw_new(lambda: self.space.sample(self.rng, self.hints().frozen), 4, batch)
         return list(batch)
 
     def hints(self):

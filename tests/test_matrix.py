@@ -90,3 +90,42 @@ def test_gpu_plans_need_a_dataset_folder_and_use_the_spos_protocol():
     protocol = plan.base.protocol
     assert (protocol.calib_batches, protocol.calib_batch_size, protocol.bn_mode, protocol.device) == (200, 128, "ema", "cuda")
     assert plan.resources.num_gpus == 1
+
+
+def test_presets_come_from_the_searcher_and_supernet_entries():
+    base = RunConfig(supernet="fairnas-cpu")
+    configs = {c.searcher: c for c in build(base, Matrix(searchers=("cf-es", "pcf-es", "pcf-es-is", "evolution"), seeds=(0,)))}
+    # Table 1: CF-ES on FairNAS uses H = 0.5 (one initial freeze, no monitor); PCF-ES H = 0.4, f = 2.
+    assert configs["cf-es"].searcher_params == {"threshold": 0.5}
+    assert configs["pcf-es"].searcher_params == configs["pcf-es-is"].searcher_params == {"threshold": 0.4, "monitor": 2}
+    assert configs["evolution"].searcher_params == {}
+    # A given value wins over the preset.
+    given = workflow.resolve(RunConfig(supernet="fairnas-cpu", searcher="cf-es", searcher_params={"threshold": 0.9}))
+    assert given.searcher_params == {"threshold": 0.9}
+
+
+def test_a_user_searcher_with_a_matched_budget_gets_it_through_build(monkeypatch):
+    from dataclasses import dataclass
+
+    from searchers import RandomSearcher, registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @dataclass(frozen=True)
+    class SampledParams:
+        trials: int = 1
+        per_batch: int = 1
+
+    def trials_of(baseline, given):
+        return {} if "trials" in given else {"trials": 2 * baseline["population"] * baseline["generations"], "per_batch": 7}
+
+    @registry.register_searcher("user-sampled", matched_budget=trials_of)
+    class Sampled(RandomSearcher):
+        Params = SampledParams
+
+    base = RunConfig(supernet="conv-tiny", searcher_params={"population": 5, "generations": 3})
+    configs = build(base, Matrix(searchers=("user-sampled", "evolution"), seeds=(0,)))
+    assert configs[0].searcher_params == {"trials": 30, "per_batch": 7}
+    assert configs[1].searcher_params == {"population": 5, "generations": 3}
+    given = build(RunConfig(supernet="conv-tiny", searcher_params={"trials": 4}), Matrix(searchers=("user-sampled",), seeds=(0,)))
+    assert given[0].searcher_params == {"trials": 4}

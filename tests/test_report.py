@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import scipy.stats
 
+import searchers
 from harness import schema
-from harness.report import PAPER_RESULTS, SEARCHER_COLOURS, searcher_colour, sweep_report, write_report
+from harness.report import PAPER_RESULTS, searcher_colour, sweep_report, write_report
 from fixtures_runs import FixtureRun, totals_for, write_fixture_runs, write_run
 
 SEEDS = (3, 11)
@@ -264,9 +265,25 @@ def test_sweep_report_rejects_bad_requests(tmp_path: Path) -> None:
 
 def test_every_searcher_keeps_one_colour() -> None:
     known = [searcher_colour(s) for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
-    assert known == [SEARCHER_COLOURS[s] for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
+    assert known == [searchers.searcher_entry(s).colour for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
+    assert known == ["#999999", "#000000", "#E69F00", "#0072B2", "#D55E00"]  # the built-ins' colours before the registry
     assert len(set(known)) == 5
     assert searcher_colour("my-searcher") == searcher_colour("my-searcher") and searcher_colour("my-searcher") not in known
+
+
+def test_figures_draw_a_user_searcher_in_its_entry_style_and_an_unregistered_one_in_a_free_colour(monkeypatch) -> None:
+    from harness.report import searcher_style
+    from searchers import RandomSearcher, registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register_searcher("optuna", type("Optuna", (RandomSearcher,), {}))
+    registry.register_searcher("optuna-nsga2", type("OptunaNSGA2", (RandomSearcher,), {}))
+    entries = registry.registered_searchers()
+    assert searcher_style("optuna") == (entries["optuna"].colour, entries["optuna"].linestyle)
+    assert searcher_colour("optuna") != searcher_colour("optuna-nsga2")
+    # A searcher found only in old run folders: a stable colour that no registered searcher has.
+    assert searcher_style("from-an-old-run") == searcher_style("from-an-old-run")
+    assert searcher_colour("from-an-old-run") not in {e.colour for e in entries.values()}
 
 
 def test_sweep_points_that_coincide_share_one_label() -> None:

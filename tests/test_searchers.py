@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import searchers
 from searchers import (
-    PRESETS,
     ConstraintError,
     GenerationalSearcher,
     Hints,
@@ -22,10 +21,10 @@ from searchers import (
     available,
     freeze_depth,
     get_searcher,
-    preset_for,
     register_searcher,
+    searcher_entry,
 )
-from searchers import base
+from searchers import registry
 from searchers.base import generation_diagnostics
 
 BUILTIN = ("cf-es", "evolution", "pcf-es", "pcf-es-is", "random")
@@ -89,7 +88,7 @@ class HillClimb(GenerationalSearcher):
     Params = HillClimbParams
     params: HillClimbParams
 
-    def _propose(self) -> list[tuple[int, ...]]:
+    def propose(self) -> list[tuple[int, ...]]:
         if self.generation >= self.params.rounds:
             return []
         batch: dict[tuple[int, ...], None] = {}
@@ -97,14 +96,14 @@ class HillClimb(GenerationalSearcher):
             draw = lambda: self.space.sample(self.rng)  # noqa: E731
         else:
             draw = lambda: self.space.mutate(self.rng, self.best()[0], 0.3)  # noqa: E731
-        self._draw_new(draw, self.params.width, batch)
+        self.draw_new(draw, self.params.width, batch)
         return list(batch)
 
 
 @pytest.fixture(autouse=True)
 def user_registry(monkeypatch):
     """Register ``HillClimb`` as 'user-hillclimb' without leaking it into other test modules."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     register_searcher("user-hillclimb", HillClimb)
 
 
@@ -195,22 +194,25 @@ def test_seed_must_be_a_non_negative_int():
 
 
 def test_presets_follow_the_paper():
-    assert PRESETS == {
+    progressive = {
         "spos": {"threshold": 0.7, "monitor": 3},
         "fairnas": {"threshold": 0.4, "monitor": 2},
         "greedynas": {"threshold": 0.4, "monitor": 3},
     }
-    assert preset_for("spos-tiny") == PRESETS["spos"]
-    assert preset_for("FairNAS-tiny") == PRESETS["fairnas"]
-    assert preset_for("greedynas") == PRESETS["greedynas"]
-    assert preset_for("conv-tiny") == PRESETS["spos"]
+    for name in ("pcf-es", "pcf-es-is"):
+        assert {family: dict(values) for family, values in searcher_entry(name).presets.items()} == progressive
+        assert searcher_entry(name).preset("fairnas") == progressive["fairnas"]
+        # A space outside the paper's families gets the SPOS settings, the paper's main setting.
+        assert searcher_entry(name).preset(None) == searcher_entry(name).preset("other") == progressive["spos"]
     # Table 1: CF-ES runs with H = 0.5 on FairNAS (PCF-ES with 0.4) and has no monitoring window.
-    assert preset_for("fairnas-cpu", continuous=False) == {"threshold": 0.5}
-    assert preset_for("spos-cpu", continuous=False) == {"threshold": 0.7}
-    assert preset_for("greedynas", continuous=False) == {"threshold": 0.4}
-    preset_for("spos")["threshold"] = 0.1  # a copy: the table must not change
-    assert PRESETS["spos"]["threshold"] == 0.7
-    assert get_searcher("pcf-es", space(), seed=0, **preset_for("greedynas")).params.monitor == 3
+    cf = searcher_entry("cf-es")
+    assert [cf.preset(f) for f in ("spos", "fairnas", "greedynas", None)] == [
+        {"threshold": 0.7}, {"threshold": 0.5}, {"threshold": 0.4}, {"threshold": 0.7},
+    ]
+    assert searcher_entry("evolution").preset("fairnas") == searcher_entry("random").preset("spos") == {}
+    searcher_entry("pcf-es").preset("spos")["threshold"] = 0.1  # a copy: the entry must not change
+    assert searcher_entry("pcf-es").presets["spos"]["threshold"] == 0.7
+    assert get_searcher("pcf-es", space(), seed=0, **searcher_entry("pcf-es").preset("greedynas")).params.monitor == 3
 
 
 # --- freeze rule -----------------------------------------------------------------------------
@@ -346,7 +348,7 @@ def test_draw_attempts_are_bounded_like_spos():
         return (0,) * N_BLOCKS
 
     batch: dict = {}
-    assert searcher._draw_new(same_arch, 5, batch) == 1
+    assert searcher.draw_new(same_arch, 5, batch) == 1
     assert calls == 50 and list(batch) == [(0,) * N_BLOCKS]
 
 
@@ -631,5 +633,57 @@ def test_crossover_property(case):
 def test_package_exports():
     assert set(searchers.__all__) >= {
         "Arch", "Hints", "GenerationDiagnostics", "SearchSpace", "Searcher",
-        "register_searcher", "get_searcher", "available", "PRESETS",
+        "register_searcher", "get_searcher", "available", "SearcherEntry", "searcher_entry",
     }
+
+
+def test_a_searcher_registered_without_a_colour_gets_one_no_other_has():
+    @register_searcher("optuna")
+    class Optuna(HillClimb):
+        pass
+
+    @register_searcher("optuna-nsga2")
+    class OptunaNSGA2(HillClimb):
+        pass
+
+    styles = [(e.colour, e.linestyle) for e in registry.registered_searchers().values()]
+    assert len(set(styles)) == len(styles)
+    assert searcher_entry("optuna").colour != searcher_entry("optuna-nsga2").colour
+    assert searcher_entry("optuna").linestyle == "-"
+    # The built-ins keep the colours they had before the registry.
+    assert [searcher_entry(n).colour for n in ("evolution", "random", "cf-es", "pcf-es", "pcf-es-is")] == [
+        "#000000", "#999999", "#E69F00", "#0072B2", "#D55E00",
+    ]
+
+
+def test_once_the_palette_is_spent_colours_repeat_with_another_line_style():
+    free = len(registry.PALETTE) - len(registry.registered_searchers())
+    for i in range(free + 1):
+        register_searcher(f"user-{i}", type(f"User{i}", (HillClimb,), {}))
+    styles = [(e.colour, e.linestyle) for e in registry.registered_searchers().values()]
+    assert len(set(styles)) == len(styles)
+    assert searcher_entry(f"user-{free}").linestyle == "--"
+
+
+def test_duplicate_names_are_errors_naming_the_origin():
+    with pytest.raises(ValueError, match=r"searcher 'pcf-es' is already registered, by searchers\.pcf; pick another name"):
+        register_searcher("pcf-es", HillClimb)
+    with pytest.raises(ValueError, match=r"cannot be the baseline: 'evolution' is \(searchers\.evolution\)"):
+        register_searcher("user-baseline", HillClimb, baseline=True)
+
+
+def test_entries_carry_the_roles_of_the_builtins():
+    entries = registry.registered_searchers()
+    assert searchers.baseline_name() == "evolution"
+    assert [n for n, e in entries.items() if e.freezing] == list(FREEZING)
+    assert searchers.default_compare() == ("random", "evolution", "pcf-es", "pcf-es-is")
+    assert [n for n, e in entries.items() if e.matched_budget is not None] == ["random"]
+    assert sorted(entries, key=searchers.display_rank)[:5] == ["evolution", "random", "cf-es", "pcf-es", "pcf-es-is"]
+    assert searchers.display_rank("never-registered") == len(entries) + 1
+    with pytest.raises(ValueError, match="unknown searcher 'nope'; available: cf-es, evolution"):
+        searcher_entry("nope")
+
+
+def test_presets_are_checked_against_the_params():
+    with pytest.raises(ValueError, match=r"searcher 'user-bad': presets for 'spos' set threshold, which HillClimbParams lacks"):
+        register_searcher("user-bad", type("Bad", (HillClimb,), {}), presets={"spos": {"threshold": 0.7}})

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from supernets import MAC_LIMITS, TRAIN_EPOCHS, available, default_config, get_supernet
-from supernets.base import PAPER_MAC_LIMIT, Supernet
+from supernets import PAPER_MAC_LIMIT, available, default_config, get_supernet, registered_supernets, supernet_entry
+from supernets.base import Supernet
 from supernets.convnet import GatedResidual
 from supernets.mobilenet import FAIRNAS_OPS
 from supernets.train import init_weights
@@ -192,6 +192,10 @@ def test_full_depth_cpu_mac_ranges(name, low, high):
     assert built(name).mac_range() == (low, high)
 
 
+# The default search limit of each space that has one, from its registry entry.
+MAC_LIMITS = {name: e.mac_limit for name, e in registered_supernets().items() if e.mac_limit is not None}
+
+
 @pytest.mark.parametrize("name", sorted(MAC_LIMITS))
 def test_mac_limits_reproduce_their_share(name):
     limit = MAC_LIMITS[name]
@@ -207,6 +211,21 @@ def test_every_paper_family_space_has_a_mac_limit():
     families = {name.split("-")[0] for name in MAC_LIMITS}
     assert families == {"spos", "fairnas", "greedynas"}
     assert sorted(MAC_LIMITS) == sorted(n for n in available() if n.split("-")[0] in families)
+    assert sorted(MAC_LIMITS) == sorted(n for n, e in registered_supernets().items() if e.family is not None)
+
+
+def test_entries_carry_family_scale_and_limit():
+    expected = {
+        "spos": ("spos", "real", 330_000_000), "spos-cpu": ("spos", "cpu", 412_352), "spos-tiny": ("spos", "tiny", 270_336),
+        "fairnas": ("fairnas", "real", 330_000_000), "fairnas-cpu": ("fairnas", "cpu", 465_632),
+        "fairnas-tiny": ("fairnas", "tiny", 630_656), "greedynas": ("greedynas", "real", 330_000_000),
+        "greedynas-cpu": ("greedynas", "cpu", 479_840), "greedynas-tiny": ("greedynas", "tiny", 618_816),
+        "conv-tiny": (None, "tiny", None), "mbv2-tiny": (None, "tiny", None),
+    }
+    entries = registered_supernets()
+    got = {n: (e.family, e.scale, e.mac_limit and e.mac_limit.macs) for n, e in entries.items() if n in expected}
+    assert got == expected
+    assert entries["fairnas-cpu"].mac_limit.matches == "fairnas" and entries["fairnas"].mac_limit.matches is None
 
 
 @pytest.mark.parametrize("name", available())
@@ -267,7 +286,8 @@ def test_gated_ops_share_the_block_shortcut_and_skip_is_it():
 
 
 def test_full_depth_cpu_spaces_have_training_epochs():
-    assert sorted(TRAIN_EPOCHS) == sorted(FULL_DEPTH_CPU)
+    epochs = {n: e.train_epochs for n, e in registered_supernets().items() if e.train_epochs is not None}
+    assert epochs == dict.fromkeys(FULL_DEPTH_CPU, 10)
 
 
 def test_unknown_supernet_name():
@@ -317,3 +337,13 @@ def test_cuda_channels_last_split_forward(name):
         full = net(x, arch)
         for k in range(1, net.num_blocks + 1):
             assert torch.equal(net(net(x, arch, 0, k), arch, k), full)
+
+
+def test_duplicate_supernet_names_are_errors_naming_the_origin():
+    from supernets.registry import register_supernet
+
+    with pytest.raises(ValueError, match=r"supernet 'spos-tiny' is already registered, by supernets\.shufflenet; pick another name"):
+        register_supernet("spos-tiny", lambda **config: None, {})
+    with pytest.raises(ValueError, match="supernet 'x': family must be one of spos, fairnas, greedynas or None, got 'darts'"):
+        register_supernet("x", lambda **config: None, {}, family="darts")
+    assert supernet_entry("spos-cpu").train_epochs == 10 and supernet_entry("spos-cpu").builtin

@@ -52,10 +52,13 @@ BASELINE_PATH = Path("benchmarks/baseline.json")
 REPLAY_PATH = Path("benchmarks/replay.json")
 CACHE_DIR = Path(".bench-cache")
 
-BENCH_SEARCHERS = ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")
-REFERENCE = "evolution"
-# MACs(x at a reuse level) / MACs(evolution without reuse) may not grow; evolution's own are its reuse's saving.
-RATIO_SEARCHERS = ("evolution", "pcf-es", "pcf-es-is")
+# The built-in searchers in registration order, fixed at import: the baseline file's identity must
+# not change with the plugins a process loads.
+BENCH_SEARCHERS = tuple(name for name, entry in searchers.registered_searchers().items() if entry.builtin)
+REFERENCE = searchers.baseline_name()
+# MACs(x at a reuse level) / MACs(evolution without reuse) may not grow for the reference and the
+# freezing searchers `compare` runs by default; evolution's own are its reuse's saving.
+RATIO_SEARCHERS = (REFERENCE, *(n for n in searchers.default_compare() if searchers.searcher_entry(n).freezing))
 LEVELS = ("none", "frozen", "prefix")
 NO_REUSE = "none"
 # Exact counts of a replay, gated: name -> run.json totals key.

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import textwrap
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -17,21 +16,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+import searchers
 from harness import schema
 from harness.report.runs import BASELINE, searcher_rank
 
-# Okabe-Ito colours (colour-blind safe); one colour per searcher in every figure.
-SEARCHER_COLOURS: Mapping[str, str] = MappingProxyType(
-    {
-        "evolution": "#000000",
-        "random": "#999999",
-        "cf-es": "#E69F00",
-        "pcf-es": "#0072B2",
-        "pcf-es-is": "#D55E00",
-    }
-)
-_FALLBACK_COLOURS = ("#009E73", "#CC79A7", "#56B4E9", "#F0E442")
-_VARIANT_LINESTYLES = ("-", "--", ":", "-.")
 
 COLUMN_WIDTH_IN = 3.5
 PAGE_WIDTH_IN = 7.0
@@ -51,11 +39,27 @@ STYLE = {
 }
 
 
+def searcher_style(searcher: str) -> tuple[str, str]:
+    """The fixed (colour, line style) of ``searcher`` in every figure: its registry entry's.
+
+    A searcher that is not registered (found only in old run folders) gets a stable fallback by
+    the hash of its name: a palette colour no registered searcher has, solid, while one is free.
+    """
+    entries = searchers.registered_searchers()
+    if searcher in entries:
+        return entries[searcher].colour, entries[searcher].linestyle
+    taken = {entry.colour.upper() for entry in entries.values() if entry.linestyle == searchers.LINESTYLES[0]}
+    free = [colour for colour in searchers.PALETTE if colour.upper() not in taken]
+    key = zlib.crc32(searcher.encode())
+    if free:
+        return free[key % len(free)], searchers.LINESTYLES[0]
+    palette, dashed = searchers.PALETTE, searchers.LINESTYLES[1:]
+    return palette[key % len(palette)], dashed[key // len(palette) % len(dashed)]
+
+
 def searcher_colour(searcher: str) -> str:
-    """The fixed colour of ``searcher`` in every figure (an unknown name gets a stable fallback)."""
-    if searcher in SEARCHER_COLOURS:
-        return SEARCHER_COLOURS[searcher]
-    return _FALLBACK_COLOURS[zlib.crc32(searcher.encode()) % len(_FALLBACK_COLOURS)]
+    """The fixed colour of ``searcher`` in every figure (see ``searcher_style``)."""
+    return searcher_style(searcher)[0]
 
 
 FIGURE_FORMATS = ("png", "pdf", "svg")
@@ -97,7 +101,11 @@ def _styles(frame: pd.DataFrame) -> dict[tuple[str, str], _Style]:
         for i, variant in enumerate(group["variant"]):
             label = searcher if not variant else f"{searcher} ({variant})"
             width = max(0.8, 2.4 - 0.4 * len(styles))
-            styles[(searcher, variant)] = _Style(label, searcher_colour(searcher), _VARIANT_LINESTYLES[i % 4], width)
+            colour, linestyle = searcher_style(searcher)
+            # Configurations of one searcher take the line styles after the searcher's own.
+            first = searchers.LINESTYLES.index(linestyle)
+            variant_style = searchers.LINESTYLES[(first + i) % len(searchers.LINESTYLES)]
+            styles[(searcher, variant)] = _Style(label, colour, variant_style, width)
     return styles
 
 

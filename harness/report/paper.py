@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+import supernets
 from harness.report.statistics import SAVINGS
 from harness.report.tables import configuration_name, estimate_cell, md_table
 
@@ -42,16 +43,19 @@ PAPER_RESULTS: tuple[PaperResult, ...] = (
     PaperResult(None, "cf-es", "H=0.7/0.4", 19.0, None, None, "average", f"{_ICLR}, text"),
     PaperResult(None, "pcf-es-is", "rate ≥ 0.4", 76.0, None, 71.0, "up to", _JOURNAL),
 )
-SUPERNET_FAMILIES = (("spos", "SPOS"), ("fairnas", "FairNAS"), ("greedynas", "GreedyNAS"))
 _OURS = ("wall_s", "cpu_s", "energy_j", "co2_g", "macs")
 
 
+def family_key(supernet: str) -> str | None:
+    """The registered family of a supernet (``spos-tiny`` -> ``spos``); None outside the paper's families or when not registered."""
+    entry = supernets.registered_supernets().get(supernet)
+    return entry.family if entry is not None else None
+
+
 def supernet_family(supernet: str) -> str | None:
-    """Paper family of a supernet name by prefix (``spos-tiny`` -> ``SPOS``); None when the paper has none."""
-    for prefix, family in SUPERNET_FAMILIES:
-        if supernet.lower().startswith(prefix):
-            return family
-    return None
+    """The paper's name of a supernet's family (``spos-tiny`` -> ``SPOS``); None when it has none."""
+    key = family_key(supernet)
+    return supernets.FAMILIES[key] if key is not None else None
 
 
 def _pct(value: float | None) -> str:

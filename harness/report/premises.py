@@ -21,16 +21,17 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
+import searchers
 from harness import schema
 from harness.report.figures import PAGE_WIDTH_IN, new_figure, save
-from harness.report.paper import supernet_family
+from harness.report.paper import family_key
 from harness.report.runs import BASELINE
 from harness.report.tables import md_table
 
 
 def premise_threshold(supernet: str) -> float:
-    """The paper's threshold H for the family of ``supernet`` (SPOS 0.7; FairNAS and GreedyNAS 0.4)."""
-    return {"FairNAS": 0.4, "GreedyNAS": 0.4}.get(supernet_family(supernet) or "", 0.7)
+    """PCF-ES's preset threshold H for the family of ``supernet`` (SPOS 0.7; FairNAS and GreedyNAS 0.4)."""
+    return float(searchers.searcher_entry("pcf-es").preset(family_key(supernet))["threshold"])
 
 
 def _blocks(gens: pd.DataFrame) -> list[int]:

@@ -13,11 +13,13 @@ from typing import Any
 
 import pandas as pd
 
+import searchers
 from harness import schema
 from harness.store import RunRecord, run_summary_row
 
-BASELINE = "evolution"
-SEARCHER_ORDER = ("evolution", "random", "cf-es", "pcf-es", "pcf-es-is")
+# The searcher savings are measured against: the one registered with baseline=True (evolution;
+# the registry refuses a second one, so this cannot change after import).
+BASELINE = searchers.baseline_name()
 GROUP_KEYS = ("protocol_hash", "checkpoint_hash")
 ROW_KEYS = (*GROUP_KEYS, "supernet", "searcher", "params", "reuse")  # one row per configuration
 # A single-threaded run whose wall time exceeds its CPU time by more than this waited for the CPU.
@@ -120,6 +122,6 @@ def variant_labels(frame: pd.DataFrame, unlabelled: tuple[str, ...]) -> pd.Serie
     return labels
 
 
-def searcher_rank(searchers: pd.Series) -> pd.Series:
-    """Position in SEARCHER_ORDER (unknown searchers last), for stable table and legend order."""
-    return searchers.map(lambda s: SEARCHER_ORDER.index(s) if s in SEARCHER_ORDER else len(SEARCHER_ORDER))
+def searcher_rank(names: pd.Series) -> pd.Series:
+    """Position in tables and legends (``searchers.display_rank``: the baseline first, unregistered searchers last)."""
+    return names.map(searchers.display_rank)
