@@ -1,4 +1,4 @@
-"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench."""
+"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench, list."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import math
+import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import Any
 
 import torch
 
+import harness
 from harness import config as cfg
-from harness import store, workflow
+from harness import plugins, store, workflow
 from harness.evaluation import EvaluationError
 from harness.runner import SearcherContractError
 
@@ -295,17 +297,85 @@ def _print_table(table: Any) -> None:
     print(table.to_string(index=False))
 
 
+_GLOBAL_DESTS = ("verbose", "threads", "plugin")
+_SUB_PREFIX = "subcommand_"  # a subcommand's copy of a global option, merged by _merge_global_options
+_LIST_KINDS = ("searchers", "supernets", "datasets")
+
+
+def _version() -> str:
+    return f"pcfes {harness.__version__} (python {platform.python_version()}, torch {torch.__version__})"
+
+
+def _add_global_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """-v, --threads and --plugin; a subcommand's copies (``prefix``) default to None, so only a given one counts."""
+    top = not prefix
+    p.add_argument("-v", "--verbose", dest=prefix + "verbose", action="store_true", default=False if top else None,
+                   help="debug logging")
+    p.add_argument("--threads", dest=prefix + "threads", type=int, default=1 if top else None, metavar="N",
+                   help="torch intra-op threads (default 1: on a shared 2-core machine a second OpenMP thread "
+                   "made small kernels up to 100x slower; raise it on a quiet many-core machine); recorded in run.json")
+    p.add_argument("--plugin", dest=prefix + "plugin", action="append", default=[] if top else None, metavar="MODULE",
+                   help="import MODULE first (a dotted module importable from here, or a .py file) so that it registers "
+                   "searchers, supernets or datasets (repeatable; installed pcfes.* entry points load by themselves)")
+
+
+class _Subcommands:
+    """``add_subparsers`` whose every subcommand also takes the global options (before or after its name)."""
+
+    def __init__(self, action: Any) -> None:
+        self.action = action
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        p = self.action.add_parser(name, **kwargs)
+        _add_global_options(p, prefix=_SUB_PREFIX)
+        return p
+
+
+def _merge_global_options(args: argparse.Namespace) -> argparse.Namespace:
+    """One value per global option: a subcommand's --threads wins, --plugin lists add up, -v either place."""
+    values = {dest: getattr(args, dest) for dest in _GLOBAL_DESTS}
+    given = {dest: vars(args).pop(_SUB_PREFIX + dest, None) for dest in _GLOBAL_DESTS}
+    args.verbose = values["verbose"] or bool(given["verbose"])
+    args.threads = given["threads"] if given["threads"] is not None else values["threads"]
+    args.plugin = [*values["plugin"], *(given["plugin"] or [])]
+    return args
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import searchers
+    import supernets
+    from harness.data import available_datasets, dataset_options
+
+    rows = {
+        "searchers": [("searcher", n, _settings(searchers.searcher_defaults(n))) for n in searchers.available()],
+        "supernets": [("supernet", n, _settings(supernets.default_config(n))) for n in supernets.available()],
+        "datasets": [("dataset", n, _settings(dataset_options(n))) for n in available_datasets()],
+    }
+    unknown = [k for k in args.kinds if k not in _LIST_KINDS]
+    if unknown:
+        raise ValueError(f"cannot list {', '.join(unknown)}; choose from {', '.join(_LIST_KINDS)}")
+    for section in args.kinds or _LIST_KINDS:
+        table = [(name, plugins.origin(kind, name), settings) for kind, name, settings in rows[section]]
+        width = [max(len(row[i]) for row in table) for i in (0, 1)]
+        print(f"{section}:")
+        for name, origin, settings in table:
+            print(f"  {name:<{width[0]}}  {origin:<{width[1]}}  {settings}".rstrip())
+    return 0
+
+
+def _settings(defaults: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in defaults.items())
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pcfes",
         description="Benchmark one-shot NAS searchers (random, SPOS evolution, CF-ES, PCF-ES, PCF-ES-IS) "
         "with time, energy and CO2 meters.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1: on a shared 2-core machine a second OpenMP thread "
-                        "made small kernels up to 100x slower; raise it on a quiet many-core machine); recorded in run.json")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=_version())
+    _add_global_options(parser)
+    sub = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 
     p = sub.add_parser("train", help="train a supernet once (single-path uniform sampling)")
     _add_run_options(p)
@@ -364,6 +434,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="png", metavar="LIST",
                    help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("list", help="the registered searchers, supernets and datasets, with where each came from")
+    p.add_argument("kinds", nargs="*", metavar="KIND",
+                   help=f"only these: {', '.join(_LIST_KINDS)} (default: all)")
+    p.set_defaults(func=cmd_list)
     from harness import bench
 
     p = sub.add_parser("bench", help="the CI performance regression gate (exact decisions and work counts + timing ratios)")
@@ -393,7 +468,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args = _merge_global_options(parser.parse_args(argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -402,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--threads must be >= 1")
     torch.set_num_threads(args.threads)
     try:
+        plugins.load(args.plugin)  # before the command resolves any searcher, supernet or dataset name
         return args.func(args)
     except KeyboardInterrupt:
         print(f"pcfes {args.command}: interrupted", file=sys.stderr)
