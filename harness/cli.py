@@ -1,4 +1,4 @@
-"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench, list."""
+"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench, list, check."""
 
 from __future__ import annotations
 
@@ -363,6 +363,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import searchers
+    from harness.checks import check_searcher
+
+    searchers.searcher_defaults(args.name)  # an unknown name is an error listing the registered ones
+    if not args.verbose:  # two full searches: their per-freeze info lines would drown the verdict
+        logging.getLogger("searchers").setLevel(logging.WARNING)
+    results = check_searcher(lambda space, seed: searchers.get_searcher(args.name, space, seed), seed=args.seed)
+    for result in results:
+        print(result.format())
+    failed = sum(not r.passed for r in results)
+    print(f"{args.kind} {args.name}: " + (f"{failed} of {len(results)} checks failed" if failed else f"all {len(results)} checks pass"))
+    return 1 if failed else 0
+
+
 def _settings(defaults: dict[str, Any]) -> str:
     return " ".join(f"{key}={value}" for key, value in defaults.items())
 
@@ -434,6 +449,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="png", metavar="LIST",
                    help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("check", help="run a searcher through its contract; one pass/FAIL line per check (exit 1 on a FAIL)")
+    p.add_argument("kind", choices=("searcher",), help="what to check")
+    p.add_argument("name", help="its registered name (a plugin's too: add --plugin or install it)")
+    p.add_argument("--seed", type=int, default=0, help="searcher and landscape seed (default 0)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("list", help="the registered searchers, supernets and datasets, with where each came from")
     p.add_argument("kinds", nargs="*", metavar="KIND",

@@ -1,0 +1,159 @@
+"""`pcfes check searcher NAME`: run a searcher through its contract and say, check by check, what holds.
+
+The searcher runs to ``done()`` on an exact integer landscape (``harness.bench.landscape``) in the
+runner's order (hints, ask, tell, checkpoint), through its public methods only, so every verdict
+is the same on every machine. What is checked is what the runner and the evaluator rely on:
+asks are non-empty until done, distinct, never repeated, inside the space (constraint included)
+and keep the hinted frozen prefix; hints are valid; ``state_dict()`` after every tell is JSON
+(the runner checkpoints every generation) and a copy loaded from it asks what the original asks;
+the same seed gives the same asks; ``best()`` is a told arch with its told score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.bench.landscape import Landscape
+from searchers import Arch, Hints, Searcher, SearchSpace
+
+MakeSearcher = Callable[[SearchSpace, int], Searcher]
+
+CHECK_CHOICES = (4,) * 12
+CHECK_MAX_GENES_SUM = 24  # rejects about a tenth of the space: a searcher must keep to the constraint
+MAX_GENERATIONS = 10_000
+
+RUNS_TO_DONE = "runs to done(), asking something every generation"
+IN_SPACE = "asks are in the space and meet its constraint"
+DISTINCT = "asks are distinct and never repeat a told arch"
+FROZEN = "asks keep the hinted frozen prefix"
+HINTS = "hints are valid (frozen prefix in the space, importance rate in (0, 1])"
+STATE_JSON = "state_dict() after every tell is JSON"
+RESUMES = "a copy loaded from state_dict() asks the same"
+SEEDED = "the same seed gives the same asks"
+BEST = "best() is a told arch with its told score"
+SEARCHER_CHECKS = (RUNS_TO_DONE, IN_SPACE, DISTINCT, FROZEN, HINTS, STATE_JSON, RESUMES, SEEDED, BEST)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One contract check: its name, whether it held, and the first thing that was wrong."""
+
+    name: str
+    passed: bool
+    problem: str = ""
+
+    def format(self) -> str:
+        """``pass  name`` or ``FAIL  name: what was wrong``."""
+        return f"pass  {self.name}" if self.passed else f"FAIL  {self.name}: {self.problem}"
+
+
+def check_space() -> SearchSpace:
+    """The space every searcher is checked on: 12 blocks of 4 choices, gene sum at most 24."""
+    return SearchSpace(CHECK_CHOICES, constraint=lambda arch: sum(arch) <= CHECK_MAX_GENES_SUM)
+
+
+def check_searcher(make: MakeSearcher, seed: int = 0) -> list[CheckResult]:
+    """Every searcher check, in ``SEARCHER_CHECKS`` order, for searchers built by ``make(space, seed)``."""
+    landscape = Landscape(CHECK_CHOICES, seed=seed)
+    problems: dict[str, str] = {}
+    first, second = _Run(make, seed, landscape, problems), _Run(make, seed, landscape, {})
+    for run in (first, second):
+        try:
+            run.run()
+        except Exception as exc:  # noqa: BLE001 - a searcher that raises fails the check, it does not stop it
+            run.fail(RUNS_TO_DONE, f"generation {len(run.asks)}: {type(exc).__name__}: {exc}")
+        if RUNS_TO_DONE in problems:
+            break
+    else:
+        if second.asks != first.asks:
+            problems[SEEDED] = f"generation {_first_difference(first.asks, second.asks)} differs between two runs with seed {seed}"
+    return [CheckResult(name, name not in problems, problems.get(name, "")) for name in SEARCHER_CHECKS]
+
+
+class _Run:
+    """One search on the landscape, noting the first problem of each check in ``problems``."""
+
+    def __init__(self, make: MakeSearcher, seed: int, landscape: Landscape, problems: dict[str, str]) -> None:
+        self.make, self.seed, self.landscape, self.problems = make, seed, landscape, problems
+        self.space = check_space()
+        self.asks: list[tuple[Arch, ...]] = []
+        self.told: dict[Arch, float] = {}
+
+    def fail(self, check: str, problem: str) -> None:
+        self.problems.setdefault(check, problem)
+
+    def run(self) -> None:
+        searcher = self.make(self.space, self.seed)
+        resumed: Searcher | None = None
+        while not searcher.done():
+            generation = len(self.asks)
+            if generation >= MAX_GENERATIONS:
+                return self.fail(RUNS_TO_DONE, f"not done after {MAX_GENERATIONS} generations")
+            hints = searcher.hints()
+            self.check_hints(generation, hints)
+            archs = tuple(tuple(arch) for arch in searcher.ask())
+            if not archs:
+                return self.fail(RUNS_TO_DONE, f"generation {generation}: ask() returned nothing while done() is False")
+            if resumed is not None:
+                if resumed.done() or resumed.hints() != hints or tuple(map(tuple, resumed.ask())) != archs:
+                    self.fail(RESUMES, f"generation {generation}: the loaded copy's hints or asks differ from the original's")
+            self.check_asks(generation, hints, archs)
+            self.asks.append(archs)
+            scored = [(arch, self.landscape.score(arch)) for arch in archs]
+            self.told.update(scored)
+            searcher.tell(scored)
+            resumed = self.reload(generation, searcher)
+        self.check_best(searcher)
+
+    def check_hints(self, generation: int, hints: Hints) -> None:
+        frozen, rate = hints.frozen, hints.importance_rate
+        if len(frozen) > self.space.num_blocks or any(not 0 <= c < n for c, n in zip(frozen, self.space.choices)):
+            self.fail(HINTS, f"generation {generation}: frozen prefix {frozen} is not a prefix of an arch in the space")
+        if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0 < rate <= 1):
+            self.fail(HINTS, f"generation {generation}: importance_rate {rate!r} is not in (0, 1]")
+
+    def check_asks(self, generation: int, hints: Hints, archs: tuple[Arch, ...]) -> None:
+        outside = [a for a in archs if not self.space.contains(a)]
+        if outside:
+            self.fail(IN_SPACE, f"generation {generation} asked {outside[0]}, which is not in the space")
+        repeated = [a for a in archs if a in self.told]
+        if repeated:
+            self.fail(DISTINCT, f"generation {generation} asked {repeated[0]} again, told before")
+        elif len(set(archs)) != len(archs):
+            self.fail(DISTINCT, f"generation {generation} asked an arch twice")
+        unfrozen = [a for a in archs if a[: len(hints.frozen)] != tuple(hints.frozen)]
+        if unfrozen:
+            self.fail(FROZEN, f"generation {generation} asked {unfrozen[0]} with frozen prefix {tuple(hints.frozen)} hinted")
+
+    def reload(self, generation: int, searcher: Searcher) -> Searcher | None:
+        """A fresh searcher loaded from ``searcher``'s state, as the runner resumes one (None if it is not JSON)."""
+        try:
+            state = json.loads(json.dumps(searcher.state_dict(), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            self.fail(STATE_JSON, f"after generation {generation}: {type(exc).__name__}: {exc}")
+            return None
+        copy = self.make(self.space, self.seed)
+        try:
+            copy.load_state_dict(state)
+        except Exception as exc:  # noqa: BLE001 - any failure to load its own state breaks resuming
+            self.fail(RESUMES, f"after generation {generation}: load_state_dict() raised {type(exc).__name__}: {exc}")
+            return None
+        return copy
+
+    def check_best(self, searcher: Searcher) -> None:
+        try:
+            arch, score = searcher.best()
+        except Exception as exc:  # noqa: BLE001 - a searcher that ran must have an answer
+            return self.fail(BEST, f"best() raised {type(exc).__name__}: {exc}")
+        arch = tuple(arch)
+        if arch not in self.told:
+            self.fail(BEST, f"best() returned {arch}, which was never told")
+        elif self.told[arch] != score:
+            self.fail(BEST, f"best() returned {arch} with score {score!r}; it was told {self.told[arch]!r}")
+
+
+def _first_difference(a: list[tuple[Arch, ...]], b: list[tuple[Arch, ...]]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

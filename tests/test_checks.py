@@ -1,0 +1,147 @@
+"""`pcfes check searcher`: the built-in searchers pass every check, and each broken searcher fails its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+import searchers
+from harness import checks, cli
+from searchers import Arch, Hints, Searcher, SearchSpace
+
+BUILTIN = ("cf-es", "evolution", "pcf-es", "pcf-es-is", "random")
+
+
+@dataclass(frozen=True)
+class ToyParams:
+    generations: int = 4
+    batch: int = 5
+    defect: str = ""  # which rule of the contract this toy breaks ("" = none)
+
+
+class ToySearcher(Searcher):
+    """Uniform draws that freeze block 0 from generation 2 on, written against the public interface only."""
+
+    Params = ToyParams
+    params: ToyParams
+    name = "toy"
+
+    def __init__(self, space: SearchSpace, seed: int, params: ToyParams | None = None) -> None:
+        super().__init__(space, seed, params)
+        self.told: dict[Arch, float] = {}
+        self.told_generations = 0
+
+    def hints(self) -> Hints:
+        frozen = (1,) if self.told_generations >= 2 else ()
+        if self.params.defect == "bad-hint":
+            frozen = (9,)
+        return Hints(frozen=frozen)
+
+    def ask(self) -> list[Arch]:
+        defect = self.params.defect
+        if defect == "empty-ask":
+            return []
+        frozen = () if defect == "ignores-frozen" else self.hints().frozen
+        rng = np.random.default_rng() if defect == "unseeded" else self.rng
+        batch: list[Arch] = []
+        while len(batch) < self.params.batch:
+            arch = self.space.sample(rng, frozen)
+            if arch not in self.told and arch not in batch:
+                batch.append(arch)
+        if defect == "repeats" and self.told:
+            batch[0] = next(iter(self.told))
+        if defect == "outside":
+            batch[0] = (3,) * self.space.num_blocks
+        return batch
+
+    def tell(self, scored) -> None:
+        self.told.update((tuple(a), float(s)) for a, s in scored)
+        self.told_generations += 1
+
+    def done(self) -> bool:
+        return self.told_generations >= self.params.generations
+
+    def best(self) -> tuple[Arch, float]:
+        arch, score = max(self.told.items(), key=lambda item: item[1])
+        if self.params.defect == "best-not-told":
+            return tuple(0 for _ in arch), score
+        return arch, score
+
+    @property
+    def generation(self) -> int:
+        return self.told_generations
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"told": [[list(a), s] for a, s in self.told.items()], "generations": self.told_generations,
+                 "rng": self.rng.bit_generator.state}
+        if self.params.defect == "numpy-state":
+            state["generations"] = np.int64(self.told_generations)
+        if self.params.defect == "forgets-rng":
+            del state["rng"]
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.told = {tuple(a): s for a, s in state["told"]}
+        self.told_generations = state["generations"]
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+
+
+def toy(defect: str = ""):
+    return lambda space, seed: ToySearcher(space, seed, ToyParams(defect=defect))
+
+
+def failed(results: list[checks.CheckResult]) -> list[str]:
+    return [r.name for r in results if not r.passed]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_built_in_searcher_passes_every_check(name):
+    results = checks.check_searcher(lambda space, seed: searchers.get_searcher(name, space, seed))
+    assert [r.name for r in results] == list(checks.SEARCHER_CHECKS)
+    assert failed(results) == []
+
+
+def test_a_correct_toy_searcher_passes_every_check():
+    assert failed(checks.check_searcher(toy())) == []
+
+
+@pytest.mark.parametrize("defect, check, problem", [
+    ("empty-ask", checks.RUNS_TO_DONE, "generation 0: ask() returned nothing while done() is False"),
+    ("outside", checks.IN_SPACE, "generation 0 asked (3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3), which is not in the space"),
+    ("repeats", checks.DISTINCT, "generation 1 asked "),
+    ("ignores-frozen", checks.FROZEN, "generation 2 asked "),
+    ("bad-hint", checks.HINTS, "generation 0: frozen prefix (9,) is not a prefix of an arch in the space"),
+    ("numpy-state", checks.STATE_JSON, "after generation 0: TypeError: Object of type int64 is not JSON serializable"),
+    ("forgets-rng", checks.RESUMES, "generation 2: the loaded copy's hints or asks differ from the original's"),
+    ("unseeded", checks.SEEDED, "generation 0 differs between two runs with seed 0"),
+    ("best-not-told", checks.BEST, "best() returned (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), which was never told"),
+])
+def test_each_broken_searcher_fails_the_check_for_what_it_breaks(defect, check, problem):
+    results = {r.name: r for r in checks.check_searcher(toy(defect))}
+    assert not results[check].passed
+    assert results[check].problem.startswith(problem)
+    assert results[check].format().startswith(f"FAIL  {check}: {problem}")
+
+
+def test_pcfes_check_prints_one_line_per_check_and_exits_0_when_all_pass(capsys):
+    assert cli.main(["check", "searcher", "random"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"pass  {name}" for name in checks.SEARCHER_CHECKS] + ["searcher random: all 9 checks pass"]
+
+
+def test_pcfes_check_exits_1_naming_the_failed_checks(monkeypatch, capsys):
+    monkeypatch.setattr(searchers, "get_searcher", lambda name, space, seed: ToySearcher(space, seed, ToyParams(defect="unseeded")))
+    assert cli.main(["check", "searcher", "random"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in lines if line.startswith("FAIL")] == [  # draws of an unseeded rng cannot resume either
+        f"FAIL  {checks.RESUMES}", f"FAIL  {checks.SEEDED}"]
+    assert lines[-1] == "searcher random: 2 of 9 checks failed"
+
+
+def test_pcfes_check_of_an_unknown_searcher_exits_2_listing_the_registered_ones(capsys):
+    assert cli.main(["check", "searcher", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("pcfes check: error: unknown searcher 'nope'; available: cf-es, evolution")
