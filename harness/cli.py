@@ -15,8 +15,11 @@ from typing import Any
 import torch
 
 import harness
+import searchers
+import supernets
 from harness import config as cfg
 from harness import plugins, store, workflow
+from harness.data import available_datasets, dataset_options
 from harness.evaluation import EvaluationError
 from harness.runner import SearcherContractError
 
@@ -342,18 +345,14 @@ def _merge_global_options(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import searchers
-    import supernets
-    from harness.data import available_datasets, dataset_options
-
+    unknown = [k for k in args.kinds if k not in _LIST_KINDS]
+    if unknown:
+        raise ValueError(f"cannot list {', '.join(unknown)}; choose from {', '.join(_LIST_KINDS)}")
     rows = {
         "searchers": [("searcher", n, _settings(searchers.searcher_defaults(n))) for n in searchers.available()],
         "supernets": [("supernet", n, _settings(supernets.default_config(n))) for n in supernets.available()],
         "datasets": [("dataset", n, _settings(dataset_options(n))) for n in available_datasets()],
     }
-    unknown = [k for k in args.kinds if k not in _LIST_KINDS]
-    if unknown:
-        raise ValueError(f"cannot list {', '.join(unknown)}; choose from {', '.join(_LIST_KINDS)}")
     for section in args.kinds or _LIST_KINDS:
         table = [(name, plugins.origin(kind, name), settings) for kind, name, settings in rows[section]]
         width = [max(len(row[i]) for row in table) for i in (0, 1)]
@@ -364,7 +363,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import searchers
     from harness.checks import check_searcher
 
     searchers.searcher_defaults(args.name)  # an unknown name is an error listing the registered ones
