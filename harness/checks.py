@@ -1,204 +1,222 @@
-"""The plugin contract as runnable checks: ``pcfes check searcher NAME`` and ``pcfes check supernet NAME``.
+"""`pcfes check searcher NAME` / `pcfes check supernet NAME`: the plugin contract, check by check (docs/plugins.md).
 
-Each check returns one ``Check`` per rule of the contract (docs/plugins.md), with what was wrong
-when it fails. Searchers run on the bench's exact integer landscape, so a verdict never depends
-on trained weights or floating-point results; supernets are checked on seeded random inputs.
+The searcher runs to ``done()`` on an exact integer landscape (``harness.bench.landscape``) in the
+runner's order (hints, ask, tell, checkpoint), through its public methods only, so every verdict
+is the same on every machine. What is checked is what the runner and the evaluator rely on:
+asks are non-empty until done, distinct, never repeated, inside the space (constraint included)
+and keep the hinted frozen prefix; hints are valid; ``state_dict()`` after every tell is JSON
+(the runner checkpoints every generation) and a copy loaded from it asks what the original asks;
+the same seed gives the same asks; ``best()`` is a told arch with its told score.
+
+The supernet is checked on seeded random weights, inputs and archs for what prefix reuse and the
+MAC accounting rely on: JSON defaults, construction on the meta device, equal output shapes within
+a block, blocks that leave their input untouched, a bit-exact split forward, and ``macs()`` equal
+to torch's FLOP counter (Conv2d and Linear FLOPs / 2) for whole paths and their parts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import searchers
 import supernets
 from harness.bench.landscape import Landscape
 from searchers import Arch, Hints, Searcher, SearchSpace
 
+MakeSearcher = Callable[[SearchSpace, int], Searcher]
+
+CHECK_CHOICES = (4,) * 12
+CHECK_MAX_GENES_SUM = 24  # rejects about a tenth of the space: a searcher must keep to the constraint
+MAX_GENERATIONS = 10_000
+
+RUNS_TO_DONE = "runs to done(), asking something every generation"
+IN_SPACE = "asks are in the space and meet its constraint"
+DISTINCT = "asks are distinct and never repeat a told arch"
+FROZEN = "asks keep the hinted frozen prefix"
+HINTS = "hints are valid (frozen prefix in the space, importance rate in (0, 1])"
+STATE_JSON = "state_dict() after every tell is JSON"
+RESUMES = "a copy loaded from state_dict() asks the same"
+SEEDED = "the same seed gives the same asks"
+BEST = "best() is a told arch with its told score"
+SEARCHER_CHECKS = (RUNS_TO_DONE, IN_SPACE, DISTINCT, FROZEN, HINTS, STATE_JSON, RESUMES, SEEDED, BEST)
+
 
 @dataclass(frozen=True)
-class Check:
-    """One rule of the contract and whether the plugin keeps it."""
+class CheckResult:
+    """One contract check: its name, whether it held, and the first thing that was wrong."""
 
     name: str
     passed: bool
-    detail: str = ""
+    problem: str = ""
 
-    def line(self) -> str:
-        """``PASS name`` or ``FAIL name: what was wrong``."""
-        return f"PASS {self.name}" if self.passed else f"FAIL {self.name}: {self.detail}"
-
-
-class _Broken(Exception):
-    """A rule the plugin breaks; the message says how."""
+    def format(self) -> str:
+        """``pass  name`` or ``FAIL  name: what was wrong``."""
+        return f"pass  {self.name}" if self.passed else f"FAIL  {self.name}: {self.problem}"
 
 
-def _run(name: str, rule: Callable[[], None]) -> Check:
-    try:
-        rule()
-    except _Broken as broken:
-        return Check(name, False, str(broken))
-    except Exception as exc:  # noqa: BLE001 - a plugin may raise anything: that is the finding
-        return Check(name, False, f"raised {type(exc).__name__}: {exc}")
-    return Check(name, True)
+def check_space() -> SearchSpace:
+    """The space every searcher is checked on: 12 blocks of 4 choices, gene sum at most 24."""
+    return SearchSpace(CHECK_CHOICES, constraint=lambda arch: sum(arch) <= CHECK_MAX_GENES_SUM)
 
 
-# --------------------------------------------------------------------------- searchers
-
-SEARCHER_SPACE = (4,) * 12
-MAX_GENERATIONS = 2000
-
-
-@dataclass(frozen=True)
-class _Generation:
-    hints: Hints
-    archs: tuple[Arch, ...]
-
-
-def _search(searcher: Searcher, landscape: Landscape, inspect: Callable[[Searcher], None] | None = None) -> list[_Generation]:
-    """Run to done() in the runner's order; ``inspect`` sees the searcher after every tell."""
-    generations: list[_Generation] = []
-    while not searcher.done():
-        if len(generations) >= MAX_GENERATIONS:
-            raise _Broken(f"done() still False after {MAX_GENERATIONS} generations")
-        hints = searcher.hints()
-        archs = tuple(tuple(int(c) for c in arch) for arch in searcher.ask())
-        if not archs:
-            raise _Broken(f"ask() returned no archs at generation {len(generations)} while done() is False")
-        searcher.tell([(arch, landscape.score(arch)) for arch in archs])
-        generations.append(_Generation(hints, archs))
-        if inspect is not None:
-            inspect(searcher)
-    return generations
-
-
-def check_searcher(name: str, *, seed: int = 0, params: dict[str, Any] | None = None) -> list[Check]:
-    """The searcher contract, on a 12 x 4 space scored by an exact integer landscape."""
-    params = params or {}
-    space = SearchSpace(SEARCHER_SPACE)
-    landscape = Landscape(SEARCHER_SPACE, seed=seed)
-
-    def build() -> Searcher:
-        return searchers.get_searcher(name, space, seed, **params)
-
-    checks = [_run("builds from its registered name and default parameters", build)]
-    if not checks[0].passed:
-        return checks
-    trace: list[_Generation] = []
-    told: dict[Arch, float] = {}
-
-    def runs_to_done() -> None:
-        searcher = build()
-        trace.extend(_search(searcher, landscape))
-        told.update({arch: landscape.score(arch) for g in trace for arch in g.archs})
-        best_arch, best_score = searcher.best()
-        best_arch = tuple(int(c) for c in best_arch)
-        if best_arch not in told or told[best_arch] != best_score:
-            raise _Broken(f"best() returned {best_arch} with score {best_score}, which is not a told arch with its told score")
-
-    checks.append(_run("runs to done(), asking at least one arch per generation; best() is a told arch", runs_to_done))
-    if not checks[-1].passed:
-        return checks
-    checks.append(_run("asks are distinct and never repeat an arch asked before", lambda: _distinct(trace)))
-    checks.append(_run("every asked arch lies in the space and starts with the frozen prefix of its hints",
-                       lambda: _within_hints(trace, space)))
-    checks.append(_run("hints are valid: a frozen prefix of in-range choices, a rate in (0, 1] or none",
-                       lambda: _valid_hints(trace, space)))
-    checks.append(_run("the same seed asks the same stream", lambda: _same_stream(trace, _search(build(), landscape))))
-    checks.append(_run("state_dict() is JSON after every tell, and a copy loaded from it asks the same",
-                       lambda: _resumable(build, landscape, trace)))
-    return checks
-
-
-def _distinct(trace: Sequence[_Generation]) -> None:
-    seen: set[Arch] = set()
-    for g, generation in enumerate(trace):
-        for arch in generation.archs:
-            if arch in seen:
-                raise _Broken(f"generation {g} asked {arch} again")
-            seen.add(arch)
-
-
-def _within_hints(trace: Sequence[_Generation], space: SearchSpace) -> None:
-    for g, generation in enumerate(trace):
-        frozen = tuple(generation.hints.frozen)
-        for arch in generation.archs:
-            if not space.contains(arch):
-                raise _Broken(f"generation {g} asked {arch}, which is not in a space with choices {space.choices}")
-            if arch[: len(frozen)] != frozen:
-                raise _Broken(f"generation {g} asked {arch}, which does not start with the frozen prefix {frozen}")
-
-
-def _valid_hints(trace: Sequence[_Generation], space: SearchSpace) -> None:
-    for g, generation in enumerate(trace):
-        frozen, rate = tuple(generation.hints.frozen), generation.hints.importance_rate
-        if len(frozen) > space.num_blocks or any(not 0 <= c < n for c, n in zip(frozen, space.choices)):
-            raise _Broken(f"generation {g} hinted frozen prefix {frozen}, not a prefix of the space {space.choices}")
-        if rate is not None and not 0 < rate <= 1:
-            raise _Broken(f"generation {g} hinted importance rate {rate}, not in (0, 1]")
-
-
-def _same_stream(first: Sequence[_Generation], second: Sequence[_Generation]) -> None:
-    for g, (a, b) in enumerate(zip(first, second)):
-        if a != b:
-            raise _Broken(f"generation {g} differs between two searchers with the same seed")
-    if len(first) != len(second):
-        raise _Broken(f"one run took {len(first)} generations, the other {len(second)}")
-
-
-def _resumable(build: Callable[[], Searcher], landscape: Landscape, trace: Sequence[_Generation]) -> None:
-    states: list[str] = []
-
-    def keep(searcher: Searcher) -> None:
+def check_searcher(make: MakeSearcher, seed: int = 0) -> list[CheckResult]:
+    """Every searcher check, in ``SEARCHER_CHECKS`` order, for searchers built by ``make(space, seed)``."""
+    landscape = Landscape(CHECK_CHOICES, seed=seed)
+    problems: dict[str, str] = {}
+    first, second = _Run(make, seed, landscape, problems), _Run(make, seed, landscape, {})
+    for run in (first, second):
         try:
-            states.append(json.dumps(searcher.state_dict(), allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            raise _Broken(f"state_dict() after generation {len(states)} is not JSON: {exc}") from None
+            run.run()
+        except Exception as exc:  # noqa: BLE001 - a searcher that raises fails the check, it does not stop it
+            run.fail(RUNS_TO_DONE, f"generation {len(run.asks)}: {type(exc).__name__}: {exc}")
+        if RUNS_TO_DONE in problems:
+            break
+    else:
+        if second.asks != first.asks:
+            problems[SEEDED] = f"generation {_first_difference(first.asks, second.asks)} differs between two runs with seed {seed}"
+    return [CheckResult(name, name not in problems, problems.get(name, "")) for name in SEARCHER_CHECKS]
 
-    _search(build(), landscape, keep)
-    loaded_after = max(len(trace) // 2 - 1, 0)
-    copy = build()
-    copy.load_state_dict(json.loads(states[loaded_after]))
-    if _search(copy, landscape) != list(trace[loaded_after + 1:]):
-        raise _Broken(f"a copy loaded from the state after generation {loaded_after} asked differently from the original")
+
+class _Run:
+    """One search on the landscape, noting the first problem of each check in ``problems``."""
+
+    def __init__(self, make: MakeSearcher, seed: int, landscape: Landscape, problems: dict[str, str]) -> None:
+        self.make, self.seed, self.landscape, self.problems = make, seed, landscape, problems
+        self.space = check_space()
+        self.asks: list[tuple[Arch, ...]] = []
+        self.told: dict[Arch, float] = {}
+
+    def fail(self, check: str, problem: str) -> None:
+        self.problems.setdefault(check, problem)
+
+    def run(self) -> None:
+        searcher = self.make(self.space, self.seed)
+        resumed: Searcher | None = None
+        while not searcher.done():
+            generation = len(self.asks)
+            if generation >= MAX_GENERATIONS:
+                return self.fail(RUNS_TO_DONE, f"not done after {MAX_GENERATIONS} generations")
+            hints = searcher.hints()
+            self.check_hints(generation, hints)
+            archs = tuple(tuple(arch) for arch in searcher.ask())
+            if not archs:
+                return self.fail(RUNS_TO_DONE, f"generation {generation}: ask() returned nothing while done() is False")
+            if resumed is not None:
+                if resumed.done() or resumed.hints() != hints or tuple(map(tuple, resumed.ask())) != archs:
+                    self.fail(RESUMES, f"generation {generation}: the loaded copy's hints or asks differ from the original's")
+            self.check_asks(generation, hints, archs)
+            self.asks.append(archs)
+            scored = [(arch, self.landscape.score(arch)) for arch in archs]
+            self.told.update(scored)
+            searcher.tell(scored)
+            resumed = self.reload(generation, searcher)
+        self.check_best(searcher)
+
+    def check_hints(self, generation: int, hints: Hints) -> None:
+        frozen, rate = hints.frozen, hints.importance_rate
+        if len(frozen) > self.space.num_blocks or any(not 0 <= c < n for c, n in zip(frozen, self.space.choices)):
+            self.fail(HINTS, f"generation {generation}: frozen prefix {frozen} is not a prefix of an arch in the space")
+        if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0 < rate <= 1):
+            self.fail(HINTS, f"generation {generation}: importance_rate {rate!r} is not in (0, 1]")
+
+    def check_asks(self, generation: int, hints: Hints, archs: tuple[Arch, ...]) -> None:
+        outside = [a for a in archs if not self.space.contains(a)]
+        if outside:
+            self.fail(IN_SPACE, f"generation {generation} asked {outside[0]}, which is not in the space")
+        repeated = [a for a in archs if a in self.told]
+        if repeated:
+            self.fail(DISTINCT, f"generation {generation} asked {repeated[0]} again, told before")
+        elif len(set(archs)) != len(archs):
+            self.fail(DISTINCT, f"generation {generation} asked an arch twice")
+        unfrozen = [a for a in archs if a[: len(hints.frozen)] != tuple(hints.frozen)]
+        if unfrozen:
+            self.fail(FROZEN, f"generation {generation} asked {unfrozen[0]} with frozen prefix {tuple(hints.frozen)} hinted")
+
+    def reload(self, generation: int, searcher: Searcher) -> Searcher | None:
+        """A fresh searcher loaded from ``searcher``'s state, as the runner resumes one (None if it is not JSON)."""
+        try:
+            state = json.loads(json.dumps(searcher.state_dict(), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            self.fail(STATE_JSON, f"after generation {generation}: {type(exc).__name__}: {exc}")
+            return None
+        copy = self.make(self.space, self.seed)
+        try:
+            copy.load_state_dict(state)
+        except Exception as exc:  # noqa: BLE001 - any failure to load its own state breaks resuming
+            self.fail(RESUMES, f"after generation {generation}: load_state_dict() raised {type(exc).__name__}: {exc}")
+            return None
+        return copy
+
+    def check_best(self, searcher: Searcher) -> None:
+        try:
+            arch, score = searcher.best()
+        except Exception as exc:  # noqa: BLE001 - a searcher that ran must have an answer
+            return self.fail(BEST, f"best() raised {type(exc).__name__}: {exc}")
+        arch = tuple(arch)
+        if arch not in self.told:
+            self.fail(BEST, f"best() returned {arch}, which was never told")
+        elif self.told[arch] != score:
+            self.fail(BEST, f"best() returned {arch} with score {score!r}; it was told {self.told[arch]!r}")
+
+
+def _first_difference(a: list[tuple[Arch, ...]], b: list[tuple[Arch, ...]]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 # --------------------------------------------------------------------------- supernets
 
-def check_supernet(name: str, *, seed: int = 0, archs: int = 3) -> list[Check]:
-    """The supernet contract: JSON defaults, meta construction, exact MACs, exact split forward, pure blocks."""
-    checks = [
-        _run("defaults are JSON and round-trip", lambda: _json_defaults(name)),
-        _run("builds on the meta device (no memory, no compute)", lambda: _meta(name)),
-    ]
+JSON_DEFAULTS = "defaults are JSON and round-trip"
+META = "builds on the meta device (no memory, no compute)"
+BUILDS = "builds from its registered name and defaults"
+EQUAL_SHAPES = "every op of a block gives the same output shape"
+PURE_BLOCKS = "blocks do not modify their input in place"
+SPLIT_EXACT = "split forward is exact: net(net(x, a, 0, k), a, k) == net(x, a)"
+MACS_EXACT = "macs() equals torch's FLOP counter / 2 per image, for whole paths and parts"
+SUPERNET_CHECKS = (JSON_DEFAULTS, META, BUILDS, EQUAL_SHAPES, PURE_BLOCKS, SPLIT_EXACT, MACS_EXACT)
+
+
+class _Broken(Exception):
+    """A rule the supernet breaks; the message says how."""
+
+
+def _held(name: str, rule: Callable[[], None]) -> CheckResult:
+    try:
+        rule()
+    except _Broken as broken:
+        return CheckResult(name, False, str(broken))
+    except Exception as exc:  # noqa: BLE001 - a plugin may raise anything: that is the finding
+        return CheckResult(name, False, f"raised {type(exc).__name__}: {exc}")
+    return CheckResult(name, True)
+
+
+def check_supernet(name: str, *, seed: int = 0, archs: int = 3) -> list[CheckResult]:
+    """Every supernet check, in ``SUPERNET_CHECKS`` order, on seeded random weights, inputs and archs."""
+    results = [_held(JSON_DEFAULTS, lambda: _json_defaults(name)), _held(META, lambda: _meta(name))]
     holder: list[supernets.Supernet] = []
 
     def builds() -> None:
         torch.manual_seed(seed)  # only the throw-away weights of a check; searches never see them
-        net = supernets.get_supernet(name).eval()
-        holder.append(net)
+        holder.append(supernets.get_supernet(name).eval())
 
-    checks.append(_run("builds from its registered name and defaults", builds))
+    results.append(_held(BUILDS, builds))
     if not holder:
-        return checks
+        return results + [CheckResult(check, False, "the supernet did not build") for check in SUPERNET_CHECKS[3:]]
     net = holder[0]
     rng = np.random.default_rng(seed)
     paths = [tuple(int(c) for c in rng.integers(0, net.choices)) for _ in range(archs)]
     x = torch.randn(2, *net.input_shape, generator=torch.Generator().manual_seed(seed))
-    checks += [
-        _run("every op of a block gives the same output shape", lambda: _equal_shapes(net, x)),
-        _run("blocks do not modify their input in place", lambda: _pure_blocks(net, x)),
-        _run("split forward is exact: net(net(x, a, 0, k), a, k) == net(x, a)", lambda: _split_exact(net, x, paths)),
-        _run("macs() equals torch's FLOP counter / 2 per image, for whole paths and parts",
-             lambda: _macs_match(net, x, paths)),
+    return results + [
+        _held(EQUAL_SHAPES, lambda: _equal_shapes(net, x)),
+        _held(PURE_BLOCKS, lambda: _pure_blocks(net, x)),
+        _held(SPLIT_EXACT, lambda: _split_exact(net, x, paths)),
+        _held(MACS_EXACT, lambda: _macs_match(net, x, paths)),
     ]
-    return checks
 
 
 def _json_defaults(name: str) -> None:
@@ -267,10 +285,3 @@ def _macs_match(net: supernets.Supernet, x: torch.Tensor, paths: Sequence[Arch])
             counted, stated = _counted_macs(net, inputs, arch, start, stop), net.macs(arch, start, stop)
             if counted != stated:
                 raise _Broken(f"arch {arch} blocks {start}:{stop}: macs() says {stated:,}, the FLOP counter {counted:,}")
-
-
-def format_checks(what: str, name: str, checks: Sequence[Check]) -> str:
-    """The checker's report: one line per check, then a verdict."""
-    failed = sum(not c.passed for c in checks)
-    verdict = "keeps the contract" if not failed else f"breaks {failed} of {len(checks)} checks"
-    return "\n".join([*(c.line() for c in checks), f"{what} {name!r} {verdict}"])

@@ -1,4 +1,4 @@
-"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench."""
+"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench, list, check."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import math
+import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +14,12 @@ from typing import Any
 
 import torch
 
+import harness
+import searchers
+import supernets
 from harness import config as cfg
-from harness import store, workflow
+from harness import plugins, store, workflow
+from harness.data import available_datasets, dataset_options
 from harness.evaluation import EvaluationError
 from harness.runner import SearcherContractError
 
@@ -151,7 +156,8 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.matrix import Matrix, build
 
-    names = tuple(n.strip() for n in args.searchers.split(","))
+    given = args.searchers if args.searchers is not None else ",".join(searchers.default_compare())
+    names = tuple(n.strip() for n in given.split(","))
     if not all(names):
         raise ValueError(f"--searchers {args.searchers!r} has an empty name; give comma-separated names, e.g. random,evolution")
     configs = build(build_config(args), Matrix(searchers=names, seeds=tuple(_seeds(args))))
@@ -295,17 +301,99 @@ def _print_table(table: Any) -> None:
     print(table.to_string(index=False))
 
 
+_GLOBAL_DESTS = ("verbose", "threads", "plugin")
+_SUB_PREFIX = "subcommand_"  # a subcommand's copy of a global option, merged by _merge_global_options
+_LIST_KINDS = ("searchers", "supernets", "datasets")
+
+
+def _version() -> str:
+    return f"pcfes {harness.__version__} (python {platform.python_version()}, torch {torch.__version__})"
+
+
+def _add_global_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """-v, --threads and --plugin; a subcommand's copies (``prefix``) default to None, so only a given one counts."""
+    top = not prefix
+    p.add_argument("-v", "--verbose", dest=prefix + "verbose", action="store_true", default=False if top else None,
+                   help="debug logging")
+    p.add_argument("--threads", dest=prefix + "threads", type=int, default=1 if top else None, metavar="N",
+                   help="torch intra-op threads (default 1: on a shared 2-core machine a second OpenMP thread "
+                   "made small kernels up to 100x slower; raise it on a quiet many-core machine); recorded in run.json")
+    p.add_argument("--plugin", dest=prefix + "plugin", action="append", default=[] if top else None, metavar="MODULE",
+                   help="import MODULE first (a dotted module importable from here, or a .py file) so that it registers "
+                   "searchers, supernets or datasets (repeatable; installed pcfes.* entry points load by themselves)")
+
+
+class _Subcommands:
+    """``add_subparsers`` whose every subcommand also takes the global options (before or after its name)."""
+
+    def __init__(self, action: Any) -> None:
+        self.action = action
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        p = self.action.add_parser(name, **kwargs)
+        _add_global_options(p, prefix=_SUB_PREFIX)
+        return p
+
+
+def _merge_global_options(args: argparse.Namespace) -> argparse.Namespace:
+    """One value per global option: a subcommand's --threads wins, --plugin lists add up, -v either place."""
+    values = {dest: getattr(args, dest) for dest in _GLOBAL_DESTS}
+    given = {dest: vars(args).pop(_SUB_PREFIX + dest, None) for dest in _GLOBAL_DESTS}
+    args.verbose = values["verbose"] or bool(given["verbose"])
+    args.threads = given["threads"] if given["threads"] is not None else values["threads"]
+    args.plugin = [*values["plugin"], *(given["plugin"] or [])]
+    return args
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    unknown = [k for k in args.kinds if k not in _LIST_KINDS]
+    if unknown:
+        raise ValueError(f"cannot list {', '.join(unknown)}; choose from {', '.join(_LIST_KINDS)}")
+    rows = {
+        "searchers": [("searcher", n, _settings(searchers.searcher_defaults(n))) for n in searchers.available()],
+        "supernets": [("supernet", n, _settings(supernets.default_config(n))) for n in supernets.available()],
+        "datasets": [("dataset", n, _settings(dataset_options(n))) for n in available_datasets()],
+    }
+    for section in args.kinds or _LIST_KINDS:
+        table = [(name, plugins.origin(kind, name), settings) for kind, name, settings in rows[section]]
+        width = [max(len(row[i]) for row in table) for i in (0, 1)]
+        print(f"{section}:")
+        for name, origin, settings in table:
+            print(f"  {name:<{width[0]}}  {origin:<{width[1]}}  {settings}".rstrip())
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.checks import check_searcher, check_supernet
+
+    if args.kind == "supernet":
+        supernets.default_config(args.name)  # an unknown name is an error listing the registered ones
+        results = check_supernet(args.name, seed=args.seed)
+    else:
+        searchers.searcher_defaults(args.name)
+        if not args.verbose:  # two full searches: their per-freeze info lines would drown the verdict
+            logging.getLogger("searchers").setLevel(logging.WARNING)
+        results = check_searcher(lambda space, seed: searchers.get_searcher(args.name, space, seed), seed=args.seed)
+    for result in results:
+        print(result.format())
+    failed = sum(not r.passed for r in results)
+    print(f"{args.kind} {args.name}: " + (f"{failed} of {len(results)} checks failed" if failed else f"all {len(results)} checks pass"))
+    return 1 if failed else 0
+
+
+def _settings(defaults: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in defaults.items())
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pcfes",
         description="Benchmark one-shot NAS searchers (random, SPOS evolution, CF-ES, PCF-ES, PCF-ES-IS) "
         "with time, energy and CO2 meters.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1: on a shared 2-core machine a second OpenMP thread "
-                        "made small kernels up to 100x slower; raise it on a quiet many-core machine); recorded in run.json")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=_version())
+    _add_global_options(parser)
+    sub = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 
     p = sub.add_parser("train", help="train a supernet once (single-path uniform sampling)")
     _add_run_options(p)
@@ -326,8 +414,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="several searchers x seeds on one supernet and protocol (the main job)")
     _add_run_options(p)
-    p.add_argument("--searchers", default=",".join(workflow.COMPARE_SEARCHERS),
-                   help="comma-separated searchers (default: %(default)s; add cf-es on request)")
+    p.add_argument("--searchers",
+                   help=f"comma-separated searchers (default: {','.join(searchers.default_compare())} and any plugin "
+                   "registered for the default comparison; add cf-es on request)")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (default 1)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--out", help="folder for the runs (default results/compare-<time>)")
@@ -364,6 +453,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="png", metavar="LIST",
                    help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("check", help="run a searcher or supernet through its contract; one pass/FAIL line per check (exit 1 on a FAIL)")
+    p.add_argument("kind", choices=("searcher", "supernet"), help="what to check")
+    p.add_argument("name", help="its registered name (a plugin's too: add --plugin or install it)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the searcher and its landscape, or of the supernet's weights and inputs (default 0)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("list", help="the registered searchers, supernets and datasets, with where each came from")
+    p.add_argument("kinds", nargs="*", metavar="KIND",
+                   help=f"only these: {', '.join(_LIST_KINDS)} (default: all)")
+    p.set_defaults(func=cmd_list)
     from harness import bench
 
     p = sub.add_parser("bench", help="the CI performance regression gate (exact decisions and work counts + timing ratios)")
@@ -393,7 +493,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args = _merge_global_options(parser.parse_args(argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -402,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--threads must be >= 1")
     torch.set_num_threads(args.threads)
     try:
+        plugins.load(args.plugin)  # before the command resolves any searcher, supernet or dataset name
         return args.func(args)
     except KeyboardInterrupt:
         print(f"pcfes {args.command}: interrupted", file=sys.stderr)

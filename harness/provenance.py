@@ -12,18 +12,36 @@ from typing import Any
 
 import torch
 
+from harness import plugins
+
 _REPO = Path(__file__).resolve().parent.parent
 
 
-def versions() -> dict[str, str | None]:
-    """Versions of python and the packages that change results or measurements."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
+def versions() -> dict[str, Any]:
+    """Versions of python and the packages that change results or measurements, plus the loaded plugins."""
+    out: dict[str, Any] = {"python": platform.python_version()}
     for dist in ("pcfes-bench", "torch", "numpy", "pandas", "codecarbon", "nvidia-ml-py"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = None
+    if plugins.loaded():
+        out["plugins"] = plugin_versions()
     return out
+
+
+def plugin_versions() -> list[dict[str, Any]]:
+    """Each loaded plugin: its module, package and version (entry points), source hash and the names it registered."""
+    return [
+        {
+            "module": p.module,
+            "distribution": p.distribution,
+            "version": p.version,
+            "source_sha256": p.source_sha256(),
+            "provides": [f"{kind}:{name}" for kind, name in p.provides],
+        }
+        for p in plugins.loaded()
+    ]
 
 
 def git_state(repo: Path = _REPO) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from harness import store, workflow
+from harness import plugins, store, workflow
 from harness.config import RunConfig, check_fields, content_hash, load_toml, merge, reject_unknown, run_config_from_dict
 from harness.matrix import Matrix, build
 from harness.progress import progress_bar
@@ -153,17 +153,21 @@ def default_out_dir(sweep: SweepConfig, configs: Sequence[RunConfig]) -> Path:
     return Path(sweep.base.results_dir) / f"sweep-{label}"
 
 
-def execute_run(config: RunConfig, out_dir: str, cwd: str, threads: int) -> Outcome:
-    """Run, resume or skip one run in this process; a failure is returned, not raised.
+def execute_run(config: RunConfig, out_dir: str, cwd: str, threads: int, plugin_modules: Sequence[str] = ()) -> Outcome:
+    """Run, resume or skip one run in this process; a failure of the run is returned, not raised.
 
     This is the body of a local worker process and of a Ray task. ``cwd`` is the driver's
-    working directory, which relative checkpoint and data paths refer to.
+    working directory, which relative checkpoint and data paths refer to; ``plugin_modules``
+    are the driver's ``--plugin`` modules (``plugins.requested()``), loaded with the installed
+    entry points before any name resolves. A plugin that fails to load raises: the driver
+    names the run.
     """
+    os.chdir(cwd)
+    plugins.load(plugin_modules)
     name = workflow.run_id(workflow.resolve(config))
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        os.chdir(cwd)
         # run_matrix skips a complete run, resumes an interrupted one and locks the run folder
         # (the driver holds the lock of the sweep folder, never of a run folder).
         workflow.run_matrix([config], Path(out_dir), progress=False)
@@ -228,13 +232,13 @@ def _run_local(configs: Sequence[RunConfig], out: Path, res: Resources, jobs: in
     with bar:
         if jobs == 1:
             for config in configs:
-                outcomes.append(execute_run(config, str(out), cwd, res.threads))
+                outcomes.append(execute_run(config, str(out), cwd, res.threads, plugins.requested()))
                 bar.update(1)
             return outcomes
         # spawn, not fork: a forked child would inherit the driver's torch/OpenMP thread state.
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(execute_run, c, str(out), cwd, res.threads): c for c in configs}
+            futures = {pool.submit(execute_run, c, str(out), cwd, res.threads, plugins.requested()): c for c in configs}
             for future in concurrent.futures.as_completed(futures):
                 outcomes.append(_result(future.result, futures[future]))
                 bar.update(1)
@@ -257,7 +261,7 @@ def _run_ray(
     try:
         task = ray.remote(num_gpus=res.num_gpus, num_cpus=res.num_cpus, max_retries=0)(execute_run)
         cwd = os.getcwd()
-        futures = {task.remote(c, str(out), cwd, res.threads): c for c in configs}
+        futures = {task.remote(c, str(out), cwd, res.threads, plugins.requested()): c for c in configs}
         outcomes = []
         pending = list(futures)
         with progress_bar(len(configs), "sweep (ray)", "run", enabled=progress) as bar:

@@ -28,11 +28,6 @@ from supernets.train import TrainConfig, train_supernet
 
 log = logging.getLogger(__name__)
 
-# The built-in searchers `compare` runs by default, for harness/cli.py's --searchers default;
-# searchers.default_compare() also holds plugins registered after this import.
-COMPARE_SEARCHERS = searchers.default_compare()
-
-
 def supernet_name(config: RunConfig) -> str:
     return config.supernet or supernets.DEFAULT_SUPERNET
 

@@ -1,104 +1,163 @@
-"""The plugin contract checker: built-ins keep it; a searcher or supernet that breaks a rule is caught by name."""
+"""`pcfes check`: built-in searchers and supernets pass every check, and each broken one fails its own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pytest
 from torch import nn
 
 import searchers
 import supernets
-from harness.checks import check_searcher, check_supernet, format_checks
-from searchers import GenerationalSearcher, register_searcher
+from harness import checks, cli
 from supernets.convnet import conv_supernet, tiny_config
+from searchers import Arch, Hints, Searcher, SearchSpace
 
-BUILTIN_SEARCHERS = ["random", "evolution", "cf-es", "pcf-es", "pcf-es-is"]
-
-
-def _failed(checks):
-    return {c.name: c.detail for c in checks if not c.passed}
-
-
-@pytest.mark.parametrize("name", BUILTIN_SEARCHERS)
-def test_builtin_searchers_keep_the_contract(name):
-    checks = check_searcher(name)
-    assert _failed(checks) == {} and len(checks) == 7
-
-
-@pytest.mark.parametrize("name", ["conv-tiny", "spos-cpu", "fairnas-tiny"])
-def test_builtin_supernets_keep_the_contract(name):
-    checks = check_supernet(name, archs=2)
-    assert _failed(checks) == {} and len(checks) == 7
+BUILTIN = ("cf-es", "evolution", "pcf-es", "pcf-es-is", "random")
 
 
 @dataclass(frozen=True)
-class _Params:
-    generations: int = 3
+class ToyParams:
+    generations: int = 4
+    batch: int = 5
+    defect: str = ""  # which rule of the contract this toy breaks ("" = none)
 
 
-@register_searcher("check-test-repeats")
-class _Repeats(searchers.Searcher):
-    """Asks the all-zeros arch in every generation: breaks "never repeat"."""
+class ToySearcher(Searcher):
+    """Uniform draws that freeze block 0 from generation 2 on, written against the public interface only."""
 
-    Params = _Params
+    Params = ToyParams
+    params: ToyParams
+    name = "toy"
 
-    def __init__(self, space, seed, params=None):
+    def __init__(self, space: SearchSpace, seed: int, params: ToyParams | None = None) -> None:
         super().__init__(space, seed, params)
-        self.told = 0
+        self.told: dict[Arch, float] = {}
+        self.told_generations = 0
 
-    def ask(self):
-        return [(0,) * self.space.num_blocks]
+    def hints(self) -> Hints:
+        frozen = (1,) if self.told_generations >= 2 else ()
+        if self.params.defect == "bad-hint":
+            frozen = (9,)
+        return Hints(frozen=frozen)
 
-    def tell(self, scored):
-        self.told += 1
-        self.last = scored[0]
+    def ask(self) -> list[Arch]:
+        defect = self.params.defect
+        if defect == "empty-ask":
+            return []
+        frozen = () if defect == "ignores-frozen" else self.hints().frozen
+        rng = np.random.default_rng() if defect == "unseeded" else self.rng
+        batch: list[Arch] = []
+        while len(batch) < self.params.batch:
+            arch = self.space.sample(rng, frozen)
+            if arch not in self.told and arch not in batch:
+                batch.append(arch)
+        if defect == "repeats" and self.told:
+            batch[0] = next(iter(self.told))
+        if defect == "outside":
+            batch[0] = (3,) * self.space.num_blocks
+        return batch
 
-    def done(self):
-        return self.told >= self.params.generations
+    def tell(self, scored) -> None:
+        self.told.update((tuple(a), float(s)) for a, s in scored)
+        self.told_generations += 1
 
-    def best(self):
-        return self.last
+    def done(self) -> bool:
+        return self.told_generations >= self.params.generations
+
+    def best(self) -> tuple[Arch, float]:
+        arch, score = max(self.told.items(), key=lambda item: item[1])
+        if self.params.defect == "best-not-told":
+            return tuple(0 for _ in arch), score
+        return arch, score
 
     @property
-    def generation(self):
-        return self.told
+    def generation(self) -> int:
+        return self.told_generations
 
-    def state_dict(self):
-        return {"told": self.told}
+    def state_dict(self) -> dict[str, Any]:
+        state = {"told": [[list(a), s] for a, s in self.told.items()], "generations": self.told_generations,
+                 "rng": self.rng.bit_generator.state}
+        if self.params.defect == "numpy-state":
+            state["generations"] = np.int64(self.told_generations)
+        if self.params.defect == "forgets-rng":
+            del state["rng"]
+        return state
 
-    def load_state_dict(self, state):
-        self.told = state["told"]
-
-
-@register_searcher("check-test-ignores-frozen")
-class _IgnoresFrozen(GenerationalSearcher):
-    """Hints a frozen prefix of 1s but samples the whole space."""
-
-    Params = _Params
-
-    def hints(self):
-        return searchers.Hints(frozen=(1, 1))
-
-    def propose(self):
-        if self.generation >= self.params.generations:
-            return []
-        batch: dict = {}
-        self.draw_new(lambda: self.space.sample(self.rng), 8, batch)
-        return list(batch)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.told = {tuple(a): s for a, s in state["told"]}
+        self.told_generations = state["generations"]
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
 
 
-def test_a_searcher_that_repeats_an_arch_is_caught():
-    failed = _failed(check_searcher("check-test-repeats"))
-    assert any("asked (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) again" in d for d in failed.values()), failed
+def toy(defect: str = ""):
+    return lambda space, seed: ToySearcher(space, seed, ToyParams(defect=defect))
 
 
-def test_a_searcher_that_ignores_its_frozen_prefix_is_caught():
-    failed = _failed(check_searcher("check-test-ignores-frozen"))
-    assert "every asked arch lies in the space and starts with the frozen prefix of its hints" in failed
-    assert "does not start with the frozen prefix (1, 1)" in failed[
-        "every asked arch lies in the space and starts with the frozen prefix of its hints"
-    ]
+def failed(results: list[checks.CheckResult]) -> list[str]:
+    return [r.name for r in results if not r.passed]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_built_in_searcher_passes_every_check(name):
+    results = checks.check_searcher(lambda space, seed: searchers.get_searcher(name, space, seed))
+    assert [r.name for r in results] == list(checks.SEARCHER_CHECKS)
+    assert failed(results) == []
+
+
+def test_a_correct_toy_searcher_passes_every_check():
+    assert failed(checks.check_searcher(toy())) == []
+
+
+@pytest.mark.parametrize("defect, check, problem", [
+    ("empty-ask", checks.RUNS_TO_DONE, "generation 0: ask() returned nothing while done() is False"),
+    ("outside", checks.IN_SPACE, "generation 0 asked (3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3), which is not in the space"),
+    ("repeats", checks.DISTINCT, "generation 1 asked "),
+    ("ignores-frozen", checks.FROZEN, "generation 2 asked "),
+    ("bad-hint", checks.HINTS, "generation 0: frozen prefix (9,) is not a prefix of an arch in the space"),
+    ("numpy-state", checks.STATE_JSON, "after generation 0: TypeError: Object of type int64 is not JSON serializable"),
+    ("forgets-rng", checks.RESUMES, "generation 2: the loaded copy's hints or asks differ from the original's"),
+    ("unseeded", checks.SEEDED, "generation 0 differs between two runs with seed 0"),
+    ("best-not-told", checks.BEST, "best() returned (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), which was never told"),
+])
+def test_each_broken_searcher_fails_the_check_for_what_it_breaks(defect, check, problem):
+    results = {r.name: r for r in checks.check_searcher(toy(defect))}
+    assert not results[check].passed
+    assert results[check].problem.startswith(problem)
+    assert results[check].format().startswith(f"FAIL  {check}: {problem}")
+
+
+def test_pcfes_check_prints_one_line_per_check_and_exits_0_when_all_pass(capsys):
+    assert cli.main(["check", "searcher", "random"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"pass  {name}" for name in checks.SEARCHER_CHECKS] + ["searcher random: all 9 checks pass"]
+
+
+def test_pcfes_check_exits_1_naming_the_failed_checks(monkeypatch, capsys):
+    monkeypatch.setattr(searchers, "get_searcher", lambda name, space, seed: ToySearcher(space, seed, ToyParams(defect="unseeded")))
+    assert cli.main(["check", "searcher", "random"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in lines if line.startswith("FAIL")] == [  # draws of an unseeded rng cannot resume either
+        f"FAIL  {checks.RESUMES}", f"FAIL  {checks.SEEDED}"]
+    assert lines[-1] == "searcher random: 2 of 9 checks failed"
+
+
+def test_pcfes_check_of_an_unknown_searcher_exits_2_listing_the_registered_ones(capsys):
+    assert cli.main(["check", "searcher", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("pcfes check: error: unknown searcher 'nope'; available: cf-es, evolution")
+
+
+# --------------------------------------------------------------------------- supernets
+
+
+@pytest.mark.parametrize("name", ["conv-tiny", "spos-cpu", "fairnas-tiny"])
+def test_built_in_supernets_pass_every_check(name):
+    results = checks.check_supernet(name, archs=2)
+    assert [r.name for r in results] == list(checks.SUPERNET_CHECKS)
+    assert [r.format() for r in results if not r.passed] == []
 
 
 class _InPlaceDouble(nn.Module):
@@ -106,20 +165,10 @@ class _InPlaceDouble(nn.Module):
         return x.mul_(2)
 
 
-def _broken_factory(**config):
+def _in_place_factory(**config):
     net = conv_supernet(**config)
-    net.blocks[2].ops[1] = _InPlaceDouble()  # modifies its input, and is not the MACs op_macs says
+    net.blocks[2].ops[1] = _InPlaceDouble()  # modifies its input (and runs none of the MACs op_macs states)
     return net
-
-
-supernets.register_supernet("check-test-inplace", _broken_factory, tiny_config(ops=["conv3", "conv5", "sep5", "skip"]))
-
-
-def test_a_supernet_whose_block_modifies_its_input_is_caught():
-    failed = _failed(check_supernet("check-test-inplace", archs=2))
-    assert failed["blocks do not modify their input in place"] == (
-        "block 2 op 1 changed its input in place (prefix reuse shares that tensor)"
-    )
 
 
 def _miscounted_factory(**config):
@@ -128,18 +177,26 @@ def _miscounted_factory(**config):
     return net
 
 
-supernets.register_supernet("check-test-miscounted", _miscounted_factory, tiny_config(ops=["conv3", "conv5", "sep5", "skip"]))
+_CONV_DEFAULTS = tiny_config(ops=["conv3", "conv5", "sep5", "skip"])
+supernets.register_supernet("check-test-inplace", _in_place_factory, _CONV_DEFAULTS)
+supernets.register_supernet("check-test-miscounted", _miscounted_factory, _CONV_DEFAULTS)
+
+
+def test_a_supernet_whose_block_modifies_its_input_is_caught():
+    results = {r.name: r for r in checks.check_supernet("check-test-inplace", archs=2)}
+    assert results[checks.PURE_BLOCKS].problem == "block 2 op 1 changed its input in place (prefix reuse shares that tensor)"
 
 
 def test_a_supernet_whose_mac_count_is_off_by_one_is_caught():
-    failed = _failed(check_supernet("check-test-miscounted", archs=1))
-    assert list(failed) == ["macs() equals torch's FLOP counter / 2 per image, for whole paths and parts"]
-    assert "macs() says" in failed["macs() equals torch's FLOP counter / 2 per image, for whole paths and parts"]
+    failed = [r for r in checks.check_supernet("check-test-miscounted", archs=1) if not r.passed]
+    assert [r.name for r in failed] == [checks.MACS_EXACT]
+    assert "macs() says" in failed[0].problem and "the FLOP counter" in failed[0].problem
 
 
-def test_the_report_has_one_line_per_check_and_a_verdict():
-    text = format_checks("supernet", "check-test-inplace", check_supernet("check-test-inplace", archs=1))
-    lines = text.splitlines()
-    assert lines[-1].startswith("supernet 'check-test-inplace' breaks ")
-    assert any(line.startswith("FAIL blocks do not modify their input in place: block 2 op 1") for line in lines)
-    assert sum(line.startswith(("PASS ", "FAIL ")) for line in lines) == len(lines) - 1
+def test_pcfes_check_supernet_exits_1_naming_the_failed_check(capsys):
+    assert cli.main(["check", "supernet", "check-test-miscounted"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "supernet check-test-miscounted: 1 of 7 checks failed"
+    assert any(line.startswith(f"FAIL  {checks.MACS_EXACT}: arch ") for line in out)
+    assert cli.main(["check", "supernet", "conv-tiny"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "supernet conv-tiny: all 7 checks pass"
