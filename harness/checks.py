@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -195,14 +196,25 @@ def _held(name: str, rule: Callable[[], None]) -> CheckResult:
     return CheckResult(name, True)
 
 
-def check_supernet(name: str, *, seed: int = 0, archs: int = 3) -> list[CheckResult]:
-    """Every supernet check, in ``SUPERNET_CHECKS`` order, on seeded random weights, inputs and archs."""
-    results = [_held(JSON_DEFAULTS, lambda: _json_defaults(name)), _held(META, lambda: _meta(name))]
+MakeSupernet = Callable[..., "supernets.Supernet"]
+
+
+def check_supernet(
+    make: MakeSupernet, defaults: Mapping[str, Any], *, seed: int = 0, archs: int = 3
+) -> list[CheckResult]:
+    """Every supernet check, in ``SUPERNET_CHECKS`` order, for ``make(**defaults)`` on seeded weights, inputs, archs."""
+    results = [_held(JSON_DEFAULTS, lambda: _json_defaults(defaults))]
+
+    def on_meta() -> None:
+        with torch.device("meta"):
+            make(**defaults)
+
+    results.append(_held(META, on_meta))
     holder: list[supernets.Supernet] = []
 
     def builds() -> None:
         torch.manual_seed(seed)  # only the throw-away weights of a check; searches never see them
-        holder.append(supernets.get_supernet(name).eval())
+        holder.append(make(**defaults).eval())
 
     results.append(_held(BUILDS, builds))
     if not holder:
@@ -219,15 +231,16 @@ def check_supernet(name: str, *, seed: int = 0, archs: int = 3) -> list[CheckRes
     ]
 
 
-def _json_defaults(name: str) -> None:
-    defaults = supernets.default_config(name)
-    if json.loads(json.dumps(defaults, allow_nan=False)) != defaults:
+def check_registered_supernet(name: str, *, seed: int = 0, archs: int = 3) -> list[CheckResult]:
+    """``check_supernet`` for the supernet registered as ``name``, built from its entry's factory and defaults."""
+    entry = supernets.supernet_entry(name)
+    return check_supernet(entry.factory, entry.config(), seed=seed, archs=archs)
+
+
+def _json_defaults(defaults: Mapping[str, Any]) -> None:
+    plain = dict(defaults)
+    if json.loads(json.dumps(plain, allow_nan=False)) != plain:
         raise _Broken("the defaults change in a JSON round trip (tuples, non-string keys?)")
-
-
-def _meta(name: str) -> None:
-    with torch.device("meta"):
-        supernets.get_supernet(name)
 
 
 def _block_inputs(net: supernets.Supernet, x: torch.Tensor) -> list[torch.Tensor]:

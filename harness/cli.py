@@ -350,8 +350,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"cannot list {', '.join(unknown)}; choose from {', '.join(_LIST_KINDS)}")
     rows = {
-        "searchers": [("searcher", n, _settings(searchers.searcher_defaults(n))) for n in searchers.available()],
-        "supernets": [("supernet", n, _settings(supernets.default_config(n))) for n in supernets.available()],
+        "searchers": [("searcher", n, _searcher_facts(n) + _settings(searchers.searcher_defaults(n))) for n in searchers.available()],
+        "supernets": [("supernet", n, _supernet_facts(n) + _settings(supernets.default_config(n))) for n in supernets.available()],
         "datasets": [("dataset", n, _settings(dataset_options(n))) for n in available_datasets()],
     }
     for section in args.kinds or _LIST_KINDS:
@@ -364,11 +364,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.checks import check_searcher, check_supernet
+    from harness.checks import check_registered_supernet, check_searcher
 
     if args.kind == "supernet":
-        supernets.default_config(args.name)  # an unknown name is an error listing the registered ones
-        results = check_supernet(args.name, seed=args.seed)
+        results = check_registered_supernet(args.name, seed=args.seed)  # an unknown name lists the registered ones
     else:
         searchers.searcher_defaults(args.name)
         if not args.verbose:  # two full searches: their per-freeze info lines would drown the verdict
@@ -379,6 +378,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = sum(not r.passed for r in results)
     print(f"{args.kind} {args.name}: " + (f"{failed} of {len(results)} checks failed" if failed else f"all {len(results)} checks pass"))
     return 1 if failed else 0
+
+
+def _searcher_facts(name: str) -> str:
+    """A searcher's roles from its registry entry, e.g. ``[baseline, compare] ``."""
+    entry = searchers.searcher_entry(name)
+    roles = [role for role, held in (("baseline", entry.baseline), ("freezing", entry.freezing),
+                                     ("compare", entry.in_default_compare)) if held]
+    return f"[{', '.join(roles)}] " if roles else ""
+
+
+def _supernet_facts(name: str) -> str:
+    """A supernet's paper family, scale and search limit from its registry entry, e.g. ``[spos, cpu, <= 412,352 MACs] ``."""
+    entry = supernets.supernet_entry(name)
+    facts = [entry.family, entry.scale, f"<= {entry.mac_limit.macs:,} MACs" if entry.mac_limit else None]
+    shown = [fact for fact in facts if fact]
+    return f"[{', '.join(shown)}] " if shown else ""
 
 
 def _settings(defaults: dict[str, Any]) -> str:

@@ -95,10 +95,6 @@ class Supernet(nn.Module):
             x = self.head(x)
         return x
 
-    def block_macs(self, arch: Sequence[int]) -> list[int]:
-        """MACs per image of each chosen block op, in block order."""
-        return [block.op_macs[c] for block, c in zip(self.blocks, arch)]
-
     def macs(self, arch: Sequence[int], start: int = 0, stop: int | None = None) -> int:
         """Exact multiply-accumulates per image of the given part of the sub-network."""
         first, end = self._range(start, stop)

@@ -33,7 +33,7 @@ from supernets.registry import default_config, get_supernet, supernet_entry
 FORMAT = "pcfes-supernet-checkpoint"
 FORMAT_VERSION = 2
 # Modules whose code shapes every built-in family besides the family's own module.
-CORE_MODULES = ("supernets.base", "supernets.convnet")
+CORE_MODULES = ("supernets.base", "supernets.builders")
 
 
 class StaleCheckpointError(ValueError):

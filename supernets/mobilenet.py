@@ -23,7 +23,7 @@ from typing import Any
 from torch import nn
 
 from supernets.registry import PAPER_MAC_LIMIT, MacLimit, register_supernet
-from supernets.convnet import (
+from supernets.builders import (
     LayerStack,
     Residual,
     StagedSupernet,

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from supernets.registry import PAPER_MAC_LIMIT, MacLimit, register_supernet
-from supernets.convnet import LayerStack, StagedSupernet, build_staged, each_op, shortcut_ops, tiny_config
+from supernets.builders import LayerStack, StagedSupernet, build_staged, each_op, shortcut_ops, tiny_config
 
 OPS = ["shuffle3", "shuffle5", "shuffle7", "xception"]
 

@@ -40,7 +40,7 @@ from supernets.checkpoint import (
     require_spec,
     save_checkpoint,
 )
-from supernets.convnet import GatedResidual
+from supernets.builders import GatedResidual
 
 log = logging.getLogger(__name__)
 

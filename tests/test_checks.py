@@ -12,7 +12,8 @@ from torch import nn
 import searchers
 import supernets
 from harness import checks, cli
-from supernets.convnet import conv_supernet, tiny_config
+from supernets.builders import tiny_config
+from supernets.convnet import conv_supernet
 from searchers import Arch, Hints, Searcher, SearchSpace
 
 BUILTIN = ("cf-es", "evolution", "pcf-es", "pcf-es-is", "random")
@@ -155,7 +156,7 @@ def test_pcfes_check_of_an_unknown_searcher_exits_2_listing_the_registered_ones(
 
 @pytest.mark.parametrize("name", ["conv-tiny", "spos-cpu", "fairnas-tiny"])
 def test_built_in_supernets_pass_every_check(name):
-    results = checks.check_supernet(name, archs=2)
+    results = checks.check_registered_supernet(name, archs=2)
     assert [r.name for r in results] == list(checks.SUPERNET_CHECKS)
     assert [r.format() for r in results if not r.passed] == []
 
@@ -178,25 +179,28 @@ def _miscounted_factory(**config):
 
 
 _CONV_DEFAULTS = tiny_config(ops=["conv3", "conv5", "sep5", "skip"])
-supernets.register_supernet("check-test-inplace", _in_place_factory, _CONV_DEFAULTS)
-supernets.register_supernet("check-test-miscounted", _miscounted_factory, _CONV_DEFAULTS)
 
 
 def test_a_supernet_whose_block_modifies_its_input_is_caught():
-    results = {r.name: r for r in checks.check_supernet("check-test-inplace", archs=2)}
+    results = {r.name: r for r in checks.check_supernet(_in_place_factory, _CONV_DEFAULTS, archs=2)}
     assert results[checks.PURE_BLOCKS].problem == "block 2 op 1 changed its input in place (prefix reuse shares that tensor)"
 
 
 def test_a_supernet_whose_mac_count_is_off_by_one_is_caught():
-    failed = [r for r in checks.check_supernet("check-test-miscounted", archs=1) if not r.passed]
+    failed = [r for r in checks.check_supernet(_miscounted_factory, _CONV_DEFAULTS, archs=1) if not r.passed]
     assert [r.name for r in failed] == [checks.MACS_EXACT]
     assert "macs() says" in failed[0].problem and "the FLOP counter" in failed[0].problem
 
 
-def test_pcfes_check_supernet_exits_1_naming_the_failed_check(capsys):
-    assert cli.main(["check", "supernet", "check-test-miscounted"]) == 1
-    out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "supernet check-test-miscounted: 1 of 7 checks failed"
-    assert any(line.startswith(f"FAIL  {checks.MACS_EXACT}: arch ") for line in out)
+def test_defaults_that_are_not_json_are_caught():
+    results = {r.name: r for r in checks.check_supernet(conv_supernet, {**_CONV_DEFAULTS, "widths": (16, 32, 64)}, archs=1)}
+    assert results[checks.JSON_DEFAULTS].problem.startswith("the defaults change in a JSON round trip")
+
+
+def test_pcfes_check_supernet_prints_one_line_per_check(capsys):
     assert cli.main(["check", "supernet", "conv-tiny"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "supernet conv-tiny: all 7 checks pass"
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "supernet conv-tiny: all 7 checks pass"
+    assert [line.split("  ", 1)[1] for line in out[:-1]] == list(checks.SUPERNET_CHECKS)
+    assert cli.main(["check", "supernet", "nope"]) == 2
+    assert "unknown supernet 'nope'; available: " in capsys.readouterr().err

@@ -223,3 +223,13 @@ def test_plugin_options_before_and_after_the_subcommand_add_up_and_verbose_works
 def test_list_of_an_unknown_kind_exits_2_naming_the_kinds(no_plugins_yet, capsys):
     assert cli.main(["list", "plugins"]) == 2
     assert capsys.readouterr().err == "pcfes list: error: cannot list plugins; choose from searchers, supernets, datasets\n"
+
+
+def test_list_shows_each_entrys_registry_metadata(tmp_path):
+    proc = pcfes("list", "searchers", "supernets", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
+    assert "built in  [baseline, compare] population=50" in rows["evolution"]
+    assert "built in  [freezing] population=50" in rows["cf-es"]
+    assert "built in  [spos, cpu, <= 412,352 MACs] in_channels=1" in rows["spos-cpu"]
+    assert "built in  [tiny] in_channels=1" in rows["conv-tiny"]

@@ -13,7 +13,7 @@ from torch import nn
 
 from supernets import PAPER_MAC_LIMIT, available, default_config, get_supernet, registered_supernets, supernet_entry
 from supernets.base import Supernet
-from supernets.convnet import GatedResidual
+from supernets.builders import GatedResidual
 from supernets.mobilenet import FAIRNAS_OPS
 from supernets.train import init_weights
 
