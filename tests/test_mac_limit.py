@@ -17,7 +17,7 @@ import searchers
 import supernets
 from harness import schema, workflow
 from harness.config import RunConfig, run_config_from_dict
-from tests.conftest import REPO, with_searcher
+from conftest import REPO, with_searcher
 
 SEARCHERS = ["random", "evolution", "cf-es", "pcf-es", "pcf-es-is"]
 
