@@ -16,6 +16,7 @@ to torch's FLOP counter (Conv2d and Linear FLOPs / 2) for whole paths and their 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from harness.bench.landscape import Landscape
 from searchers import Arch, Hints, Searcher, SearchSpace
 
 MakeSearcher = Callable[[SearchSpace, int], Searcher]
+MakeSupernet = Callable[..., supernets.Supernet]
 
 CHECK_CHOICES = (4,) * 12
 CHECK_MAX_GENES_SUM = 24  # rejects about a tenth of the space: a searcher must keep to the constraint
@@ -196,9 +198,6 @@ def _held(name: str, rule: Callable[[], None]) -> CheckResult:
     return CheckResult(name, True)
 
 
-MakeSupernet = Callable[..., "supernets.Supernet"]
-
-
 def check_supernet(
     make: MakeSupernet, defaults: Mapping[str, Any], *, seed: int = 0, archs: int = 3
 ) -> list[CheckResult]:
@@ -223,9 +222,10 @@ def check_supernet(
     rng = np.random.default_rng(seed)
     paths = [tuple(int(c) for c in rng.integers(0, net.choices)) for _ in range(archs)]
     x = torch.randn(2, *net.input_shape, generator=torch.Generator().manual_seed(seed))
+    block_inputs = functools.cache(lambda: _block_inputs(net, x))  # shared by two checks; a failure is not kept
     return results + [
-        _held(EQUAL_SHAPES, lambda: _equal_shapes(net, x)),
-        _held(PURE_BLOCKS, lambda: _pure_blocks(net, x)),
+        _held(EQUAL_SHAPES, lambda: _equal_shapes(net, block_inputs())),
+        _held(PURE_BLOCKS, lambda: _pure_blocks(net, block_inputs())),
         _held(SPLIT_EXACT, lambda: _split_exact(net, x, paths)),
         _held(MACS_EXACT, lambda: _macs_match(net, x, paths)),
     ]
@@ -244,32 +244,36 @@ def _json_defaults(defaults: Mapping[str, Any]) -> None:
 
 
 def _block_inputs(net: supernets.Supernet, x: torch.Tensor) -> list[torch.Tensor]:
-    """The input of every block along the all-zeros path."""
+    """The input of every block along the all-zeros path, one block further each time."""
     path = (0,) * net.num_blocks
+    inputs = [x]
     with torch.inference_mode():
-        return [x if k == 0 else net(x, path, 0, k) for k in range(net.num_blocks)]
+        for k in range(net.num_blocks - 1):
+            inputs.append(net(inputs[-1], path, k, k + 1))
+    return inputs
 
 
-def _equal_shapes(net: supernets.Supernet, x: torch.Tensor) -> None:
-    for k, inputs in enumerate(_block_inputs(net, x)):
+def _equal_shapes(net: supernets.Supernet, inputs: Sequence[torch.Tensor]) -> None:
+    for k, block_input in enumerate(inputs):
         with torch.inference_mode():
-            shapes = {tuple(_block_output(net, inputs, k, c).shape) for c in range(net.choices[k])}
+            shapes = {tuple(_block_output(net, block_input, k, c).shape) for c in range(net.choices[k])}
         if len(shapes) > 1:
             raise _Broken(f"block {k}'s ops give shapes {sorted(shapes)}")
 
 
-def _block_output(net: supernets.Supernet, inputs: torch.Tensor, block: int, choice: int) -> torch.Tensor:
+def _block_output(net: supernets.Supernet, block_input: torch.Tensor, block: int, choice: int) -> torch.Tensor:
+    """Block ``block`` at op ``choice`` (the stem first, for block 0)."""
     arch = (0,) * block + (choice,) + (0,) * (net.num_blocks - block - 1)
-    return net(inputs, arch, block, block + 1) if block else net(inputs, arch, 0, 1)
+    return net(block_input, arch, block, block + 1)
 
 
-def _pure_blocks(net: supernets.Supernet, x: torch.Tensor) -> None:
-    for k, inputs in enumerate(_block_inputs(net, x)):
+def _pure_blocks(net: supernets.Supernet, inputs: Sequence[torch.Tensor]) -> None:
+    for k, block_input in enumerate(inputs):
         for c in range(net.choices[k]):
-            before = inputs.clone()
+            before = block_input.clone()
             with torch.inference_mode():
-                _block_output(net, inputs, k, c)
-            if not torch.equal(before, inputs):
+                _block_output(net, block_input, k, c)
+            if not torch.equal(before, block_input):
                 raise _Broken(f"block {k} op {c} changed its input in place (prefix reuse shares that tensor)")
 
 

@@ -383,17 +383,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _searcher_facts(name: str) -> str:
     """A searcher's roles from its registry entry, e.g. ``[baseline, compare] ``."""
     entry = searchers.searcher_entry(name)
-    roles = [role for role, held in (("baseline", entry.baseline), ("freezing", entry.freezing),
-                                     ("compare", entry.in_default_compare)) if held]
-    return f"[{', '.join(roles)}] " if roles else ""
+    roles = (("baseline", entry.baseline), ("freezing", entry.freezing), ("compare", entry.in_default_compare))
+    return _bracketed([role for role, held in roles if held])
 
 
 def _supernet_facts(name: str) -> str:
     """A supernet's paper family, scale and search limit from its registry entry, e.g. ``[spos, cpu, <= 412,352 MACs] ``."""
     entry = supernets.supernet_entry(name)
-    facts = [entry.family, entry.scale, f"<= {entry.mac_limit.macs:,} MACs" if entry.mac_limit else None]
-    shown = [fact for fact in facts if fact]
-    return f"[{', '.join(shown)}] " if shown else ""
+    limit = f"<= {entry.mac_limit.macs:,} MACs" if entry.mac_limit else None
+    return _bracketed([fact for fact in (entry.family, entry.scale, limit) if fact])
+
+
+def _bracketed(facts: list[str]) -> str:
+    return f"[{', '.join(facts)}] " if facts else ""
 
 
 def _settings(defaults: dict[str, Any]) -> str:

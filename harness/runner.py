@@ -25,6 +25,8 @@ from searchers.base import Searcher
 
 log = logging.getLogger(__name__)
 
+SEARCH_PHASES = schema.PHASES  # what "search cost" totals add up; the final re-score is kept apart
+
 
 class _SearcherNotes(logging.Handler):
     """Keeps the warnings a searcher logs during a run (e.g. why it stopped drawing candidates) for run.json."""
@@ -35,8 +37,6 @@ class _SearcherNotes(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.notes.append(record.getMessage())
-
-SEARCH_PHASES = schema.PHASES  # what "search cost" totals add up; the final re-score is kept apart
 
 
 class SearcherContractError(RuntimeError):

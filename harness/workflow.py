@@ -28,6 +28,7 @@ from supernets.train import TrainConfig, train_supernet
 
 log = logging.getLogger(__name__)
 
+
 def supernet_name(config: RunConfig) -> str:
     return config.supernet or supernets.DEFAULT_SUPERNET
 

@@ -77,10 +77,6 @@ DEFAULT_MARGIN = 0.25
 DEFAULT_REPEATS = 3
 
 
-def _default_supernet() -> str:
-    return getattr(supernets, "DEFAULT_SUPERNET", "conv-tiny")
-
-
 @dataclass(frozen=True)
 class Replayed:
     """One replay run: the recorded search of ``searcher`` scored at reuse ``level``."""
@@ -124,7 +120,7 @@ def timed_replays() -> list[Replayed]:
 class BenchConfig:
     """What the bench runs. Everything but ``disable_reuse`` is its identity (the baseline's key)."""
 
-    supernet: str = field(default_factory=_default_supernet)
+    supernet: str = supernets.DEFAULT_SUPERNET
     supernet_overrides: Mapping[str, Any] = field(default_factory=dict)
     weights_seed: int = 0  # a seeded initialisation: the counts never depend on the weights
     protocol: EvalProtocol = EvalProtocol(calib_batches=2, calib_batch_size=32, val_size=256, eval_batch_size=128)
