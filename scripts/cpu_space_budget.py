@@ -1,12 +1,12 @@
 """Check a CPU-scale supernet against the CPU budget: candidate cost, training time, spread over noise.
 
-On one torch thread, under the default evaluation protocol (4 x 128 calibration images, 2,000
-validation images, ``bn_mode`` exact) on ``fashion16``:
+On one torch thread, under the CPU plan's evaluation protocol (``harness/plans/reproduce-cpu.toml``:
+2 x 256 calibration images, 1,000 validation images in one batch, ``bn_mode`` exact) on ``fashion16``:
 
 - ``cost``: CPU time (``time.process_time``) to score one candidate from the input (no reuse),
   averaged over distinct random archs (their costs differ by op), with the min and median of the
   repeats, and the projected CPU time of an evolution search of 20 x 50 candidates at ``--reuse``
-  times that cost (0.55: the MAC share the prefix-tree walk executes).
+  times that cost (the share the default prefix reuse pays: 0.75 measured on spos-cpu).
 - ``train``: train the supernet with ``TrainConfig(epochs=...)`` and save the checkpoint; CPU and
   wall time.
 - ``spread``: from a checkpoint, the std of the score over uniformly random archs (spread) and
@@ -23,6 +23,7 @@ run are inflated (shared caches and memory bandwidth), so compare them only with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -30,15 +31,18 @@ import time
 import numpy as np
 import torch
 
-from harness.config import CacheConfig, EvalProtocol
+from harness import reproduce
+from harness.config import ReuseConfig
 from harness.data import DatasetSplits, load_dataset
-from harness.evaluator import Evaluator
+from harness.evaluation import Evaluator
 from supernets import Supernet, get_supernet, supernet_entry
-from supernets.train import TrainConfig, load_checkpoint, train_supernet
+from supernets.checkpoint import load_checkpoint
+from supernets.train import TrainConfig, train_supernet
 
-DATASET = "fashion16"
+PROTOCOL = reproduce.load_plan("cpu").base.protocol
+DATASET = PROTOCOL.dataset
 SEARCH_CANDIDATES = 20 * 50
-EVAL_IMAGES = 4 * 128 + 2000  # calibration + validation images per candidate under the default protocol
+EVAL_IMAGES = PROTOCOL.calib_batches * PROTOCOL.calib_batch_size + PROTOCOL.val_size  # per candidate
 
 
 def load_average() -> str:
@@ -56,7 +60,7 @@ def uniform_archs(net: Supernet, count: int, rng: np.random.Generator) -> list[t
 
 def candidate_cost(net: Supernet, splits: DatasetSplits, repeats: int, per_repeat: int) -> list[float]:
     """CPU seconds per candidate scored from the input, one value per repeat of ``per_repeat`` archs."""
-    evaluator = Evaluator(net, splits, EvalProtocol(dataset=DATASET), CacheConfig(enabled=False))
+    evaluator = Evaluator(net, splits, PROTOCOL, ReuseConfig(level="none"))
     archs = uniform_archs(net, 1 + repeats * per_repeat, np.random.default_rng(0))
     evaluator.score(archs[:1])  # warm-up: first calls allocate and pick kernels
     costs = []
@@ -111,10 +115,10 @@ def run_spread(args: argparse.Namespace, splits: DatasetSplits) -> None:
     before = load_average()
     rng = np.random.default_rng(args.seed)
     archs = uniform_archs(net, args.archs, rng)
-    scores = np.array(Evaluator(net, splits, EvalProtocol(dataset=DATASET)).score(archs))
+    scores = np.array(Evaluator(net, splits, PROTOCOL).score(archs))
     noisy = archs[: args.noise_archs]
     per_seed = np.array([
-        Evaluator(net, splits, EvalProtocol(dataset=DATASET, seed=seed)).score(noisy)
+        Evaluator(net, splits, dataclasses.replace(PROTOCOL, seed=seed)).score(noisy)
         for seed in range(args.noise_seeds)
     ])
     spread = float(scores.std(ddof=1))
@@ -135,7 +139,7 @@ def main() -> None:
     cost.add_argument("supernets", nargs="+")
     cost.add_argument("--repeats", type=int, default=5)
     cost.add_argument("--per-repeat", type=int, default=10, help="distinct random archs timed together")
-    cost.add_argument("--reuse", type=float, default=0.55, help="share of the from-input cost the default reuse pays")
+    cost.add_argument("--reuse", type=float, default=0.75, help="share of the from-input cost the default reuse pays")
     train = commands.add_parser("train", help="train a supernet and save its checkpoint")
     train.add_argument("supernet")
     train.add_argument("--epochs", type=int, help="default: the supernet entry's train_epochs, else TrainConfig's")
