@@ -407,6 +407,18 @@ def test_premises_table_and_rank_correlation_follow_the_evolution_runs(basic: tu
     assert "first generation with majority share > H = 0.7 (mean)" in text
 
 
+def test_premises_count_an_evolution_search_run_at_two_reuse_levels_once(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        write_run(root, FixtureRun("evolution", seed))
+        other = write_run(root, FixtureRun("evolution", seed, run_id=f"evolution-none-s{seed}"))
+        run = json.loads((other / schema.RUN_JSON).read_text())
+        run["config"]["reuse"] = {"level": "none"}
+        (other / schema.RUN_JSON).write_text(json.dumps(run))
+    text = write_report([root], tmp_path / "rep").read_text()
+    assert "Evolution runs on spos-tiny (2)," in text and "/4 |" not in text
+
+
 def test_the_same_run_given_twice_is_one_seed_and_the_report_says_so(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     run = write_run(root, FixtureRun("evolution", 3))
