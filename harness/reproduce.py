@@ -2,9 +2,11 @@
 
 Each plan is a sweep file in ``harness/plans/`` (``reproduce-<scale>.toml`` and
 ``reproduce-<scale>-<sweep>.toml``, the format of ``examples/sweep.toml``), run by the sweep
-machinery, so it is idempotent and can use ``--jobs``. A user's run settings (``--config``,
-``--set``, flags: protocol, reuse, searcher parameters such as ``max_initial_freeze``) are laid
-over the plan's ``[base]``, and the matrix builder passes them to every searcher that takes them.
+machinery, so it is idempotent and can use ``--jobs``. A sweep runs in its scale's regime: the
+main plan's ``[base]`` (e.g. its protocol) lies under the sweep's own. A user's run settings
+(``--config``, ``--set``, flags: protocol, reuse, searcher parameters such as
+``max_initial_freeze``) are laid over the plan's ``[base]``, and the matrix builder passes them to
+every searcher that takes them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import load_toml
+from harness.config import load_toml, merge
 from harness.matrix import Matrix
 from harness.sweep import SweepConfig, sweep_from_dict
 
@@ -42,7 +44,10 @@ def load_plan(
     supernets: Sequence[str] | None = None,
 ) -> SweepConfig:
     """The plan with the user's run settings over its base, and optionally other seeds or supernets."""
-    plan = sweep_from_dict(load_toml(plan_path(scale, sweep)), overrides)
+    data = load_toml(plan_path(scale, sweep))
+    if sweep is not None:
+        data = {**data, "base": merge(load_toml(plan_path(scale)).get("base", {}), data.get("base", {}))}
+    plan = sweep_from_dict(data, overrides)
     if scale == "gpu" and not plan.base.data_root:
         raise ValueError("--scale gpu needs --dataset (cifar10 or imagefolder) and --data-root FOLDER")
     matrix: Matrix = plan.matrix

@@ -19,12 +19,11 @@ import numpy as np
 
 from harness import workflow
 from harness.config import RunConfig
-from supernets import get_supernet
+from supernets import Supernet, get_supernet
 
 
-def frozen_depths(supernet: str, searcher: str, seeds: int, generations: int) -> list[tuple[int | None, int]]:
+def frozen_depths(net: Supernet, supernet: str, searcher: str, seeds: int, generations: int) -> list[tuple[int | None, int]]:
     """Per seed: the generation after which the first freeze happened (None: never) and the final frozen depth."""
-    net = get_supernet(supernet)
     outcomes = []
     for seed in range(seeds):
         config = workflow.resolve(RunConfig(supernet=supernet, searcher=searcher, seed=seed))
@@ -52,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     net = get_supernet(args.supernet)
     params = workflow.resolve(RunConfig(supernet=args.supernet, searcher=args.searcher)).searcher_params
-    outcomes = frozen_depths(args.supernet, args.searcher, args.seeds, args.generations)
+    outcomes = frozen_depths(net, args.supernet, args.searcher, args.seeds, args.generations)
     depths = [depth for _, depth in outcomes]
     firsts = [first for first, _ in outcomes if first is not None]
     first_text = f"first freeze after generation {statistics.median(firsts):g} (median of those that froze)" if firsts else "never froze"

@@ -91,10 +91,11 @@ def test_cpu_plans_score_with_fewer_larger_batches_and_a_user_protocol_wins(swee
     assert (mine.calib_batches, mine.val_size) == (2, 500)
 
 
-def test_gpu_plans_need_a_dataset_folder_and_use_the_spos_protocol():
+@pytest.mark.parametrize("sweep_name", [None, *reproduce.SWEEPS])
+def test_gpu_plans_need_a_dataset_folder_and_use_the_spos_protocol(sweep_name):
     with pytest.raises(ValueError, match="--data-root"):
-        reproduce.load_plan("gpu", overrides={"protocol": {"dataset": "cifar10"}})
-    plan = reproduce.load_plan("gpu", overrides={"data_root": "/data/cifar", "protocol": {"dataset": "cifar10"}})
+        reproduce.load_plan("gpu", sweep_name, overrides={"protocol": {"dataset": "cifar10"}})
+    plan = reproduce.load_plan("gpu", sweep_name, overrides={"data_root": "/data/cifar", "protocol": {"dataset": "cifar10"}})
     protocol = plan.base.protocol
     assert (protocol.calib_batches, protocol.calib_batch_size, protocol.bn_mode, protocol.device) == (200, 128, "ema", "cuda")
     assert plan.resources.num_gpus == 1
