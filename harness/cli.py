@@ -1,4 +1,10 @@
-"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench, list, check."""
+"""`pcfes` command line: train, search, compare, report, reproduce, sweep, bench, list, check.
+
+Start-up is instant: at module level this imports only the registries and the config (no torch,
+pandas, matplotlib, codecarbon or ray), so --help, --version, `pcfes list` and every usage error
+answer at once. A command imports the heavy modules it uses inside its function, after its cheap
+checks (``_check_names``), and calls ``_start_torch`` before it computes.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +15,26 @@ import math
 import platform
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import torch
 
 import harness
 import searchers
 import supernets
 from harness import config as cfg
-from harness import plugins, store, workflow
-from harness.data import available_datasets, dataset_options
-from harness.evaluation import EvaluationError
-from harness.runner import SearcherContractError
+from harness import plugins
+from harness.bench import settings as bench_settings
+from harness.data import available_datasets, dataset_entry, dataset_options
 
 log = logging.getLogger("pcfes")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     """Add the options that define a run (returned, so --resume can refuse them) and --quiet."""
+    run_flags = _add_supernet_options(p)
     reuse = p.add_mutually_exclusive_group()
-    run_flags = [
-        p.add_argument("--config", help="TOML run config (sections [protocol], [reuse], [searcher_params], ...)"),
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)"),
-        p.add_argument("--supernet", help="registered supernet (default: the embedded CPU default)"),
-        p.add_argument("--dataset", help="dataset name (default fashion16)"),
-        p.add_argument("--data-root", help="folder of a dataset that is not embedded (cifar10, imagefolder, ...)"),
-        p.add_argument("--checkpoint",
-                       help="supernet checkpoint (default: checkpoints/<supernet>-<dataset>.pt, trained on first use)"),
-        p.add_argument("--device", help="cpu or cuda[:i]"),
+    run_flags += [
         p.add_argument("--country", dest="country_iso_code",
                        help="ISO-3 country code for CodeCarbon's grid intensity (default USA)"),
         reuse.add_argument("--reuse", choices=cfg.REUSE_LEVELS,
@@ -54,6 +50,21 @@ def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     ]
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return run_flags
+
+
+def _add_supernet_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Add the options that pick the config, the supernet, its data and its checkpoint (train's and every run's)."""
+    return [
+        p.add_argument("--config", help="TOML run config (sections [protocol], [reuse], [searcher_params], ...)"),
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set protocol.val_size=1000 (repeatable)"),
+        p.add_argument("--supernet", help=f"registered supernet (default {supernets.DEFAULT_SUPERNET}; see pcfes list)"),
+        p.add_argument("--dataset", help=f"dataset name (default {cfg.EvalProtocol().dataset}; see pcfes list)"),
+        p.add_argument("--data-root", help="folder of a dataset that is not embedded (cifar10, imagefolder, ...)"),
+        p.add_argument("--checkpoint",
+                       help="supernet checkpoint (default: checkpoints/<supernet>-<dataset>.pt, trained on first use)"),
+        p.add_argument("--device", help="cpu or cuda[:i]"),
+    ]
 
 
 def _mac_limit(text: str) -> int | str:
@@ -95,8 +106,28 @@ def config_data(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     return cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
 
 
+def _check_names(config: cfg.RunConfig, searcher_names: Sequence[str] = ()) -> None:
+    """The registry names a run uses, checked before torch loads (``workflow.validate`` checks the rest)."""
+    if config.supernet:
+        supernets.supernet_entry(config.supernet)
+    for name in searcher_names or (config.searcher,):
+        searchers.searcher_entry(name)
+    dataset_entry(config.protocol.dataset)
+
+
+def _start_torch(args: argparse.Namespace) -> None:
+    """Import torch for a command that computes, with --threads applied (after the command's cheap checks)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     config = build_config(args)
+    _check_names(config)
+    _start_torch(args)
+    from harness import workflow
+
     overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed, "device": args.device}.items() if v is not None}
     train_config = workflow.default_train_config(config, **overrides)
     workflow.validate(config)
@@ -129,11 +160,18 @@ def cmd_search(args: argparse.Namespace) -> int:
                 f"--resume continues {args.resume} with the settings it started with; drop {', '.join(given)} "
                 "(or start a new run without --resume)"
             )
+        _start_torch(args)
+        from harness import workflow
+
         record = workflow.resume_search(Path(args.resume), progress=not args.quiet)
     else:
         if args.run_id is not None:
             cfg.check_run_id(args.run_id)
         config = build_config(args, searcher=args.searcher, seed=args.seed, run_id=args.run_id)
+        _check_names(config)
+        _start_torch(args)
+        from harness import store, workflow
+
         workflow.validate(config)
         run_dir = Path(config.results_dir) / workflow.run_id(workflow.resolve(config))
         with store.folder_lock(run_dir):
@@ -154,13 +192,18 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.matrix import Matrix, build
-
     given = args.searchers if args.searchers is not None else ",".join(searchers.default_compare())
     names = tuple(n.strip() for n in given.split(","))
     if not all(names):
         raise ValueError(f"--searchers {args.searchers!r} has an empty name; give comma-separated names, e.g. random,evolution")
-    configs = build(build_config(args), Matrix(searchers=names, seeds=tuple(_seeds(args))))
+    config = build_config(args)
+    seeds = tuple(_seeds(args))
+    _check_names(config, names)
+    _start_torch(args)
+    from harness import store, workflow
+    from harness.matrix import Matrix, build
+
+    configs = build(config, Matrix(searchers=names, seeds=seeds))
     base = configs[0]
     out = Path(args.out) if args.out else workflow.session_dir(base.results_dir, "compare")
     with store.folder_lock(out):
@@ -195,10 +238,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    seeds = _seeds(args) if args.seeds is not None else None
+    formats = _figure_formats(args.formats)
+    _start_torch(args)
     from harness import reproduce, sweep
     from harness.report import sweep_report, write_report
 
-    seeds = _seeds(args) if args.seeds is not None else None
     supernets = args.supernet.split(",") if args.supernet else None
     plan = reproduce.load_plan(args.scale, args.sweep, config_data(args), seeds=seeds, supernets=supernets)
     out = Path(args.out) if args.out else Path(plan.base.results_dir) / plan.name
@@ -210,7 +255,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for outcome in failed:
         print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
     report_dir = Path(args.report) if args.report else Path("reports") / plan.name
-    formats = _figure_formats(args.formats)
     path = sweep_report([out], report_dir, args.sweep, formats=formats) if args.sweep else write_report([out], report_dir, formats=formats)
     print(f"report: {path}")
     return 1 if failed else 0
@@ -218,6 +262,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _reuse_plans(plan: Any) -> str:
     """Before a real-scale matrix starts: the bytes a stored prefix node needs at each depth, and whether they fit."""
+    import torch
+
+    from harness import workflow
     from harness.evaluation import format_reuse_plan, resolve_budget, reuse_plan
 
     base = plan.base
@@ -231,6 +278,7 @@ def _reuse_plans(plan: Any) -> str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    _start_torch(args)
     from harness import sweep
 
     config = sweep.load_sweep(args.config)
@@ -250,6 +298,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    _start_torch(args)
     from harness import bench
 
     if not args.verbose:  # many short runs: their per-freeze info lines would drown the verdict
@@ -288,7 +337,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _figure_formats(text: str) -> tuple[str, ...]:
-    from harness.report.figures import FIGURE_FORMATS
+    from harness.report.figures import FIGURE_FORMATS  # matplotlib: only commands that draw figures get here
 
     formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     unknown = [f for f in formats if f not in FIGURE_FORMATS]
@@ -307,7 +356,11 @@ _LIST_KINDS = ("searchers", "supernets", "datasets")
 
 
 def _version() -> str:
-    return f"pcfes {harness.__version__} (python {platform.python_version()}, torch {torch.__version__})"
+    try:
+        torch_version = metadata.version("torch")  # the installed version, without importing torch
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return f"pcfes {harness.__version__} (python {platform.python_version()}, torch {torch_version})"
 
 
 def _add_global_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -352,7 +405,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = {
         "searchers": [("searcher", n, _searcher_facts(n) + _settings(searchers.searcher_defaults(n))) for n in searchers.available()],
         "supernets": [("supernet", n, _supernet_facts(n) + _settings(supernets.default_config(n))) for n in supernets.available()],
-        "datasets": [("dataset", n, _settings(dataset_options(n))) for n in available_datasets()],
+        "datasets": [("dataset", n, _dataset_facts(n) + _settings(dataset_options(n))) for n in available_datasets()],
     }
     for section in args.kinds or _LIST_KINDS:
         table = [(name, plugins.origin(kind, name), settings) for kind, name, settings in rows[section]]
@@ -360,10 +413,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{section}:")
         for name, origin, settings in table:
             print(f"  {name:<{width[0]}}  {origin:<{width[1]}}  {settings}".rstrip())
+    print(_LIST_LEGEND)
     return 0
 
 
+_LIST_LEGEND = (
+    "[default]: used when no --searcher, --supernet or --dataset is given; [compare]: in pcfes compare's default set; "
+    "[baseline]: what savings are measured against"
+)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    (supernets.supernet_entry if args.kind == "supernet" else searchers.searcher_entry)(args.name)
+    _start_torch(args)
     from harness.checks import check_registered_supernet, check_searcher
 
     if args.kind == "supernet":
@@ -383,7 +445,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _searcher_facts(name: str) -> str:
     """A searcher's roles from its registry entry, e.g. ``[baseline, compare] ``."""
     entry = searchers.searcher_entry(name)
-    roles = (("baseline", entry.baseline), ("freezing", entry.freezing), ("compare", entry.in_default_compare))
+    roles = (
+        ("default", name == cfg.RunConfig().searcher),
+        ("baseline", entry.baseline),
+        ("freezing", entry.freezing),
+        ("compare", entry.in_default_compare),
+    )
     return _bracketed([role for role, held in roles if held])
 
 
@@ -391,7 +458,13 @@ def _supernet_facts(name: str) -> str:
     """A supernet's paper family, scale and search limit from its registry entry, e.g. ``[spos, cpu, <= 412,352 MACs] ``."""
     entry = supernets.supernet_entry(name)
     limit = f"<= {entry.mac_limit.macs:,} MACs" if entry.mac_limit else None
-    return _bracketed([fact for fact in (entry.family, entry.scale, limit) if fact])
+    default = "default" if name == supernets.DEFAULT_SUPERNET else None
+    return _bracketed([fact for fact in (default, entry.family, entry.scale, limit) if fact])
+
+
+def _dataset_facts(name: str) -> str:
+    """``[default] `` for the dataset a run uses when none is given."""
+    return _bracketed(["default"] if name == cfg.EvalProtocol().dataset else [])
 
 
 def _bracketed(facts: list[str]) -> str:
@@ -413,16 +486,18 @@ def make_parser() -> argparse.ArgumentParser:
     sub = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 
     p = sub.add_parser("train", help="train a supernet once (single-path uniform sampling)")
-    _add_run_options(p)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
+    _add_supernet_options(p)
+    p.add_argument("--epochs", type=int, help="training epochs (default: the supernet's registered budget, else 30)")
+    p.add_argument("--seed", type=int, help="seed of the weight init and the path and batch sampling (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="retrain even if the checkpoint exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("search", help="one instrumented search run")
     run_flags = _add_run_options(p)
     run_flags += [
         p.add_argument("--searcher", help="random, evolution, cf-es, pcf-es, pcf-es-is (default pcf-es)"),
-        p.add_argument("--seed", type=int),
+        p.add_argument("--seed", type=int, help="seed of the searcher (default 0)"),
         p.add_argument("--run-id", help="results folder name (default derived from the config)"),
     ]
     p.add_argument("--resume", metavar="RUN_DIR",
@@ -481,8 +556,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("kinds", nargs="*", metavar="KIND",
                    help=f"only these: {', '.join(_LIST_KINDS)} (default: all)")
     p.set_defaults(func=cmd_list)
-    from harness import bench
 
+    bench = bench_settings
     p = sub.add_parser("bench", help="the CI performance regression gate (exact decisions and work counts + timing ratios)")
     p.add_argument("--baseline", type=Path, default=bench.BASELINE_PATH, help="default: %(default)s")
     p.add_argument("--replay", type=Path, default=bench.REPLAY_PATH,
@@ -517,7 +592,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.threads < 1:
         parser.error("--threads must be >= 1")
-    torch.set_num_threads(args.threads)
     try:
         plugins.load(args.plugin)  # before the command resolves any searcher, supernet or dataset name
         return args.func(args)
@@ -526,8 +600,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:
         return _fail(args.command, _os_error_message(exc))
-    except (ValueError, ImportError, EvaluationError, SearcherContractError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         return _fail(args.command, str(exc))
+
+
+# Errors of the user's input or of a plugin's code, reported in one line. Two are defined by modules
+# that import torch; a command can only raise them once it has imported those modules.
+_USER_ERRORS = (ValueError, ImportError)
+_LOADED_USER_ERRORS = (("harness.evaluation.evaluator", "EvaluationError"), ("harness.runner", "SearcherContractError"))
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    loaded = tuple(getattr(sys.modules[module], name) for module, name in _LOADED_USER_ERRORS if module in sys.modules)
+    return _USER_ERRORS + loaded
 
 
 def _os_error_message(exc: OSError) -> str:

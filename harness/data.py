@@ -15,11 +15,14 @@ import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
+
+# torch is imported inside the functions that make tensors: the registry below (pcfes list, name
+# checks) then answers without it.
+if TYPE_CHECKING:
+    import torch
 
 # available_datasets and dataset_options are re-exported: callers find them beside load_dataset.
 from harness.dataset_registry import available_datasets, dataset_entry, dataset_options, register_dataset  # noqa: F401
@@ -78,6 +81,8 @@ class DatasetSplits:
     source: str  # where the data came from
 
     def __post_init__(self) -> None:
+        import torch
+
         if (self.test_x is None) != (self.test_y is None):
             raise ValueError(f"{self.name}: test_x and test_y must both be given or both be None")
         splits = [("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)]
@@ -144,6 +149,8 @@ def calibration_batches(
     n = train_x.shape[0]
     if size > n:
         raise ValueError(f"calibration batch size {size} exceeds the {n} training images")
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     passes = -(-count * size // n)
     order = torch.cat([torch.randperm(n, generator=gen) for _ in range(passes)])[: count * size]
@@ -155,6 +162,8 @@ def calibration_batches(
 
 
 def _augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    import torch
+
     b, c, h, w = batch.shape
     pad = max(1, min(h, w) // 8)
     # Draw on the CPU generator so the batches do not depend on the device.
@@ -263,6 +272,8 @@ def _splits(
     std: Sequence[float],
     source: str,
 ) -> DatasetSplits:
+    import torch
+
     def images(x: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(x.astype(np.float32)).div_(max_value)  # a writable copy, even of read-only input
         m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
@@ -469,6 +480,8 @@ def _subset(
 
 
 def _torchvision_transforms() -> Any:
+    import torch
+
     try:
         import torchvision.transforms.functional as tf
     except (ImportError, OSError, RuntimeError) as err:
@@ -481,6 +494,7 @@ def _torchvision_transforms() -> Any:
 
 def _decode_images(paths: list[Path], labels: np.ndarray, image_size: int, tf: Any, split: str) -> _RawSplit:
     from PIL import Image
+    from tqdm import tqdm
 
     # Evaluation-style preprocessing (resize the short side to size/0.875, centre crop), as in SPOS.
     resize = round(image_size / 0.875)
@@ -502,6 +516,8 @@ def _load_synthetic(
         _positive(option, value)
     if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 0:
         raise ValueError(f"option n_test must be a non-negative int (0 = no test split), got {n_test!r}")
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from supernets.registry import SupernetSpec
 
 Arch = tuple[int, ...]
 
@@ -132,11 +132,3 @@ class Supernet(nn.Module):
     @property
     def display_name(self) -> str:
         return self.spec.name if self.spec else type(self).__name__
-
-
-@dataclass(frozen=True)
-class SupernetSpec:
-    """Registry name plus the full constructor config: enough to rebuild the network."""
-
-    name: str
-    config: dict[str, Any] = field(default_factory=dict)

@@ -8,7 +8,6 @@ BN, activations, pooling, additions and channel shuffles count 0.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -235,21 +234,3 @@ def build_staged(
         input_shape=(in_channels, input_size, input_size),
         num_classes=num_classes,
     )
-
-
-def tiny_config(**changes: Any) -> dict[str, Any]:
-    """A fresh copy of the CPU-scale defaults shared by the ``*-tiny`` supernets, with ``changes``."""
-    return copy.deepcopy({
-        "in_channels": 1,
-        "input_size": 16,
-        "num_classes": 10,
-        "stem_width": 16,
-        "stem_stride": 2,  # 8x8 maps in the first stage: a stride-1 stem costs ~4x the time
-        "widths": [16, 32, 64],
-        "depths": [4, 4, 4],
-        "strides": [1, 2, 2],
-        # No 1x1 head conv: its BN, estimated on 2x2 maps, added recalibration noise that blurred
-        # the differences between candidates (spread/noise: conv-tiny 4.5-6x -> 6-7x, mbv2-tiny 4.9x -> 6.1x).
-        "last_width": None,
-        **changes,
-    })

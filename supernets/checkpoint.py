@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
-from supernets.base import Supernet, SupernetSpec
-from supernets.registry import default_config, get_supernet, supernet_entry
+from supernets.base import Supernet
+from supernets.registry import SupernetSpec, default_config, get_supernet, supernet_entry
 
 FORMAT = "pcfes-supernet-checkpoint"
 FORMAT_VERSION = 2

@@ -12,8 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from supernets.builders import LayerStack, StagedSupernet, build_staged, shortcut_ops, tiny_config
-from supernets.registry import register_supernet
+from supernets.builders import LayerStack, StagedSupernet, build_staged, shortcut_ops
 
 _CONV_OP = re.compile(r"(conv|sep)(\d*[13579])")
 
@@ -40,12 +39,3 @@ conv_ops = shortcut_ops(conv_body, gated=False)
 def conv_supernet(*, ops: Sequence[str], **config: Any) -> StagedSupernet:
     """Plain-conv supernet: every block chooses among ``ops`` (see ``conv_ops``)."""
     return build_staged(ops=ops, make_ops=conv_ops, **config)
-
-
-register_supernet(
-    "conv-tiny",
-    conv_supernet,
-    tiny_config(ops=["conv3", "conv5", "sep5", "skip"]),
-    "CPU-scale plain-conv space: 12 blocks x 4 (conv3, conv5, sep5, skip), 16x16 grey input",
-    scale="tiny",
-)

@@ -3,29 +3,42 @@
 ``register_supernet(name, factory, defaults, **metadata)`` (or as a decorator on the factory)
 adds a ``SupernetEntry``: the factory and its JSON defaults (every key the factory accepts), the
 paper family the space belongs to (which presets and paper numbers apply), its scale, and its
-search limit. Nothing else sniffs supernet names.
+search limit. Nothing else sniffs supernet names. The factory may be named as
+``"module:function"``, imported when the supernet is first built: the registry itself imports
+no torch, so listing and validating names is instant (the built-in spaces, ``supernets.spaces``).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from supernets.base import Supernet, SupernetSpec
+if TYPE_CHECKING:
+    from supernets.base import Supernet
 
 # The paper's search-space families and how the paper names them.
 FAMILIES: Mapping[str, str] = MappingProxyType({"spos": "SPOS", "fairnas": "FairNAS", "greedynas": "GreedyNAS"})
 # real: the paper's size (ImageNet input); cpu: full depth at reduced width and input; tiny: 12 blocks.
 SCALES = ("real", "cpu", "tiny")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_FACTORY_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 # SPOS's search limit, 330 M FLOPs on ImageNet; in the one-shot NAS literature "FLOPs" are
 # multiply-accumulates, which is what ``Supernet.macs`` counts.
 PAPER_MAC_LIMIT = 330_000_000
+
+
+@dataclass(frozen=True)
+class SupernetSpec:
+    """Registry name plus the full constructor config: enough to rebuild the network."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,14 +59,22 @@ class SupernetEntry:
     """A registered supernet factory and its metadata."""
 
     name: str
-    factory: Callable[..., Supernet]
+    maker: Callable[..., Supernet] | str  # the factory, or its "module:function" (imported on first build)
     defaults: Mapping[str, Any]  # every key the factory takes, JSON values
     description: str
-    origin: str  # the module that defines ``factory``
+    origin: str  # the module that defines the factory
     family: str | None = None  # a key of FAMILIES, or None for a space outside the paper's
     scale: str | None = None  # one of SCALES, or None when not stated
     mac_limit: MacLimit | None = None  # the default search limit; None: unconstrained
     train_epochs: int | None = None  # where TrainConfig's default epochs do not fit the space's budget
+
+    @property
+    def factory(self) -> Callable[..., Supernet]:
+        """The factory, imported from its module the first time when registered by name."""
+        if callable(self.maker):
+            return self.maker
+        module, attr = self.maker.split(":")
+        return getattr(importlib.import_module(module), attr)
 
     @property
     def builtin(self) -> bool:
@@ -67,12 +88,12 @@ class SupernetEntry:
 
 _REGISTRY: dict[str, SupernetEntry] = {}
 
-F = TypeVar("F", bound=Callable[..., Supernet])
+F = TypeVar("F", bound=Callable[..., "Supernet"])
 
 
 def register_supernet(
     name: str,
-    factory: F | None = None,
+    factory: F | str | None = None,
     defaults: Mapping[str, Any] | None = None,
     description: str | None = None,
     *,
@@ -81,7 +102,11 @@ def register_supernet(
     mac_limit: MacLimit | None = None,
     train_epochs: int | None = None,
 ) -> Any:
-    """Register ``factory(**config)`` under ``name``: a call, or ``@register_supernet(name, defaults=...)`` on the factory."""
+    """Register ``factory(**config)`` under ``name``: a call, or ``@register_supernet(name, defaults=...)`` on the factory.
+
+    ``factory`` may be a ``"module:function"`` string (with ``description`` given): the module is
+    imported when the supernet is first built, not when it is registered.
+    """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
             f"supernet name {name!r} must start with a letter or digit and hold only letters, digits, '.', '_' "
@@ -102,17 +127,22 @@ def register_supernet(
     if train_epochs is not None and (isinstance(train_epochs, bool) or not isinstance(train_epochs, int) or train_epochs < 1):
         raise ValueError(f"supernet {name!r}: train_epochs must be a positive int or None, got {train_epochs!r}")
 
-    def add(make: F) -> F:
-        if not callable(make):
-            raise TypeError(f"supernet {name!r}: the factory must be callable, got {make!r}")
+    def add(make: F | str) -> F | str:
+        if isinstance(make, str):
+            if not _FACTORY_PATH.fullmatch(make):
+                raise ValueError(f"supernet {name!r}: a factory named by a string must be 'module:function', got {make!r}")
+            if description is None:
+                raise TypeError(f"register_supernet({name!r}) of a factory named by a string needs a description")
+        elif not callable(make):
+            raise TypeError(f"supernet {name!r}: the factory must be callable or 'module:function', got {make!r}")
         if name in _REGISTRY:
             raise ValueError(f"supernet {name!r} is already registered, by {_REGISTRY[name].origin}; pick another name")
         _REGISTRY[name] = SupernetEntry(
             name=name,
-            factory=make,
+            maker=make,
             defaults=MappingProxyType(copy.deepcopy(dict(defaults))),
             description=description if description is not None else (make.__doc__ or "").strip().split("\n", 1)[0],
-            origin=make.__module__,
+            origin=make.split(":")[0] if isinstance(make, str) else make.__module__,
             family=family,
             scale=scale,
             mac_limit=mac_limit,

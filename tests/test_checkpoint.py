@@ -21,7 +21,8 @@ FAMILY = '''
 """A user's 4-block supernet family (test fixture)."""
 
 from supernets.registry import register_supernet
-from supernets.builders import relu6, tiny_config
+from supernets.builders import relu6
+from supernets.spaces import tiny_config
 from supernets.convnet import conv_supernet
 
 

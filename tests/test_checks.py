@@ -12,7 +12,7 @@ from torch import nn
 import searchers
 import supernets
 from harness import checks, cli
-from supernets.builders import tiny_config
+from supernets.spaces import tiny_config
 from supernets.convnet import conv_supernet
 from searchers import Arch, Hints, Searcher, SearchSpace
 

@@ -203,12 +203,27 @@ def test_version_names_the_package_version(capsys):
     ["list", "datasets", "--threads", "3"],
     ["--threads", "2", "list", "--threads", "3", "datasets"],  # the subcommand's, nearer the end, wins
 ])
-def test_threads_is_accepted_before_or_after_the_subcommand(argv, monkeypatch, no_plugins_yet, capsys):
-    set_to: list[int] = []
-    monkeypatch.setattr(cli.torch, "set_num_threads", set_to.append)
+def test_threads_is_accepted_before_or_after_the_subcommand(argv, monkeypatch, no_plugins_yet):
+    seen: list[tuple[int, list[str]]] = []
+    monkeypatch.setattr(cli, "cmd_list", lambda args: seen.append((args.threads, args.kinds)) or 0)
     assert cli.main(argv) == 0
+    assert seen == [(3, ["datasets"])]
+
+
+def test_a_command_that_computes_sets_torch_threads_after_its_cheap_checks(monkeypatch, no_plugins_yet, capsys):
+    import torch
+
+    set_to: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    monkeypatch.setattr(cli, "cmd_check", lambda args: cli._start_torch(args) or 0)
+    assert cli.main(["check", "searcher", "random", "--threads", "3"]) == 0
     assert set_to == [3]
-    assert capsys.readouterr().out.splitlines()[0] == "datasets:"
+    set_to.clear()
+    monkeypatch.undo()
+    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    assert cli.main(["--threads", "3", "search", "--searcher", "nope"]) == 2  # a bad name fails before torch is set up
+    assert set_to == []
+    assert "unknown searcher 'nope'" in capsys.readouterr().err
 
 
 def test_plugin_options_before_and_after_the_subcommand_add_up_and_verbose_works_either_side(monkeypatch):
@@ -225,11 +240,15 @@ def test_list_of_an_unknown_kind_exits_2_naming_the_kinds(no_plugins_yet, capsys
     assert capsys.readouterr().err == "pcfes list: error: cannot list plugins; choose from searchers, supernets, datasets\n"
 
 
-def test_list_shows_each_entrys_registry_metadata(tmp_path):
-    proc = pcfes("list", "searchers", "supernets", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
+def test_list_shows_each_entrys_registry_metadata_and_marks_the_defaults(no_plugins_yet, capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
     assert "built in  [baseline, compare] population=50" in rows["evolution"]
     assert "built in  [freezing] population=50" in rows["cf-es"]
+    assert "built in  [default, freezing, compare] population=50" in rows["pcf-es"]  # what `pcfes search` runs
     assert "built in  [spos, cpu, <= 412,352 MACs] in_channels=1" in rows["spos-cpu"]
-    assert "built in  [tiny] in_channels=1" in rows["conv-tiny"]
+    assert "built in  [default, tiny] in_channels=1" in rows["conv-tiny"]
+    assert rows["fashion16"].split() == ["fashion16", "built", "in", "[default]"]
+    assert [name for name, row in rows.items() if "[default" in row] == ["pcf-es", "conv-tiny", "fashion16"]
+    assert out.splitlines()[-1].startswith("[default]: used when no --searcher, --supernet or --dataset is given")

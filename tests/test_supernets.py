@@ -14,7 +14,7 @@ from torch import nn
 from supernets import PAPER_MAC_LIMIT, available, default_config, get_supernet, registered_supernets, supernet_entry
 from supernets.base import Supernet
 from supernets.builders import GatedResidual
-from supernets.mobilenet import FAIRNAS_OPS
+from supernets.spaces import FAIRNAS_OPS
 from supernets.train import init_weights
 
 TINY = ["conv-tiny", "fairnas-tiny", "greedynas-tiny", "mbv2-tiny", "spos-tiny"]

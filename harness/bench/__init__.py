@@ -1,45 +1,64 @@
-"""The CI performance regression gate (`pcfes bench`): decisions, work, timing, same-machine layers."""
+"""The CI performance regression gate (`pcfes bench`): decisions, work, timing, same-machine layers.
 
-from harness.bench.gate import (
-    BASELINE_PATH,
-    BENCH_SEARCHERS,
-    CACHE_DIR,
-    DEFAULT_MARGIN,
-    DEFAULT_REPEATS,
-    FORMAT,
-    FORMAT_VERSION,
-    LEVELS,
-    NO_REUSE,
-    REFERENCE,
-    REPLAY_PATH,
-    TIMING_PAIRS,
-    BenchConfig,
-    BenchResult,
-    GateReport,
-    Replayed,
-    TimingPair,
-    check,
-    format_result,
-    load_baseline,
-    measure_replay,
-    measure_timing,
-    prepare_workspace,
-    record_replay,
-    run_bench,
-    smoke_config,
-    trace_searches,
-    write_baseline,
-    write_benchmark_action,
-)
-from harness.bench.landscape import Landscape, SearchTrace, trace_search
-from harness.bench.machine import MACHINE_FAIL, SUITE, MachineBenchOutcome, machine_benchmark, machine_storage
-from harness.bench.replay import Replay, ReplaySearcher, load_replay, write_replay
+The names below load from their modules on first use: ``harness.bench.settings`` (the paths and
+defaults `pcfes bench --help` shows) is then importable without the gate's torch and pandas.
+"""
 
-__all__ = [
-    "BASELINE_PATH", "BENCH_SEARCHERS", "CACHE_DIR", "DEFAULT_MARGIN", "DEFAULT_REPEATS", "FORMAT", "FORMAT_VERSION",
-    "LEVELS", "MACHINE_FAIL", "NO_REUSE", "REFERENCE", "REPLAY_PATH", "SUITE", "TIMING_PAIRS", "BenchConfig",
-    "BenchResult", "GateReport", "Landscape", "MachineBenchOutcome", "Replay", "ReplaySearcher", "Replayed",
-    "SearchTrace", "TimingPair", "check", "format_result", "load_baseline", "load_replay", "machine_benchmark",
-    "machine_storage", "measure_replay", "measure_timing", "prepare_workspace", "record_replay", "run_bench", "smoke_config",
-    "trace_search", "trace_searches", "write_baseline", "write_benchmark_action", "write_replay",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.bench.gate import (
+        BENCH_SEARCHERS,
+        FORMAT,
+        FORMAT_VERSION,
+        LEVELS,
+        NO_REUSE,
+        REFERENCE,
+        TIMING_PAIRS,
+        BenchConfig,
+        BenchResult,
+        GateReport,
+        Replayed,
+        TimingPair,
+        check,
+        format_result,
+        load_baseline,
+        measure_replay,
+        measure_timing,
+        prepare_workspace,
+        record_replay,
+        run_bench,
+        smoke_config,
+        trace_searches,
+        write_baseline,
+        write_benchmark_action,
+    )
+    from harness.bench.landscape import Landscape, SearchTrace, trace_search
+    from harness.bench.machine import SUITE, MachineBenchOutcome, machine_benchmark, machine_storage
+    from harness.bench.replay import Replay, ReplaySearcher, load_replay, write_replay
+    from harness.bench.settings import BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, MACHINE_FAIL, REPLAY_PATH
+
+_MODULES = {
+    "harness.bench.gate": (
+        "BENCH_SEARCHERS", "FORMAT", "FORMAT_VERSION", "LEVELS", "NO_REUSE", "REFERENCE", "TIMING_PAIRS", "BenchConfig",
+        "BenchResult", "GateReport", "Replayed", "TimingPair", "check", "format_result", "load_baseline", "measure_replay",
+        "measure_timing", "prepare_workspace", "record_replay", "run_bench", "smoke_config", "trace_searches",
+        "write_baseline", "write_benchmark_action",
+    ),
+    "harness.bench.landscape": ("Landscape", "SearchTrace", "trace_search"),
+    "harness.bench.machine": ("SUITE", "MachineBenchOutcome", "machine_benchmark", "machine_storage"),
+    "harness.bench.replay": ("Replay", "ReplaySearcher", "load_replay", "write_replay"),
+    "harness.bench.settings": ("BASELINE_PATH", "CACHE_DIR", "DEFAULT_MARGIN", "DEFAULT_REPEATS", "MACHINE_FAIL", "REPLAY_PATH"),
+}
+_HOME = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'harness.bench' has no attribute {name!r}")

@@ -39,6 +39,7 @@ import supernets
 from harness import provenance, schema, store, workflow
 from harness.bench.landscape import Landscape, SearchTrace, trace_search
 from harness.bench.replay import Replay, ReplaySearcher
+from harness.bench.settings import BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, REPLAY_PATH
 from harness.config import EvalProtocol, ReuseConfig, RunConfig, content_hash
 from harness.matrix import Matrix, build
 from supernets.checkpoint import code_fingerprint, save_checkpoint
@@ -48,9 +49,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "pcfes-bench-baseline"
 FORMAT_VERSION = 2
-BASELINE_PATH = Path("benchmarks/baseline.json")
-REPLAY_PATH = Path("benchmarks/replay.json")
-CACHE_DIR = Path(".bench-cache")
 
 # The built-in searchers in registration order, fixed at import: the baseline file's identity must
 # not change with the plugins a process loads.
@@ -73,8 +71,6 @@ COUNT_METRICS = {
 }
 WORK_PHASES = ("calibration", "validation", "cache_build", "importance")  # per-phase MACs, gated too
 INFO_METRICS = ("wall_s", "cpu_s", "energy_j", "co2_g")  # noisy or estimated: reported only
-DEFAULT_MARGIN = 0.25
-DEFAULT_REPEATS = 3
 
 
 @dataclass(frozen=True)

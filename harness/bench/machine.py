@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Literal
 
 from harness import provenance
+from harness.bench.settings import MACHINE_FAIL
 from harness.config import content_hash
 
 SUITE = Path("tests/benchmarks/test_bench_search.py")
 MACHINE_STORAGE = Path(".benchmarks")
-MACHINE_FAIL = "min:25%"
 
 
 @dataclass(frozen=True)
