@@ -204,6 +204,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.matrix import Matrix, build
 
     configs = build(config, Matrix(searchers=names, seeds=seeds))
+    for run in configs:  # before the output folder is made: a bad config leaves nothing behind
+        workflow.validate(run)
     base = configs[0]
     out = Path(args.out) if args.out else workflow.session_dir(base.results_dir, "compare")
     with store.folder_lock(out):

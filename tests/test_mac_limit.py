@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,9 +13,9 @@ import pytest
 
 import searchers
 import supernets
-from harness import schema, workflow
+from harness import cli, schema, workflow
 from harness.config import RunConfig, run_config_from_dict
-from conftest import REPO, with_searcher
+from conftest import with_searcher
 
 SEARCHERS = ["random", "evolution", "cf-es", "pcf-es", "pcf-es-is"]
 
@@ -85,24 +83,24 @@ def test_a_searched_run_records_the_limit_and_evaluates_only_archs_within_it(sma
     assert json.loads((run_dir / schema.RUN_JSON).read_text())["config"]["mac_limit"] == limit
 
 
-def test_the_toml_key_and_the_flag_reach_the_config(tmp_path):
+def test_the_toml_key_and_the_flag_reach_the_config(tmp_path, monkeypatch, capsys):
     assert run_config_from_dict({"mac_limit": 330_000_000}).mac_limit == 330_000_000
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "search", "--mac-limit", "lots", "--quiet"],
-        cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
-    assert proc.returncode == 2 and "'lots' is not auto, none or a positive whole number of MACs" in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+        cli.main(["search", "--mac-limit", "lots", "--quiet"])
+    assert exit_info.value.code == 2
+    assert "'lots' is not auto, none or a positive whole number of MACs" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["search", "compare"])
-def test_a_limit_no_arch_meets_is_an_error_before_any_training(command, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", command, "--supernet", "spos-cpu", "--mac-limit", "1e3", "--quiet"],
-        cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
-    assert proc.returncode == 2
-    assert "mac_limit 1,000 is below the cheapest arch of spos-cpu (322,240 MACs per image" in proc.stderr
-    assert "Traceback" not in proc.stderr and not (tmp_path / "checkpoints").exists()
+def test_a_limit_no_arch_meets_is_an_error_before_any_training(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([command, "--supernet", "spos-cpu", "--mac-limit", "1e3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"pcfes {command}: error: ") and err.count("\n") == 1
+    assert "mac_limit 1,000 is below the cheapest arch of spos-cpu (322,240 MACs per image" in err
+    assert list(tmp_path.iterdir()) == []  # nothing trained, no run folder
 
 
 def test_a_cost_limit_says_exactly_when_a_frozen_prefix_cannot_be_completed():

@@ -26,11 +26,32 @@ BUDGET = {"budget": 20, "batch_size": 10}
 PROTOCOL_KEYS = ("calib_batches", "calib_batch_size", "val_size", "eval_batch_size")
 
 
-def pcfes(*argv: str, cwd: Path, pythonpath: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
-    """Run `pcfes` in a fresh process (plugins register for good, so the test process stays clean)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (*pythonpath, REPO)))}
+def pcfes(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `pcfes` in a fresh process: for sweep workers, which are processes of their own."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=600)
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Plugins load in this process and are gone after the test: the registries, the plugin list,
+    sys.path and the modules imported from ``tmp_path`` come back as they were; the working
+    directory is ``tmp_path`` and no entry point has been loaded yet."""
+    import searchers.registry
+    import supernets.registry
+    from harness import dataset_registry
+
+    for registry in (searchers.registry, supernets.registry, dataset_registry):
+        monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(plugins, "_plugins", [])
+    monkeypatch.setattr(plugins, "_entry_points_loaded", False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    for name, module in list(sys.modules.items()):
+        if tmp_path in Path(getattr(module, "__file__", None) or "/").parents:
+            del sys.modules[name]
 
 
 def toml_lines(section: str, values: dict) -> list[str]:
@@ -80,21 +101,22 @@ def sweep_toml(tmp_path: Path, checkpoint: Path) -> Path:
 # --- --plugin in a search, and what run.json records ------------------------------------
 
 
-def test_a_plugin_file_registers_a_searcher_that_pcfes_search_runs_and_run_json_records(small_checkpoint, plugin_file, tmp_path):
-    config = tmp_path / "run.toml"
+def test_a_plugin_file_registers_a_searcher_that_pcfes_search_runs_and_run_json_records(
+    small_checkpoint, plugin_file, sandbox, capsys
+):
+    config = sandbox / "run.toml"
     config.write_text("\n".join([*base_values(small_checkpoint), *base_sections()]) + "\n")
-    proc = pcfes("search", "--plugin", plugin_file.name, "--searcher", "plugin-random", "--config", str(config),
-                 "--run-id", "r", "--results-dir", str(tmp_path / "results"), "--quiet", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    run = read_run(tmp_path / "results" / "r")
+    assert cli.main(["search", "--plugin", plugin_file.name, "--searcher", "plugin-random", "--config", str(config),
+                     "--run-id", "r", "--results-dir", str(sandbox / "results"), "--quiet"]) == 0, capsys.readouterr().err
+    run = read_run(sandbox / "results" / "r")
     assert_recorded_plugin(run, plugin_file)
     assert run["searcher_params"] == BUDGET
 
 
-def test_a_dotted_plugin_module_is_imported_from_the_working_directory(plugin_file, tmp_path):
-    proc = pcfes("list", "searchers", "--plugin", "my_searchers", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    line = next(line for line in proc.stdout.splitlines() if "plugin-random" in line)
+def test_a_dotted_plugin_module_is_imported_from_the_working_directory(plugin_file, sandbox, capsys):
+    sys.path[:] = [p for p in sys.path if p not in ("", str(sandbox))]  # as under the `pcfes` script
+    assert cli.main(["list", "searchers", "--plugin", "my_searchers"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "plugin-random" in line)
     assert line.split()[:2] == ["plugin-random", str(plugin_file)]
 
 
@@ -110,11 +132,11 @@ def fake_distribution(site: Path, entry_points: str, module_source: str = PLUGIN
     (site / "myplugin_searchers.py").write_text(module_source)
 
 
-def test_an_entry_point_of_an_installed_package_is_listed_with_its_distribution(tmp_path):
-    fake_distribution(tmp_path / "site", '[pcfes.searchers]\nmy = myplugin_searchers\n')
-    proc = pcfes("list", cwd=tmp_path, pythonpath=(tmp_path / "site",))
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+def test_an_entry_point_of_an_installed_package_is_listed_with_its_distribution(sandbox, capsys):
+    fake_distribution(sandbox / "site", '[pcfes.searchers]\nmy = myplugin_searchers\n')
+    sys.path.insert(0, str(sandbox / "site"))
+    assert cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "searchers:" and "supernets:" in lines and "datasets:" in lines
     assert [line.split()[:2] for line in lines if "plugin-random" in line] == [["plugin-random", "myplugin==0.1"]]
     assert next(line for line in lines if line.split()[:1] == ["evolution"]).split()[1:3] == ["built", "in"]
@@ -122,11 +144,12 @@ def test_an_entry_point_of_an_installed_package_is_listed_with_its_distribution(
 
 
 @pytest.mark.parametrize("value", ["myplugin_searchers:PluginRandom", '"myplugin_searchers"'])
-def test_an_entry_point_that_names_no_module_exits_2_saying_it_must_name_one(value, tmp_path):
-    fake_distribution(tmp_path / "site", f"[pcfes.searchers]\nmy = {value}\n")
-    proc = pcfes("list", cwd=tmp_path, pythonpath=(tmp_path / "site",))
-    assert proc.returncode == 2
-    assert proc.stderr == (
+def test_an_entry_point_that_names_no_module_exits_2_saying_it_must_name_one(value, sandbox, capsys):
+    fake_distribution(sandbox / "site", f"[pcfes.searchers]\nmy = {value}\n")
+    sys.path.insert(0, str(sandbox / "site"))
+    assert cli.main(["list"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
         f"pcfes list: error: plugin entry point pcfes.searchers:my = {value!r} of myplugin==0.1 does not name a "
         "module; pcfes entry points name a module whose import registers, e.g. 'my_pkg.searchers'\n"
     )

@@ -54,6 +54,7 @@ _MODULES = {
     "harness.bench.settings": ("BASELINE_PATH", "CACHE_DIR", "DEFAULT_MARGIN", "DEFAULT_REPEATS", "MACHINE_FAIL", "REPLAY_PATH"),
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
+_SUBMODULES = ("gate", "landscape", "machine", "replay", "settings")
 
 __all__ = sorted(_HOME)
 
@@ -61,4 +62,6 @@ __all__ = sorted(_HOME)
 def __getattr__(name: str) -> Any:
     if name in _HOME:
         return getattr(importlib.import_module(_HOME[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'harness.bench' has no attribute {name!r}")
