@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import json
 import tempfile
@@ -219,3 +220,28 @@ def test_compare_continues_after_ctrl_c_keeping_complete_runs(small_checkpoint, 
     assert cli.main(argv) == 0  # idempotent: nothing left to do
     assert {p: (p / schema.RUN_JSON).stat().st_mtime_ns for p in runs.values()} == done
     assert not (out / schema.LOCK_FILE).exists()
+
+
+def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in cli.make_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_option_of_every_subcommand_has_help():
+    missing = {
+        name: [a.option_strings or [a.dest] for a in parser._actions if not a.help]
+        for name, parser in subcommand_parsers().items()
+    }
+    assert {name: options for name, options in missing.items() if options} == {}
+
+
+def test_train_help_lists_only_what_training_uses(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--epochs", "--seed", "--supernet", "--dataset", "--checkpoint", "--overwrite", "--threads"):
+        assert option in out
+    for search_only in ("--searcher", "--reuse", "--no-cache", "--mac-limit", "--results-dir", "--country", "--resume"):
+        assert search_only not in out
+    assert "--epochs EPOCHS       training epochs (default: the supernet's registered" in out
