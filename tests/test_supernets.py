@@ -347,3 +347,27 @@ def test_duplicate_supernet_names_are_errors_naming_the_origin():
     with pytest.raises(ValueError, match="supernet 'x': family must be one of spos, fairnas, greedynas or None, got 'darts'"):
         register_supernet("x", lambda **config: None, {}, family="darts")
     assert supernet_entry("spos-cpu").train_epochs == 10 and supernet_entry("spos-cpu").builtin
+
+
+def test_a_factory_named_by_module_path_is_imported_when_first_built(monkeypatch):
+    import supernets.registry as registry
+    from supernets import register_supernet
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_supernet("by-path", "supernets.convnet:conv_supernet", default_config("conv-tiny"), "conv-tiny by path")
+    entry = supernet_entry("by-path")
+    assert (entry.origin, entry.description, entry.builtin) == ("supernets.convnet", "conv-tiny by path", True)
+    net = get_supernet("by-path")
+    assert net.spec.name == "by-path" and net.choices == get_supernet("conv-tiny").choices
+    with pytest.raises(ValueError, match="must be 'module:function', got 'supernets.convnet.conv_supernet'"):
+        register_supernet("bad-path", "supernets.convnet.conv_supernet", {}, "no colon")
+    with pytest.raises(TypeError, match="named by a string needs a description"):
+        register_supernet("no-description", "supernets.convnet:conv_supernet", {})
+    assert "bad-path" not in available() and "no-description" not in available()
+
+
+def test_the_built_in_spaces_name_their_factories_by_module():
+    """Registration imports no torch; each entry's origin is the module that builds it (the checkpoint fingerprint's)."""
+    origins = {name: entry.origin for name, entry in registered_supernets().items() if entry.builtin}
+    assert set(origins.values()) == {"supernets.convnet", "supernets.mobilenet", "supernets.shufflenet"}
+    assert all(isinstance(entry.maker, str) for entry in registered_supernets().values() if entry.builtin)
