@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -73,6 +71,7 @@ def test_replay_searcher_replays_the_trace_exactly(replay):
     assert again == replay and again.digest() == replay.digest()
 
 
+@pytest.mark.slow
 def test_bench_measures_saved_work(recorded):
     result, baseline = recorded
     counts = result.counts()
@@ -92,6 +91,7 @@ def test_bench_measures_saved_work(recorded):
     assert set(baseline["info"]["pcf-es[frozen]"]) >= {"wall_s", "cpu_s", "energy_j", "co2_g", "energy_source"}
 
 
+@pytest.mark.slow
 def test_work_counts_do_not_depend_on_weights_threads_or_floats(recorded, replay, tmp_path):
     """Other weights (every float result changes) and two threads (other summation orders): same counts."""
     result, baseline = recorded
@@ -105,6 +105,7 @@ def test_work_counts_do_not_depend_on_weights_threads_or_floats(recorded, replay
     assert perturbed.decisions == result.decisions
 
 
+@pytest.mark.slow
 def test_a_fresh_workspace_gives_identical_counts_and_passes(recorded, replay, cache_dir, tmp_path):
     result, baseline = recorded
     fresh = bench.run_bench(SMOKE, bench.prepare_workspace(SMOKE, cache_dir), replay, tmp_path, timing_repeats=0)
@@ -114,6 +115,7 @@ def test_a_fresh_workspace_gives_identical_counts_and_passes(recorded, replay, c
     assert report.notes == ("timing layer skipped (no timing runs)",)
 
 
+@pytest.mark.slow
 def test_timing_measured_again_passes_the_timing_layer(recorded, workspace, replay, tmp_path):
     result, baseline = recorded
     again = dataclasses.replace(result, timing=bench.measure_timing(SMOKE, workspace, replay, tmp_path))
@@ -123,6 +125,7 @@ def test_timing_measured_again_passes_the_timing_layer(recorded, workspace, repl
     assert [n.split(":")[0] for n in timed] == [f"time {p.name}" for p in bench.TIMING_PAIRS]
 
 
+@pytest.mark.slow
 def test_disabled_cache_fails_naming_metric_and_numbers(recorded, replay, cache_dir, tmp_path):
     _, baseline = recorded
     slow = bench.run_bench(SLOW, bench.prepare_workspace(SLOW, cache_dir), replay, tmp_path, timing_repeats=0)
@@ -141,6 +144,7 @@ def test_disabled_cache_fails_naming_metric_and_numbers(recorded, replay, cache_
     assert report.format().endswith(f"gate: FAILED ({len(report.failures)} problem(s))")
 
 
+@pytest.mark.slow
 def test_a_changed_searcher_decision_fails_naming_searcher_and_generation(recorded, monkeypatch):
     result, baseline = recorded
     original = get_searcher
@@ -157,6 +161,7 @@ def test_a_changed_searcher_decision_fails_naming_searcher_and_generation(record
     assert any(f.startswith("pcf-es: asks changed from generation ") for f in report.failures)
 
 
+@pytest.mark.slow
 def test_slowed_cache_preparation_fails_the_timing_layer_only(recorded, workspace, replay, tmp_path, monkeypatch):
     result, baseline = recorded
     prepare = Evaluator.prepare
@@ -178,6 +183,7 @@ def test_slowed_cache_preparation_fails_the_timing_layer_only(recorded, workspac
     assert report.failures[0].endswith(f"vs baseline {old:.3f} + margin 0.25 = {old + 0.25:.3f}")
 
 
+@pytest.mark.slow
 def test_ratio_gate_and_environment_notes(recorded):
     result, baseline = recorded
     lowered = json.loads(json.dumps(baseline))
@@ -189,6 +195,7 @@ def test_ratio_gate_and_environment_notes(recorded):
     assert any(n.startswith("machine differs from the baseline's ('another machine' -> ") for n in report.notes)
 
 
+@pytest.mark.slow
 def test_another_replay_is_not_compared_count_by_count(recorded):
     result, baseline = recorded
     other = json.loads(json.dumps(baseline))
@@ -197,6 +204,7 @@ def test_another_replay_is_not_compared_count_by_count(recorded):
     assert len(report.failures) == 1 and report.failures[0].startswith("replay changed (baseline sha256 000000000000, now ")
 
 
+@pytest.mark.slow
 def test_other_bench_configuration_is_not_compared(recorded):
     result, baseline = recorded
     other = json.loads(json.dumps(baseline))
@@ -207,6 +215,7 @@ def test_other_bench_configuration_is_not_compared(recorded):
     assert "pcfes bench --update-baseline" in report.failures[0]
 
 
+@pytest.mark.slow
 def test_baseline_and_replay_file_errors(tmp_path, recorded, replay, workspace):
     result, _ = recorded
     with pytest.raises(FileNotFoundError, match="pcfes bench --update-baseline"):
@@ -247,6 +256,7 @@ def test_machine_layer_skips_without_a_run_saved_on_this_fingerprint(tmp_path):
     assert "pcfes bench --save-machine-baseline" in outcome.reason
 
 
+@pytest.mark.slow
 def test_cli_gate_exit_codes_and_outputs(cache_dir, tmp_path, monkeypatch, capsys):
     """`pcfes bench`: --update-replay writes both files; the same code passes (0); --no-cache fails (1)."""
     few = dataclasses.replace(SMOKE, searchers=("evolution", "pcf-es", "pcf-es-is"))
@@ -266,17 +276,6 @@ def test_cli_gate_exit_codes_and_outputs(cache_dir, tmp_path, monkeypatch, capsy
     assert cli.main([*common, "--no-cache"]) == 1
     out = capsys.readouterr().out
     assert "FAIL pcf-es[frozen]: macs changed: baseline " in out and "gate: FAILED" in out
-
-
-@pytest.mark.slow
-def test_benchmark_suite_under_benchmark_disable():
-    """The pytest-benchmark suite (counts benchmarked == counts plain) also holds when benchmarks are disabled."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / bench.SUITE), "-q", "-p", "no:cacheprovider", "--benchmark-disable"],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{len(bench.gate.timed_replays())} passed" in done.stdout
 
 
 @pytest.mark.slow

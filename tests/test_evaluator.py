@@ -84,7 +84,7 @@ def _scores(results) -> list[float]:
     return [r.score for r in results]
 
 
-@pytest.mark.parametrize("name", ["conv-tiny", "spos-tiny", "mbv2-tiny"])
+@pytest.mark.parametrize("name", ["conv-tiny", *(pytest.param(n, marks=pytest.mark.slow) for n in ("spos-tiny", "mbv2-tiny"))])
 @pytest.mark.parametrize("bn_mode", ["ema", "exact"])
 def test_scores_are_bit_identical_at_every_reuse_level(name, bn_mode):
     evaluators = _evaluators(name, EvalProtocol(**SMALL, bn_mode=bn_mode))
@@ -101,7 +101,7 @@ def test_scores_are_bit_identical_at_every_reuse_level(name, bn_mode):
     assert evaluators["prefix-streaming"].store.peak_bytes == 0
 
 
-@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("channels_last", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_channels_last_on_and_off_give_identical_scores_and_stored_features(channels_last):
     evaluators = _evaluators("spos-tiny", EvalProtocol(**SMALL, channels_last=channels_last))
     plan = _generations(evaluators["none"].net, seed=3)
@@ -216,6 +216,7 @@ def test_frozen_node_is_built_from_its_stored_ancestor_without_a_counted_probe()
     assert ev.work.search_macs() == before
 
 
+@pytest.mark.slow
 def test_counts_do_not_depend_on_the_weights_or_the_thread_count():
     protocol = EvalProtocol(**SMALL)
     _, splits = _trained("conv-tiny")

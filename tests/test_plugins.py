@@ -196,6 +196,7 @@ def test_a_plugin_that_is_not_there_exits_2_naming_it(spec, error, tmp_path, mon
 # --- sweep workers load the driver's plugins ------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", [["--jobs", "2"], ["--backend", "ray"]], ids=["jobs-2-processes", "ray-tasks"])
 def test_sweep_workers_load_the_drivers_plugin(backend, small_checkpoint, plugin_file, tmp_path):
     if "ray" in backend:

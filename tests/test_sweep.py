@@ -164,6 +164,7 @@ def test_a_failed_run_is_reported_and_does_not_stop_the_others(small_checkpoint,
     assert len(complete) == 2 and not any(name in failed[0] for name in complete)
 
 
+@pytest.mark.slow
 def test_killed_sweep_reruns_only_the_missing_runs(local_sweep, small_checkpoint, tmp_path):
     path = tmp_path / "sweep.toml"
     path.write_text(to_toml(sweep_data(small_checkpoint)))
@@ -205,6 +206,7 @@ def ray_instance():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_backend_writes_the_same_candidates_as_local(local_sweep, small_checkpoint, ray_instance, tmp_path):
     reference, local_outcomes = local_sweep
     out, outcomes = sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint)), tmp_path / "ray",
@@ -215,6 +217,7 @@ def test_ray_backend_writes_the_same_candidates_as_local(local_sweep, small_chec
         assert (out / name / schema.CANDIDATES_CSV).read_bytes() == (reference / name / schema.CANDIDATES_CSV).read_bytes()
 
 
+@pytest.mark.slow
 def test_local_processes_write_the_same_candidates_as_one_process(local_sweep, small_checkpoint, tmp_path):
     reference = local_sweep[0]
     out, outcomes = sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint, seeds=[1])), tmp_path / "jobs",

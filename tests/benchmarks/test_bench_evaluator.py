@@ -19,6 +19,9 @@ from harness.data import load_dataset
 from harness.evaluation import Evaluator
 from searchers.base import Hints
 
+# Smoke runs of the benchmarks (measure with --benchmark-enable): with the slow tests.
+pytestmark = pytest.mark.slow
+
 PROTOCOL = EvalProtocol()  # the default protocol: 4 x 128 calibration images, 2,000 validation images
 CANDIDATES = 4
 

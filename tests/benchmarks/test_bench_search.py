@@ -12,6 +12,9 @@ import pytest
 
 from harness import bench
 
+# Smoke runs of the benchmarks (the gate's machine layer times them): with the slow tests.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
