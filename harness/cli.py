@@ -559,7 +559,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"only these: {', '.join(_LIST_KINDS)} (default: all)")
     p.set_defaults(func=cmd_list)
 
-    bench = bench_settings
+    bench = bench_settings  # the gate's paths and defaults, without loading the gate (torch, pandas)
     p = sub.add_parser("bench", help="the CI performance regression gate (exact decisions and work counts + timing ratios)")
     p.add_argument("--baseline", type=Path, default=bench.BASELINE_PATH, help="default: %(default)s")
     p.add_argument("--replay", type=Path, default=bench.REPLAY_PATH,
