@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO
 
@@ -79,3 +80,19 @@ def test_building_a_supernet_is_what_imports_torch():
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True"]
+
+
+def test_the_installed_console_script_runs_cli_main():
+    from importlib import metadata
+
+    import pytest
+
+    (point,) = [p for p in metadata.entry_points(group="console_scripts") if p.name == "pcfes"]
+    assert point.value == "harness.cli:main"
+    script = Path(sys.executable).parent / "pcfes"
+    if not script.exists():
+        pytest.skip(f"no pcfes script beside {sys.executable} (not installed into this environment)")
+    proc = subprocess.run([str(script), "list", "datasets"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == ["datasets:", "  fashion16      built in  [default]"]
