@@ -288,7 +288,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _figure_formats(text: str) -> tuple[str, ...]:
-    from harness.report.figures import FIGURE_FORMATS
+    from harness.report.style import FIGURE_FORMATS
 
     formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     unknown = [f for f in formats if f not in FIGURE_FORMATS]

@@ -16,21 +16,23 @@ import scipy.stats
 
 import searchers
 from harness import schema
+from harness.report import style
 from harness.report import PAPER_RESULTS, searcher_colour, sweep_report, write_report
+from harness.report.figures import FIGURE_FILES
 from fixtures_runs import FixtureRun, totals_for, write_fixture_runs, write_run
 
 SEEDS = (3, 11)
-FIGURES = (
-    "generation_cost", "best_score", "majority_share", "frozen_depth", "score_vs_time", "score_vs_energy",
-    "seed_savings", "majority_distance",
-)
-PAGE_WIDE = ("majority_share", "seed_savings", "majority_distance")
+PAGE_WIDE = ("majority_share_per_block.png", "savings_per_seed.png", "majority_vs_final_choice.png")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NO_ENERGY = "unavailable: no RAPL and no NVML"
 
 
-def _figure_names(group: str, supernet: str = "spos-tiny") -> set[str]:
-    return {f"{group}_{supernet}_{kind}.png" for kind in FIGURES}
+def _figure_names(folder: str = "spos-tiny") -> set[str]:
+    return {f"{folder}/{name}" for name in FIGURE_FILES.values()}
+
+
+def _pngs(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
 
 
 def _assert_png(path: Path, width_px: int) -> None:
@@ -82,13 +84,13 @@ def test_report_writes_every_file(basic: tuple[Path, Path]) -> None:
     out = report.parent
     assert report == out / "report.md"
     assert report.read_text().startswith("# fixture report\n")
-    expected = _figure_names("pprotoA_cckptA")
-    assert {p.name for p in out.glob("*.png")} == expected
+    expected = _figure_names()
+    assert _pngs(out) == expected
     text = report.read_text()
     for name in expected:
         assert f"]({name})" in text, f"report.md does not show {name}"
         # Paper sizes at 200 dpi: one column (3.5 in) or the full page width (7 in).
-        _assert_png(out / name, 1400 if any(kind in name for kind in PAGE_WIDE) else 700)
+        _assert_png(out / name, 1400 if name.endswith(PAGE_WIDE) else 700)
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["searcher"]) == ["evolution", "random", "pcf-es", "pcf-es-is"]
 
@@ -190,8 +192,8 @@ def test_protocols_are_reported_in_separate_groups(tmp_path: Path) -> None:
         wall = [totals_for(FixtureRun("evolution", s, protocol_hash=protocol))["wall_s"] for s in SEEDS]
         row = summary[(summary["protocol_hash"] == protocol) & (summary["searcher"] == "evolution")]
         assert row["wall_s_mean"].item() == pytest.approx(sum(wall) / 2, rel=1e-12)
-    pngs = {p.name for p in (tmp_path / "out").glob("*.png")}
-    assert pngs == _figure_names("pprotoA_cckptA") | _figure_names("pprotoB_cckptA")
+    assert _pngs(tmp_path / "out") == _figure_names("spos-tiny-group1") | _figure_names("spos-tiny-group2")
+    assert "### Figures: spos-tiny (in `spos-tiny-group2/`)" in text
 
 
 def test_unavailable_energy_is_na_with_reason_never_zero(tmp_path: Path) -> None:
@@ -209,7 +211,7 @@ def test_unavailable_energy_is_na_with_reason_never_zero(tmp_path: Path) -> None
     assert summary["energy_j_mean"].isna().all() and summary["energy_j_std"].isna().all()
     assert (summary["energy_j_missing_reason"] == NO_ENERGY).all()
     assert "not drawn: energy unavailable for every run" in text
-    assert not (tmp_path / "out" / "pprotoA_cckptA_spos-tiny_score_vs_energy.png").exists()
+    assert not (tmp_path / "out" / "spos-tiny" / FIGURE_FILES["score_vs_energy"]).exists()
 
 
 def test_partly_unavailable_cell_is_na_and_all_sources_are_listed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -237,8 +239,8 @@ def test_sweep_report_figure_and_table(tmp_path: Path) -> None:
             write_run(root, FixtureRun("pcf-es", seed, searcher_params={"threshold": threshold, "monitor": 3}))
     report = sweep_report([root], tmp_path / "out", "threshold")
     assert report == tmp_path / "out" / "sweep_threshold.md"
-    _assert_png(tmp_path / "out" / "sweep_threshold_pprotoA_cckptA_spos-tiny.png", 700)
-    assert "](sweep_threshold_pprotoA_cckptA_spos-tiny.png)" in report.read_text()
+    _assert_png(tmp_path / "out" / "spos-tiny" / "sweep_threshold.png", 700)
+    assert "](spos-tiny/sweep_threshold.png)" in report.read_text()
     table = pd.read_csv(tmp_path / "out" / "sweep_threshold.csv")
     pcf = table[table["searcher"] == "pcf-es"].sort_values("value")
     assert list(pcf["value"]) == list(thresholds)
@@ -266,6 +268,7 @@ def test_sweep_report_rejects_bad_requests(tmp_path: Path) -> None:
 def test_every_searcher_keeps_one_colour() -> None:
     known = [searcher_colour(s) for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
     assert known == [searchers.searcher_entry(s).colour for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
+    assert known == [style.registered_styles()[s][0] for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
     assert known == ["#999999", "#000000", "#E69F00", "#0072B2", "#D55E00"]  # the built-ins' colours before the registry
     assert len(set(known)) == 5
     assert searcher_colour("my-searcher") == searcher_colour("my-searcher") and searcher_colour("my-searcher") not in known
@@ -278,12 +281,26 @@ def test_figures_draw_a_user_searcher_in_its_entry_style_and_an_unregistered_one
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     registry.register_searcher("optuna", type("Optuna", (RandomSearcher,), {}))
     registry.register_searcher("optuna-nsga2", type("OptunaNSGA2", (RandomSearcher,), {}))
-    entries = registry.registered_searchers()
-    assert searcher_style("optuna") == (entries["optuna"].colour, entries["optuna"].linestyle)
+    styles = style.registered_styles()
+    assert registry.registered_searchers()["optuna"].colour is None  # declared none: the style picks one
+    assert searcher_style("optuna") == styles["optuna"] and styles["optuna"][1] == "-"
     assert searcher_colour("optuna") != searcher_colour("optuna-nsga2")
+    assert len(set(styles.values())) == len(styles)
     # A searcher found only in old run folders: a stable colour that no registered searcher has.
     assert searcher_style("from-an-old-run") == searcher_style("from-an-old-run")
-    assert searcher_colour("from-an-old-run") not in {e.colour for e in entries.values()}
+    assert searcher_colour("from-an-old-run") not in {colour for colour, _ in styles.values()}
+
+
+def test_once_the_palette_is_spent_colours_repeat_with_another_line_style(monkeypatch) -> None:
+    from searchers import RandomSearcher, registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    free = len(style.PALETTE) - len(registry.registered_searchers())
+    for i in range(free + 1):
+        registry.register_searcher(f"user-{i}", type(f"User{i}", (RandomSearcher,), {}))
+    styles = style.registered_styles()
+    assert len(set(styles.values())) == len(styles)
+    assert styles[f"user-{free}"][1] == "--"
 
 
 def test_sweep_points_that_coincide_share_one_label() -> None:
@@ -351,7 +368,7 @@ def test_one_seed_savings_say_so_instead_of_an_interval(tmp_path: Path) -> None:
 
 
 def test_legend_with_long_labels_fits_the_figure() -> None:
-    from harness.report.figures import COLUMN_WIDTH_IN, legend, new_figure
+    from harness.report.style import COLUMN_WIDTH_IN, legend, new_figure
 
     figure = new_figure(COLUMN_WIDTH_IN, 2.9)
     axes = figure.add_subplot()
@@ -370,11 +387,11 @@ def test_figures_also_in_pdf_and_svg_with_an_integer_depth_axis(tmp_path: Path) 
     write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"))
     out = tmp_path / "report"
     write_report([root], out, formats=("png", "pdf", "svg"))
-    for kind in FIGURES:
-        stem = out / f"pprotoA_cckptA_spos-tiny_{kind}"
+    for name in FIGURE_FILES.values():
+        stem = out / "spos-tiny" / name
         assert stem.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
         assert b"<svg" in stem.with_suffix(".svg").read_bytes()[:500]
-    svg = (out / "pprotoA_cckptA_spos-tiny_frozen_depth.svg").read_text()
+    svg = (out / "spos-tiny" / FIGURE_FILES["frozen_depth"]).with_suffix(".svg").read_text()
     ticks = re.findall(r"<!-- ([0-9.\-−]+) -->", svg)
     assert ticks and all(float(t.replace("−", "-")).is_integer() for t in ticks), ticks
     with pytest.raises(ValueError, match="unknown figure format"):
@@ -431,3 +448,68 @@ def test_the_same_run_given_twice_is_one_seed_and_the_report_says_so(tmp_path: P
     line = next(line for line in report.read_text().splitlines() if line.startswith("Dropped as duplicates"))
     assert f"`{run}`" in line and f"`{copy}`" in line
     assert "Skipped" not in report.read_text()  # a copy is a duplicate, not an incomplete run
+
+
+def test_every_figure_kind_keeps_its_text_inside_the_canvas_and_its_bands_feasible(tmp_path: Path, monkeypatch) -> None:
+    """Render every figure kind (report and sweep, one and two groups) and check each drawn text artist
+    lies inside its canvas, and each ±std band of an accuracy or a depth within its feasible range."""
+    import matplotlib.text
+    from matplotlib.collections import FillBetweenPolyCollection, PolyCollection
+
+    outside: list[str] = []
+    drawn_text = matplotlib.text.Text.draw
+
+    def checked_draw(text, renderer):
+        drawn_text(text, renderer)
+        if text.get_visible() and text.get_text().strip():
+            box, canvas = text.get_window_extent(renderer), text.figure.bbox
+            if not (box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 and box.y1 <= canvas.y1 + 0.5):
+                outside.append(f"{text.get_text()!r} at {box.bounds} outside {canvas.bounds}")
+
+    monkeypatch.setattr(matplotlib.text.Text, "draw", checked_draw)
+    bands: dict[str, list[tuple[float, float]]] = {}
+    saving = matplotlib.figure.Figure.savefig
+
+    def record_bands(figure, path, **kwargs):
+        for axes in figure.axes:
+            title = axes.get_title()
+            for band in axes.collections:
+                if isinstance(band, (PolyCollection, FillBetweenPolyCollection)):
+                    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+                    bands.setdefault(title, []).append((float(ys.min()), float(ys.max())))
+        return saving(figure, path, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record_bands)
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3, 11, 12), searchers=("evolution", "random", "cf-es", "pcf-es", "pcf-es-is"), second_protocol=True)
+    for threshold in (0.5, 0.9):
+        write_run(root, FixtureRun("pcf-es", 3, searcher_params={"population": 6, "threshold": threshold, "monitor": 3}))
+        write_run(root, FixtureRun("pcf-es", 11, searcher_params={"population": 6, "threshold": threshold, "monitor": 3}))
+    write_report([root], tmp_path / "out")
+    sweep_report([root], tmp_path / "out", "threshold")
+    assert len(_pngs(tmp_path / "out")) == 2 * len(FIGURE_FILES) + 2
+    assert not outside, "\n".join(outside)
+    depth_bands = [b for title, found in bands.items() if "frozen prefix depth" in title for b in found]
+    score_bands = [b for title, found in bands.items() if "best score per generation" in title for b in found]
+    assert depth_bands and all(0.0 <= low and high <= 4.0 for low, high in depth_bands), depth_bands
+    assert score_bands and all(0.0 <= low and high <= 1.0 for low, high in score_bands), score_bands
+
+
+def test_a_depth_band_that_would_run_above_every_block_stops_at_the_number_of_blocks(tmp_path: Path, monkeypatch) -> None:
+    import matplotlib.figure
+    from matplotlib.collections import FillBetweenPolyCollection
+
+    from harness.report.figures import _mean_lines
+
+    # Two seeds of one configuration: depths 2 and 4 of 4 blocks at generation 1 -> mean 3 ± 1.41.
+    gens = pd.DataFrame({
+        "run_id": ["a", "a", "b", "b"], "searcher": "pcf-es", "variant": "", "generation": [0, 1, 0, 1],
+        "frozen_depth": [0, 2, 0, 4],
+    })
+    captured = []
+    saving = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda figure, path, **kw: captured.append(figure) or saving(figure, path, **kw))
+    _mean_lines(gens, "frozen_depth", "depth", "frozen blocks (of 4)", tmp_path / "d.png", ("png",), bounds=(0.0, 4.0), steps=True)
+    band = next(c for c in captured[0].axes[0].collections if isinstance(c, FillBetweenPolyCollection))
+    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    assert ys.max() == 4.0 and ys.min() == 0.0

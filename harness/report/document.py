@@ -9,12 +9,14 @@ from pathlib import Path
 import matplotlib as mpl
 import pandas as pd
 
-from harness.report.figures import STYLE, group_slug, seed_strips, slug, supernet_figures
+from harness.report.figures import FIGURE_FILES, seed_strips, supernet_figures
 from harness.report.premises import distance_figure, premise_threshold, premises, premises_md
 from harness.report.paper import paper_md
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame
+from harness.report.style import RC_PARAMS, figure_dir
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, runs_md, savings_md, sources_md, summary_md
+from harness import schema
 from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv, write_text
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,15 @@ def _group_heading(index: int, protocol_hash: str, checkpoint_hash: str, runs: p
     )
 
 
+def _figure_md(caption: str, path: Path | None, out_dir: Path) -> str:
+    """A figure with its caption under it, linked relative to report.md; a note in italics where none was drawn."""
+    if path is None:
+        return f"*{caption}.*\n"
+    return f"![{caption}]({path.relative_to(out_dir).as_posix()})\n\n*{caption}.*\n"
+
+
 def _premises_section(
-    gens: pd.DataFrame, runs: pd.DataFrame, supernet: str, out_dir: Path, prefix: str, formats: Sequence[str]
+    gens: pd.DataFrame, runs: pd.DataFrame, supernet: str, out_dir: Path, folder: Path, formats: Sequence[str]
 ) -> list[str]:
     answers = runs.set_index("run_id")["best_arch"]
     # Every reuse level scores the same candidates (tests/test_runner.py), so an evolution search run
@@ -67,12 +76,12 @@ def _premises_section(
     found = premises(gens, answers, premise_threshold(supernet))
     if found is None:
         return [f"*Premises of PCF-ES not checked on {supernet}: no {BASELINE} runs.*\n"]
-    path = distance_figure(found, supernet, out_dir / f"{prefix}_{slug(supernet)}_majority_distance.png", formats)
+    path = distance_figure(found, supernet, folder / FIGURE_FILES["majority_distance"], formats)
     caption = (
         "Binary distance between each block's majority choice at each generation and the final answer's choice, "
         f"share of {BASELINE} runs (cf. paper Fig. 3); right: mean over the shallow and the deep half of the blocks"
     )
-    return [f"### Premises of PCF-ES on {supernet}\n", premises_md(found, supernet), f"![{caption}]({path.name})\n\n*{caption}.*\n"]
+    return [f"### Premises of PCF-ES on {supernet}\n", premises_md(found, supernet), _figure_md(caption, path, out_dir)]
 
 
 def write_report(
@@ -98,7 +107,7 @@ def write_report(
         "averaged with a 95% confidence interval. `n/a (reason)` marks a quantity that was not measured.\n"
     )
     md += dropped_lines(records, skipped)
-    with mpl.rc_context(STYLE):
+    with mpl.rc_context(RC_PARAMS):
         for index, ((protocol_hash, checkpoint_hash), group_runs) in enumerate(groups, start=1):
             mask = (summary["protocol_hash"] == protocol_hash) & (summary["checkpoint_hash"] == checkpoint_hash)
             group_summary = summary[mask]
@@ -114,23 +123,22 @@ def write_report(
                     paper,
                     sources_md(group_runs, TABLE_SOURCES),
                 ]
-            prefix = group_slug(protocol_hash, checkpoint_hash)
             group_gens = gens[(gens["protocol_hash"] == protocol_hash) & (gens["checkpoint_hash"] == checkpoint_hash)]
             for supernet, supernet_gens in group_gens.groupby("supernet"):
-                md.append(f"### Figures: {supernet}\n")
-                for caption, name in supernet_figures(supernet_gens, supernet, out_dir, prefix, formats):
-                    md.append(f"![{caption}]({name})\n\n*{caption}.*\n" if name else f"*{caption}.*\n")
-                strips = seed_strips(
-                    group_runs[group_runs["supernet"] == supernet], supernet,
-                    out_dir / f"{prefix}_{slug(supernet)}_seed_savings.png", formats,
-                )
+                folder = figure_dir(out_dir, supernet, index, len(groups))
+                supernet_runs = group_runs[group_runs["supernet"] == supernet]
+                md.append(f"### Figures: {supernet} (in `{folder.relative_to(out_dir).as_posix()}/`)\n")
+                energy_sources = supernet_runs.loc[supernet_runs["energy_j"].notna(), schema.source_column("energy_j")]
+                for caption, path in supernet_figures(supernet_gens, supernet, folder, formats, energy_sources):
+                    md.append(_figure_md(caption, path, out_dir))
+                strips = seed_strips(supernet_runs, supernet, folder / FIGURE_FILES["seed_savings"], formats)
                 if strips is not None:
                     caption = (
                         f"CPU time saved and final-score difference vs {BASELINE}, one point per paired seed: "
                         "a bimodal outcome shows as two clusters that a mean would hide"
                     )
-                    md.append(f"![{caption}]({strips.name})\n\n*{caption}.*\n")
-                md += _premises_section(supernet_gens, group_runs, supernet, out_dir, prefix, formats)
+                    md.append(_figure_md(caption, strips, out_dir))
+                md += _premises_section(supernet_gens, group_runs, supernet, out_dir, folder, formats)
     md += ["## Runs\n", runs_md(runs)]
     report = out_dir / "report.md"
     write_text(report, "\n".join(md))
