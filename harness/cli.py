@@ -41,6 +41,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
         p.add_argument("--device", help="cpu or cuda[:i]"),
         p.add_argument("--country", dest="country_iso_code",
                        help="ISO-3 country code for CodeCarbon's grid intensity (default USA)"),
+        p.add_argument("--no-carbon", action="store_true",
+                       help="run without CodeCarbon: CO2 recorded as unavailable with the reason (config: carbon.enabled = false)"),
         reuse.add_argument("--reuse", choices=cfg.REUSE_LEVELS,
                            help="exact work reuse: none (every candidate from the input), frozen (the searcher's frozen "
                            "prefix only, the paper's mechanism), prefix (prefix tree + store; the default); scores are identical"),
@@ -92,6 +94,8 @@ def config_data(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
         flags["protocol"] = protocol
     if getattr(args, "reuse", None):
         flags["reuse"] = {"level": args.reuse}
+    if getattr(args, "no_carbon", False):
+        flags["carbon"] = {"enabled": False}
     return cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
 
 

@@ -17,6 +17,7 @@ RUN_JSON = "run.json"
 GENERATIONS_CSV = "generations.csv"
 CANDIDATES_CSV = "candidates.csv"
 EMISSIONS_JSON = "emissions.json"
+EMISSIONS_CSV = "emissions.csv"  # CodeCarbon's fields per window (optional: absent where CodeCarbon is off)
 CHECKPOINT_JSON = "checkpoint.json"  # runner state for --resume; removed when the run completes
 LOCK_FILE = ".pcfes.lock"  # advisory lock of a run / compare / sweep folder while a process writes it
 
@@ -180,6 +181,9 @@ class Emissions:
     codecarbon_version: str | None
     sources: Mapping[str, str]  # quantity -> meter source
     per_phase: Mapping[str, Mapping[str, Mapping[str, Any]]]  # phase -> quantity -> value, unit, source
+    # CodeCarbon's tracking mode ("process" | "machine") and what its numbers cover; None where it did not run.
+    tracking_mode: str | None = None
+    attribution: str | None = None
 
 
 EMISSION_KEYS = _names(Emissions)

@@ -16,11 +16,11 @@ import torch
 
 import searchers
 import supernets
-from harness import provenance, store
+from harness import provenance, schema, store
 from harness.config import EvalProtocol, RunConfig, content_hash, run_config_from_dict
 from harness.data import DatasetSplits, available_datasets, load_dataset
 from harness.evaluation import Evaluator
-from harness.meters import default_meters, validate_country_iso_code
+from harness.meters import codecarbon_missing, default_meters, validate_country_iso_code
 from harness.progress import progress_bar
 from harness.runner import RunIdentity, Runner
 from supernets.checkpoint import CheckpointInfo, StaleCheckpointError, check_code, load_checkpoint, read_checkpoint
@@ -230,7 +230,8 @@ def validate(config: RunConfig) -> None:
         raise ValueError(
             f"unknown dataset {config.protocol.dataset!r}; available: {', '.join(available_datasets())}"
         )
-    validate_country_iso_code(config.country_iso_code)
+    if config.carbon.enabled and not codecarbon_missing():  # a missing CodeCarbon is recorded unavailable
+        validate_country_iso_code(config.country_iso_code)
     device = torch.device(config.protocol.device)  # the syntax is checked by EvalProtocol
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {config.protocol.device!r} requested but CUDA is not available")
@@ -287,7 +288,10 @@ def _locked_search(
     else:
         evaluator.reset()
     searcher = searcher or make_searcher(config, workspace.net)
-    meters = default_meters(config.protocol.device, config.country_iso_code)
+    meters = default_meters(
+        config.protocol.device, config.country_iso_code, codecarbon=config.carbon.enabled,
+        tracking_mode=config.carbon.tracking_mode, emissions_csv=run_dir / schema.EMISSIONS_CSV,
+    )
     identity = RunIdentity(
         run_id=run_dir.name,
         config=config.to_dict(),

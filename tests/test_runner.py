@@ -142,6 +142,13 @@ def test_run_files_follow_the_schema(small_config, tmp_path):
     assert 0 <= run["result"]["final_score"] <= 1 and run["result"]["test_accuracy"] is not None
     emissions = record.emissions
     assert emissions["co2_g"] == pytest.approx(emissions["energy_kwh"] * emissions["grid_intensity_g_per_kwh"], rel=1e-6)
+    assert emissions["tracking_mode"] == "process" and emissions["attribution"].startswith("process: ")
+    # CodeCarbon's own fields per window; the run's energy is the sum over its search phases.
+    windows = pd.read_csv(path / schema.EMISSIONS_CSV)
+    assert set(windows["phase"]) == {*schema.PHASES, "final"}
+    search = windows[windows["phase"].isin(schema.PHASES)]
+    assert search["energy_consumed"].sum() == pytest.approx(emissions["energy_kwh"], rel=1e-9)
+    assert {"cpu_energy", "ram_energy", "gpu_energy", "cpu_power", "cpu_model", "pue", "duration"} <= set(windows.columns)
     frame = store.load_runs([path])
     assert frame.loc[0, "searcher"] == "pcf-es" and frame.loc[0, "protocol_hash"] == run["protocol_hash"]
 

@@ -6,11 +6,12 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness.meters.carbon import CodeCarbonMeter
+from harness.meters.carbon import CodeCarbonMeter, UnavailableCarbonMeter, codecarbon_missing
 from harness.meters.clock import CpuTimeMeter, WallMeter
 from harness.meters.cuda import CudaEventMeter, cuda_synchronizer
 from harness.meters.measurement import QUANTITY_UNITS, UNAVAILABLE, Measurement, Meter, best_energy, combine, unavailable
@@ -72,6 +73,7 @@ class MeterSet:
         self._phase = phase
         t0 = time.perf_counter()
         for meter in self._meters:
+            meter.name_window(phase)
             meter.start()
         t1 = time.perf_counter()
         opened = Window(phase)
@@ -114,6 +116,10 @@ class MeterSet:
         }
         return {q: m.source for q, m in self._complete(placeholders).items()}
 
+    def settings(self) -> dict[str, str]:
+        """Every meter's ``settings()``, merged (e.g. CodeCarbon's tracking mode and what it attributes)."""
+        return {key: value for meter in self._meters for key, value in meter.settings().items()}
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable sums, so a resumed run adds to the cost spent before the interruption."""
         return {
@@ -140,8 +146,15 @@ class MeterSet:
             meter.close()
 
 
-def default_meters(device: str, country_iso_code: str, *, codecarbon: bool = True) -> MeterSet:
-    """The standard meters for a run on ``device`` ("cpu" or "cuda[:i]")."""
+CARBON_OFF = "CodeCarbon switched off (--no-carbon or carbon.enabled = false)"
+
+
+def default_meters(
+    device: str, country_iso_code: str, *, codecarbon: bool = True, tracking_mode: str = "process",
+    emissions_csv: Path | None = None,
+) -> MeterSet:
+    """The standard meters for a run on ``device`` ("cpu" or "cuda[:i]"); CodeCarbon (``tracking_mode``,
+    writing ``emissions_csv``) unless ``codecarbon`` is False or it is not installed, then unavailable with the reason."""
     dev = torch.device(device)
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}")
@@ -157,6 +170,10 @@ def default_meters(device: str, country_iso_code: str, *, codecarbon: bool = Tru
             meters.append(NvmlEnergyMeter(uuid=uuid, synchronize=sync))
         else:
             meters.append(NvmlEnergyMeter(dev.index or 0))
-    if codecarbon:
-        meters.append(CodeCarbonMeter(country_iso_code))
+    if not codecarbon:
+        meters.append(UnavailableCarbonMeter(CARBON_OFF))
+    elif missing := codecarbon_missing():
+        meters.append(UnavailableCarbonMeter(missing))
+    else:
+        meters.append(CodeCarbonMeter(country_iso_code, tracking_mode=tracking_mode, emissions_csv=emissions_csv))
     return MeterSet(meters)
