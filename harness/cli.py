@@ -259,6 +259,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.verbose:  # many short runs: their per-freeze info lines would drown the verdict
         logging.getLogger("searchers").setLevel(logging.WARNING)
     config = bench.BenchConfig(disable_reuse=args.no_cache)
+    folder = args.baseline_dir or bench.BASELINE_DIR
+    args.baseline = args.baseline or folder / bench.BASELINE_NAME
+    args.replay = args.replay or folder / bench.REPLAY_NAME
     update = args.update_baseline or args.update_replay
     baseline = None if update else bench.load_baseline(args.baseline)
     if args.update_replay:
@@ -267,17 +270,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     replay = bench.load_replay(args.replay)
     workspace = bench.prepare_workspace(config, args.cache_dir, progress=not args.quiet)
     repeats = 0 if args.no_timing else args.repeats
-    result = bench.run_bench(config, workspace, replay, args.cache_dir / "runs", timing_repeats=repeats)
+    result = bench.run_bench(config, workspace, replay, args.cache_dir / "runs", timing_repeats=repeats, progress=not args.quiet)
     print(bench.format_result(result))
-    if args.output:
-        bench.write_benchmark_action(result, args.output)
+    for series, path in (("costs", args.output), ("decisions", args.output_decisions), ("times", args.output_times)):
+        if path:
+            bench.write_benchmark_action(result, path, series)
     if args.record:
         bench.write_baseline(result, args.record)
     passed = True
     if baseline is None:
         bench.write_baseline(result, args.baseline)
         print(f"wrote {args.baseline}. Commit it with a message that says WHY the counts changed, "
-              f"e.g. git commit -m 'bench baseline: <reason>' {args.baseline} {args.replay}")
+              f"e.g. git -C {Path(args.baseline).resolve().parent} commit -m 'bench baseline: <reason>' "
+              f"{Path(args.baseline).resolve()} {Path(args.replay).resolve()}")
     else:
         report = bench.check(baseline, result, margin=args.margin)
         print(report.format())
@@ -488,9 +493,11 @@ def make_parser() -> argparse.ArgumentParser:
     from harness import bench
 
     p = sub.add_parser("bench", help="the CI performance regression gate (exact decisions and work counts + timing ratios)")
-    p.add_argument("--baseline", type=Path, default=bench.BASELINE_PATH, help="default: %(default)s")
-    p.add_argument("--replay", type=Path, default=bench.REPLAY_PATH,
-                   help="the recorded hints and archs the work layer replays (default: %(default)s)")
+    p.add_argument("--baseline-dir", type=Path, metavar="DIR",
+                   help=f"folder with baseline.json and replay.json (default: the repository's {bench.BASELINE_DIR})")
+    p.add_argument("--baseline", type=Path, help="the baseline file (default: DIR/baseline.json)")
+    p.add_argument("--replay", type=Path,
+                   help="the recorded hints and archs the work layer replays (default: DIR/replay.json)")
     p.add_argument("--update-baseline", action="store_true",
                    help="rewrite the baseline from this run (commit it with the reason in the message)")
     p.add_argument("--update-replay", action="store_true",
@@ -505,7 +512,12 @@ def make_parser() -> argparse.ArgumentParser:
                    f"--benchmark-compare-fail={bench.MACHINE_FAIL.replace('%', '%%')})")
     p.add_argument("--cache-dir", type=Path, default=bench.CACHE_DIR, help="bench supernet + runs (default %(default)s)")
     p.add_argument("--output", type=Path,
-                   help="also write this run as github-action-benchmark's customSmallerIsBetter JSON (name, unit, value)")
+                   help="also write the cost series (exact work counts, MAC and same-machine CPU-time ratios; each can "
+                   "regress) as github-action-benchmark's customSmallerIsBetter JSON (name, unit, value)")
+    p.add_argument("--output-decisions", type=Path, metavar="PATH",
+                   help="also write the searchers' decisions (candidates, generations, final frozen depth) in that format")
+    p.add_argument("--output-times", type=Path, metavar="PATH",
+                   help="also write each replay's absolute CPU seconds on this runner in that format (noisy across runners)")
     p.add_argument("--record", type=Path, help="also write this run in the baseline's own format")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)

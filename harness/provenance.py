@@ -14,7 +14,8 @@ import torch
 
 from harness import plugins
 
-_REPO = Path(__file__).resolve().parent.parent
+# The checkout this package runs from (an editable install or a clone); a wheel install has none of its files.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def versions() -> dict[str, Any]:
@@ -44,7 +45,7 @@ def plugin_versions() -> list[dict[str, Any]]:
     ]
 
 
-def git_state(repo: Path = _REPO) -> dict[str, Any]:
+def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:
     """Commit and dirty flag of the checkout the code runs from (None outside a checkout)."""
 
     def git(*args: str) -> str | None:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 _TEMP_SUFFIX = ".tmp"
 _WRITE_PROBE = ".write-test"
-_OUR_FILES = frozenset({*schema.RUN_FILES, schema.CHECKPOINT_JSON})
+_OUR_FILES = frozenset({*schema.RUN_FILES, schema.EMISSIONS_CSV, schema.CHECKPOINT_JSON})
 
 
 class RunLoadError(ValueError):

@@ -363,8 +363,10 @@ def run_matrix(
     paths = []
     with progress_bar(len(configs), "runs", "run", enabled=progress and len(configs) > 1) as bar:
         for config in configs:
-            bar.set_postfix(next=f"{config.searcher} s{config.seed}")
+            name = f"{config.searcher} s{config.seed}"
+            bar.set_postfix(running=name)  # shown on a terminal bar while the run goes
             paths.append(_matrix_run(config, workspace, Path(out_dir) / run_id(resolve(config)), overwrite, progress))
+            bar.set_postfix(done=name)  # the counted line (a log line off a terminal) names the run it counts
             bar.update(1)
     return paths
 

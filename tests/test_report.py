@@ -365,6 +365,27 @@ def test_one_seed_savings_say_so_instead_of_an_interval(tmp_path: Path) -> None:
     assert list(summary.table.columns[-3:]) == ["time_saved_%", "CPU_time_saved_%", "MACs_saved_%"]
     assert summary.notes[1:] == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
     assert summary.notes[0].startswith("macs_without_reuse: what reuse level none would have executed")
+    assert list(summary.table["time_saved_%"]) == ["baseline", summary.table["time_saved_%"].iloc[1]]
+    assert isinstance(summary.table["time_saved_%"].iloc[1], float)
+
+
+def test_a_single_search_prints_its_own_costs_without_none_or_a_pairing_warning(tmp_path: Path, caplog) -> None:
+    from harness.report.console import console_summary
+    from harness.store import load_records
+
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3,), searchers=("pcf-es",))
+    with caplog.at_level(logging.WARNING):
+        summary = console_summary(load_records([root]))
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    text = summary.format()
+    assert "None" not in text and "saved" not in " ".join(summary.table.columns)
+    assert {"wall_s", "cpu_s", "macs", "energy_j", "co2_g", "final_score"} <= set(summary.table.columns)
+    assert summary.notes[-1].startswith("Savings need a evolution run with the same seed")
+    # Beside an evolution run of another seed: the unpaired run says why, never None.
+    write_run(root, FixtureRun("evolution", 4))
+    table = console_summary(load_records([root])).table
+    assert list(table["time_saved_%"]) == ["baseline", "n/a (no evolution s3)"]
 
 
 def test_legend_with_long_labels_fits_the_figure() -> None:

@@ -1,6 +1,8 @@
 """The CI performance regression gate (`pcfes bench`): decisions, work, timing, same-machine layers."""
 
 from harness.bench.gate import (
+    BASELINE_DIR,
+    BASELINE_NAME,
     BASELINE_PATH,
     BENCH_SEARCHERS,
     CACHE_DIR,
@@ -11,7 +13,9 @@ from harness.bench.gate import (
     LEVELS,
     NO_REUSE,
     REFERENCE,
+    REPLAY_NAME,
     REPLAY_PATH,
+    SERIES,
     TIMING_PAIRS,
     BenchConfig,
     BenchResult,
@@ -29,6 +33,8 @@ from harness.bench.gate import (
     smoke_config,
     trace_searches,
     write_baseline,
+    benchmark_action_entries,
+    check_format,
     write_benchmark_action,
 )
 from harness.bench.landscape import Landscape, SearchTrace, trace_search
@@ -36,10 +42,10 @@ from harness.bench.machine import MACHINE_FAIL, SUITE, MachineBenchOutcome, mach
 from harness.bench.replay import Replay, ReplaySearcher, load_replay, write_replay
 
 __all__ = [
-    "BASELINE_PATH", "BENCH_SEARCHERS", "CACHE_DIR", "DEFAULT_MARGIN", "DEFAULT_REPEATS", "FORMAT", "FORMAT_VERSION",
-    "LEVELS", "MACHINE_FAIL", "NO_REUSE", "REFERENCE", "REPLAY_PATH", "SUITE", "TIMING_PAIRS", "BenchConfig",
+    "BASELINE_DIR", "BASELINE_NAME", "BASELINE_PATH", "BENCH_SEARCHERS", "CACHE_DIR", "DEFAULT_MARGIN", "DEFAULT_REPEATS", "FORMAT", "FORMAT_VERSION",
+    "LEVELS", "MACHINE_FAIL", "NO_REUSE", "REFERENCE", "REPLAY_NAME", "REPLAY_PATH", "SERIES", "SUITE", "TIMING_PAIRS", "BenchConfig",
     "BenchResult", "GateReport", "Landscape", "MachineBenchOutcome", "Replay", "ReplaySearcher", "Replayed",
-    "SearchTrace", "TimingPair", "check", "format_result", "load_baseline", "load_replay", "machine_benchmark",
+    "SearchTrace", "TimingPair", "benchmark_action_entries", "check", "check_format", "format_result", "load_baseline", "load_replay", "machine_benchmark",
     "machine_storage", "measure_replay", "measure_timing", "prepare_workspace", "record_replay", "run_bench", "smoke_config",
     "trace_search", "trace_searches", "write_baseline", "write_benchmark_action", "write_replay",
 ]
