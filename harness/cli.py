@@ -179,7 +179,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.report:
         from harness.report import write_report
 
-        report = write_report([out], Path(args.report))
+        report = write_report([out], Path(args.report), progress=not args.quiet)
         print(f"report: {report}")
     else:
         print(f"make the report with: pcfes report {out} -o reports/{out.name}")
@@ -193,7 +193,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.sweep:
         path = sweep_report(args.runs, Path(args.output), args.sweep, formats=formats)
     else:
-        path = write_report(args.runs, Path(args.output), formats=formats)
+        path = write_report(args.runs, Path(args.output), formats=formats, progress=not args.quiet)
     print(f"report: {path}")
     return 0
 
@@ -215,7 +215,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
     report_dir = Path(args.report) if args.report else Path("reports") / plan.name
     formats = _figure_formats(args.formats)
-    path = sweep_report([out], report_dir, args.sweep, formats=formats) if args.sweep else write_report([out], report_dir, formats=formats)
+    path = (
+        sweep_report([out], report_dir, args.sweep, formats=formats) if args.sweep
+        else write_report([out], report_dir, formats=formats, progress=not args.quiet)
+    )
     print(f"report: {path}")
     return 1 if failed else 0
 
@@ -478,6 +481,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
     p.add_argument("--formats", default="png", metavar="LIST",
                    help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
+    p.add_argument("--quiet", action="store_true", help="no progress")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("check", help="run a searcher or supernet through its contract; one pass/FAIL line per check (exit 1 on a FAIL)")

@@ -210,7 +210,7 @@ def test_unavailable_energy_is_na_with_reason_never_zero(tmp_path: Path) -> None
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert summary["energy_j_mean"].isna().all() and summary["energy_j_std"].isna().all()
     assert (summary["energy_j_missing_reason"] == NO_ENERGY).all()
-    assert "not drawn: energy unavailable for every run" in text
+    assert f"not drawn: energy unavailable for every run ({NO_ENERGY}); runs with CodeCarbon on (no --no-carbon)" in text
     assert not (tmp_path / "out" / "spos-tiny" / FIGURE_FILES["score_vs_energy"]).exists()
 
 
@@ -534,3 +534,19 @@ def test_a_depth_band_that_would_run_above_every_block_stops_at_the_number_of_bl
     band = next(c for c in captured[0].axes[0].collections if isinstance(c, FillBetweenPolyCollection))
     ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
     assert ys.max() == 4.0 and ys.min() == 0.0
+
+
+def test_a_report_folder_that_cannot_be_written_is_one_line_naming_the_fix(tmp_path: Path, capsys) -> None:
+    from harness import cli
+
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3,), searchers=("evolution",))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match=f"cannot write the report to {blocker / 'out'}: .*; pass -o a folder you can write"):
+        write_report([root], blocker / "out")
+    assert cli.main(["report", str(root), "-o", str(blocker / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pcfes report: error: cannot write the report to ")
+    with pytest.raises(ValueError, match="pass -o a folder you can write"):
+        sweep_report([root], blocker / "out", "threshold")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
 import pandas as pd
 
+from harness.progress import progress_bar
 from harness.report.figures import FIGURE_FILES, seed_strips, supernet_figures
 from harness.report.premises import distance_figure, premise_threshold, premises, premises_md
 from harness.report.paper import paper_md
@@ -20,6 +22,18 @@ from harness import schema
 from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv, write_text
 
 log = logging.getLogger(__name__)
+
+
+def report_dir(out_dir: str | Path) -> Path:
+    """``out_dir``, created and checked writable before anything is computed, so a report is never half-written there."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot write the report to {out_dir}: {exc.strerror or exc}; pass -o a folder you can write") from None
+    return out_dir
 
 
 def load(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[Path]]:
@@ -85,11 +99,12 @@ def _premises_section(
 
 
 def write_report(
-    paths: Iterable[str | Path], out_dir: str | Path, *, title: str | None = None, formats: Sequence[str] = ("png",)
+    paths: Iterable[str | Path], out_dir: str | Path, *, title: str | None = None, formats: Sequence[str] = ("png",),
+    progress: bool = False,
 ) -> Path:
-    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``;
+    ``progress`` counts the figure sections (one per group and supernet)."""
+    out_dir = report_dir(out_dir)
     records, skipped = load(paths)
     runs = pair_with_baseline(runs_frame(records))
     summary = summarise(runs)
@@ -107,7 +122,8 @@ def write_report(
         "averaged with a 95% confidence interval. `n/a (reason)` marks a quantity that was not measured.\n"
     )
     md += dropped_lines(records, skipped)
-    with mpl.rc_context(RC_PARAMS):
+    sections = runs.groupby([*GROUP_KEYS, "supernet"]).ngroups
+    with mpl.rc_context(RC_PARAMS), progress_bar(sections, "report figures", "section", enabled=progress) as bar:
         for index, ((protocol_hash, checkpoint_hash), group_runs) in enumerate(groups, start=1):
             mask = (summary["protocol_hash"] == protocol_hash) & (summary["checkpoint_hash"] == checkpoint_hash)
             group_summary = summary[mask]
@@ -128,7 +144,7 @@ def write_report(
                 folder = figure_dir(out_dir, supernet, index, len(groups))
                 supernet_runs = group_runs[group_runs["supernet"] == supernet]
                 md.append(f"### Figures: {supernet} (in `{folder.relative_to(out_dir).as_posix()}/`)\n")
-                energy_sources = supernet_runs.loc[supernet_runs["energy_j"].notna(), schema.source_column("energy_j")]
+                energy_sources = dict(zip(supernet_runs["run_id"], supernet_runs[schema.source_column("energy_j")]))
                 for caption, path in supernet_figures(supernet_gens, supernet, folder, formats, energy_sources):
                     md.append(_figure_md(caption, path, out_dir))
                 strips = seed_strips(supernet_runs, supernet, folder / FIGURE_FILES["seed_savings"], formats)
@@ -139,6 +155,8 @@ def write_report(
                     )
                     md.append(_figure_md(caption, strips, out_dir))
                 md += _premises_section(supernet_gens, group_runs, supernet, out_dir, folder, formats)
+                bar.set_postfix(done=folder.relative_to(out_dir).as_posix())
+                bar.update(1)
     md += ["## Runs\n", runs_md(runs)]
     report = out_dir / "report.md"
     write_text(report, "\n".join(md))

@@ -203,10 +203,12 @@ def _freeze_note(gens: pd.DataFrame) -> str:
 
 def supernet_figures(
     gens: pd.DataFrame, supernet: str, folder: Path, formats: Sequence[str] = ("png",),
-    energy_sources: Iterable[str] = (),
+    energy_sources: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, Path | None]]:
     """Draw one supernet's figures into ``folder``; yields (markdown caption, path) or (note, None) for figures
-    not drawn. ``energy_sources`` (the runs' energy sources) labels the energy axis measured or estimated."""
+    not drawn. ``energy_sources`` (run id -> energy source) labels the energy axis measured or estimated, and
+    says why where no run has energy."""
+    energy_sources = dict(energy_sources or {})
     gens = gens.assign(gen_wall_s=gens[[f"{p}_wall_s" for p in schema.PHASES]].sum(axis=1, min_count=1))
     blocks = len(_share_columns(gens))
     path = _mean_lines(
@@ -263,7 +265,7 @@ def supernet_figures(
     with_energy = gens.groupby("run_id")["cum_energy_j"].transform(lambda s: s.notna().all())
     without = sorted(set(gens.loc[~with_energy, "run_id"]))
     if with_energy.any():
-        sources = list(energy_sources)
+        sources = [energy_sources[r] for r in set(gens.loc[with_energy, "run_id"]) if r in energy_sources]
         source = energy_source_text(sources) if sources else "source not recorded"
         path = _per_run_lines(
             gens[with_energy], "cum_energy_j", f"{supernet}: best score vs energy",
@@ -276,7 +278,12 @@ def supernet_figures(
             path,
         )
     else:
-        yield "Best score against cumulative energy not drawn: energy unavailable for every run", None
+        reasons = sorted({energy_sources[r] for r in without if r in energy_sources}) or ["no source recorded"]
+        yield (
+            f"Best score against cumulative energy not drawn: energy unavailable for every run ({'; '.join(reasons)}); "
+            "runs with CodeCarbon on (no --no-carbon) or with readable RAPL / NVML counters have it",
+            None,
+        )
 
 
 def seed_strips(runs: pd.DataFrame, supernet: str, path: Path, formats: Sequence[str]) -> Path | None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from harness.report.document import dropped_lines, load
+from harness.report.document import dropped_lines, load, report_dir
 from harness.report.style import AXES_HEIGHT_IN, COLUMN_WIDTH_IN, RC_PARAMS, figure_dir, legend, new_figure, save, searcher_colour
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame, searcher_rank
 from harness.report.statistics import pair_with_baseline, summarise
@@ -84,8 +84,7 @@ def sweep_report(
     """Sensitivity sweep over a searcher parameter (threshold, monitor or rate); returns the markdown path."""
     if parameter not in SWEEP_PARAMETERS:
         raise ValueError(f"unknown sweep parameter {parameter!r}; choose one of {', '.join(SWEEP_PARAMETERS)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = report_dir(out_dir)
     records, skipped = load(paths)
     swept = [r for r in records if r.run["searcher"] != BASELINE and parameter in r.run["searcher_params"]]
     if not swept:
