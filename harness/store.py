@@ -106,6 +106,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in JSON")
 
 
+def read_summary(path: str | Path) -> pd.DataFrame:
+    """A report's summary.csv (or a sweep's CSV) with stable dtypes (``schema.summary_dtypes``)."""
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, dtype=schema.summary_dtypes(header))
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON file; corrupt JSON is a RunLoadError naming the file."""
     try:

@@ -327,6 +327,16 @@ def test_runs_that_end_early_are_held_to_their_configurations_last_generation() 
     assert list(added["run_id"]) == ["a", "a"] and list(added["generation"]) == [3, 4]
     assert list(added["frozen_depth"]) == [12, 12] and list(added["best_score"]) == [0.7, 0.7]
     assert hold_after_end(gens, "best_score").iloc[len(gens):]["best_score"].tolist() == [0.7, 0.7]
+    # A freezing run with no other seed, held to the longest run's end (what the depth figure does).
+    alone = hold_after_end(gens[gens["run_id"] == "a"], "frozen_depth", final=12, until={"a": 4})
+    assert alone["generation"].tolist() == [0, 1, 2, 3, 4] and alone["frozen_depth"].tolist() == [0, 3, 5, 12, 12]
+
+
+def test_a_lone_freezing_search_that_froze_every_block_shows_fully_frozen_after_its_end(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3,), searchers=("evolution", "pcf-es"))  # pcf-es ends a generation early
+    report = write_report([root], tmp_path / "out")
+    assert "counts as fully frozen afterwards, up to the last generation of the longest run" in report.read_text()
 
 
 def test_contended_run_is_flagged_and_its_cpu_time_saving_shown(tmp_path: Path) -> None:
@@ -550,3 +560,31 @@ def test_a_report_folder_that_cannot_be_written_is_one_line_naming_the_fix(tmp_p
     assert err.count("\n") == 1 and err.startswith("pcfes report: error: cannot write the report to ")
     with pytest.raises(ValueError, match="pass -o a folder you can write"):
         sweep_report([root], blocker / "out", "threshold")
+
+
+def test_summary_csv_reads_back_with_stable_dtypes(tmp_path: Path) -> None:
+    """``seeds`` a string for one seed and for several; ``*_significant`` nullable booleans, <NA> without an interval."""
+    from harness.store import read_summary
+
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"))
+    write_run(root, FixtureRun("random", 3))  # one seed: no interval
+    write_run(root, FixtureRun("evolution", 5, supernet="spos-other"))
+    write_run(root, FixtureRun("pcf-es", 5, supernet="spos-other"))
+    out = tmp_path / "report"
+    write_report([root], out)
+    summary = read_summary(out / schema.SUMMARY_CSV)
+    assert summary["seeds"].dtype == "string"
+    assert dict(zip(summary["searcher"] + "/" + summary["supernet"], summary["seeds"])) == {
+        "evolution/spos-other": "5", "pcf-es/spos-other": "5", "evolution/spos-tiny": "3 11", "random/spos-tiny": "3",
+        "pcf-es/spos-tiny": "3 11",
+    }
+    significant = [c for c in summary.columns if c.endswith("_significant")]
+    assert significant and all(summary[c].dtype == "boolean" for c in significant)
+    pcf = summary[(summary["searcher"] == "pcf-es") & (summary["supernet"] == "spos-tiny")].iloc[0]
+    lone = summary[summary["searcher"] == "random"].iloc[0]
+    assert not pd.isna(pcf["wall_s_reduction_pct_significant"]) and bool(pcf["wall_s_reduction_pct_significant"])
+    assert pd.isna(lone["wall_s_reduction_pct_significant"])
+    # The same with plain pandas and the schema's dtypes, as a user outside the package would read it.
+    plain = pd.read_csv(out / schema.SUMMARY_CSV, dtype=schema.summary_dtypes(pd.read_csv(out / schema.SUMMARY_CSV, nrows=0).columns))
+    pd.testing.assert_frame_equal(plain, summary)

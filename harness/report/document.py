@@ -108,7 +108,7 @@ def write_report(
     records, skipped = load(paths)
     runs = pair_with_baseline(runs_frame(records))
     summary = summarise(runs)
-    write_csv(out_dir / "summary.csv", summary)
+    write_csv(out_dir / schema.SUMMARY_CSV, summary)
     gens = generations_frame(records).merge(runs[["run_id", "variant"]], on="run_id")
 
     groups = list(runs.groupby(list(GROUP_KEYS), sort=True))

@@ -68,7 +68,8 @@ def _mean_lines(
     bounds: tuple[float | None, float | None], steps: bool = False,
 ) -> Path:
     """One line per searcher configuration: mean of ``column`` over seeds at each generation, with a ±1 std
-    band over seeds where there are several, clipped to ``bounds``; ``steps`` draws an integer quantity as steps."""
+    band over seeds where there are several, clipped to ``bounds``; ``steps`` draws an integer quantity (a depth)
+    as steps on its whole feasible range."""
     figure = new_figure(COLUMN_WIDTH_IN)
     axes = figure.add_subplot()
     styles = _styles(gens)
@@ -91,17 +92,25 @@ def _mean_lines(
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if steps:
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        low, high = bounds
+        if low is not None and high is not None:
+            axes.set_ylim(low - 0.04 * (high - low or 1), high + 0.04 * (high - low or 1))
     legend(figure, axes, [style.label for style in styles.values()])
     return save(figure, path, formats)
 
 
-def hold_after_end(gens: pd.DataFrame, column: str, final: float | None = None) -> pd.DataFrame:
+def hold_after_end(
+    gens: pd.DataFrame, column: str, final: float | None = None, *, until: Mapping[str, int] | None = None
+) -> pd.DataFrame:
     """Extend runs that stopped before other seeds of their configuration (searcher + variant), so
-    means over seeds do not jump when one ends: added rows hold ``final``, or the last value."""
+    means over seeds do not jump when one ends: added rows hold ``final``, or the last value.
+    ``until`` (run id -> generation) extends those runs to that generation instead."""
     last_of = gens.groupby(["searcher", "variant"])["generation"].transform("max")
+    until = until or {}
     rows = []
-    for _, run in gens.groupby("run_id", sort=False):
-        end, last = int(run["generation"].max()), int(last_of[run.index].max())
+    for run_id, run in gens.groupby("run_id", sort=False):
+        end = int(run["generation"].max())
+        last = int(until.get(run_id, last_of[run.index].max()))
         if end < last:
             tail = run.iloc[[-1] * (last - end)].copy()
             tail["generation"] = range(end + 1, last + 1)
@@ -246,15 +255,24 @@ def supernet_figures(
             "(cf. paper Fig. 2); a frozen block is 1 by construction",
             path,
         )
-    # A freezing search ends early only once every block is frozen (then its last arch is scored).
+    # A freezing search ends early only once every block is frozen (then its last arch is scored): it
+    # counts as fully frozen up to the last generation of any run, even with no other seed to run on.
+    entries = searchers.registered_searchers()
+    longest = int(gens["generation"].max())
+    until = {
+        run_id: longest for run_id, searcher in gens.groupby("run_id")["searcher"].first().items()
+        if searcher in entries and entries[searcher].freezing
+    }
     path = _mean_lines(
-        hold_after_end(gens, "frozen_depth", final=blocks or None), "frozen_depth", f"{supernet}: frozen prefix depth",
+        hold_after_end(gens, "frozen_depth", final=blocks or None, until=until), "frozen_depth",
+        f"{supernet}: frozen prefix depth",
         f"frozen blocks (of {blocks})" if blocks else "frozen blocks", folder / FIGURE_FILES["frozen_depth"], formats,
         bounds=(0.0, float(blocks) if blocks else None), steps=True,
     )
     yield (
-        "Frozen prefix depth per generation, mean over seeds with a ±1 std band clipped to [0, blocks]; a search "
-        "that ended early (every block frozen) counts as fully frozen afterwards",
+        "Frozen prefix depth during each generation, mean over seeds with a ±1 std band clipped to [0, blocks]; a "
+        "freezing search that ended early (every block frozen) counts as fully frozen afterwards, up to the last "
+        "generation of the longest run",
         path,
     )
     path = _per_run_lines(
