@@ -157,3 +157,12 @@ def test_spellings_of_one_setting_hash_alike():
 def test_config_path_that_is_a_folder_is_a_clear_error(tmp_path):
     with pytest.raises(IsADirectoryError, match=f"config file {tmp_path} is a folder"):
         load_toml(tmp_path)
+
+
+def test_no_carbon_flag_is_the_carbon_enabled_key():
+    from harness import cli
+
+    args = cli.make_parser().parse_args(["search", "--no-carbon"])
+    assert cli.config_data(args) == {"carbon": {"enabled": False}}
+    assert cli.build_config(args).carbon.enabled is False
+    assert cli.build_config(cli.make_parser().parse_args(["compare"])).carbon.enabled is True
