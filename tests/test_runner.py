@@ -272,7 +272,7 @@ def test_resume_from_another_directory_uses_the_recorded_checkpoint_and_cleans_s
     assert run == store.load_run(record.path).run  # the returned record is what was written
     assert run["resumes"] == 1 and run["checkpoint_path"] == str(start / "ck.pt")
     assert run["config"]["checkpoint"] == "ck.pt"  # the config (and its hash) as started
-    assert sorted(p.name for p in run_dir.iterdir()) == sorted(schema.RUN_FILES)  # no temp, lock or checkpoint.json
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([*schema.RUN_FILES, schema.EMISSIONS_CSV])  # no temp, lock or checkpoint.json
     assert list(elsewhere.iterdir()) == []  # nothing trained or written here
 
 
