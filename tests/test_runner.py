@@ -304,3 +304,14 @@ def test_val_size_zero_is_recorded_as_the_split_size_and_too_large_fails_before_
     with pytest.raises(ValueError, match="protocol.val_size 2001 exceeds the 2000 validation images"):
         workflow.open_workspace(workflow.resolve(too_many), progress=False)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_resumed_run_keeps_one_emissions_row_per_window_its_totals_hold(small_config, tmp_path):
+    """Windows redone after the interruption are not counted twice in emissions.csv (nor in the totals)."""
+    with pytest.raises(Interrupt):
+        _run(small_config, tmp_path / "run", on_generation=_cut_after(2))
+    record = store.load_run(_run(small_config, tmp_path / "run", resume=True))
+    rows = pd.read_csv(tmp_path / "run" / schema.EMISSIONS_CSV)
+    assert rows["task_name"].tolist() == [f"window-{i}" for i in range(1, len(rows) + 1)]
+    search = rows[rows["phase"].isin(schema.PHASES)]
+    assert search["energy_consumed"].sum() == pytest.approx(record.emissions["energy_kwh"], rel=1e-9)

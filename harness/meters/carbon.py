@@ -178,6 +178,15 @@ class CodeCarbonMeter(Meter):
     def name_window(self, phase: str) -> None:
         self._phase = phase
 
+    def rewind(self, windows: int) -> None:
+        """Keep the first ``windows`` rows of emissions.csv (the windows the resumed run's totals hold)."""
+        self._tasks = windows
+        if self.emissions_csv is not None and self.emissions_csv.exists():
+            rows = pd.read_csv(self.emissions_csv)
+            kept = rows[rows["task_name"].str.removeprefix("window-").astype(int) <= windows]
+            if len(kept) < len(rows):
+                kept.to_csv(self.emissions_csv, index=False)
+
     def settings(self) -> dict[str, str]:
         return {"tracking_mode": self.tracking_mode, "attribution": self.attribution}
 

@@ -45,6 +45,7 @@ class MeterSet:
         self._totals: dict[str, dict[str, Measurement]] = {}
         self._last: dict[str, Measurement] = {}
         self._phase: str | None = None
+        self._windows = 0  # closed windows, so a resumed run's meters can forget the ones redone
         self.overhead_s = 0.0
 
     @property
@@ -91,6 +92,7 @@ class MeterSet:
                 phase_totals[quantity] = combine(phase_totals[quantity], m) if quantity in phase_totals else m
             opened.measurements = window
             self._last = window
+            self._windows += 1
             self._phase = None
             self.overhead_s += (t1 - t0) + (time.perf_counter() - t2)
 
@@ -125,6 +127,7 @@ class MeterSet:
         return {
             "version": _STATE_VERSION,
             "overhead_s": self.overhead_s,
+            "windows": self._windows,
             "totals": {p: {q: asdict(m) for q, m in values.items()} for p, values in self._totals.items()},
         }
 
@@ -139,6 +142,10 @@ class MeterSet:
             phase: {q: Measurement(**m) for q, m in values.items()} for phase, values in state["totals"].items()
         }
         self.overhead_s = float(state["overhead_s"])
+        if "windows" in state:  # checkpoints from before the count keep what their meters logged
+            self._windows = int(state["windows"])
+            for meter in self._meters:
+                meter.rewind(self._windows)
 
     def close(self) -> None:
         """Close every meter."""
