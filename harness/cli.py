@@ -37,6 +37,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     run_flags += [
         p.add_argument("--country", dest="country_iso_code",
                        help="ISO-3 country code for CodeCarbon's grid intensity (default USA)"),
+        p.add_argument("--no-carbon", action="store_true",
+                       help="run without CodeCarbon: CO2 recorded as unavailable with the reason (config: carbon.enabled = false)"),
         reuse.add_argument("--reuse", choices=cfg.REUSE_LEVELS,
                            help="exact work reuse: none (every candidate from the input), frozen (the searcher's frozen "
                            "prefix only, the paper's mechanism), prefix (prefix tree + store; the default); scores are identical"),
@@ -103,6 +105,8 @@ def config_data(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
         flags["protocol"] = protocol
     if getattr(args, "reuse", None):
         flags["reuse"] = {"level": args.reuse}
+    if getattr(args, "no_carbon", False):
+        flags["carbon"] = {"enabled": False}
     return cfg.merge(cfg.merge(data, flags), cfg.parse_overrides(getattr(args, "overrides", [])))
 
 
@@ -220,7 +224,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.report:
         from harness.report import write_report
 
-        report = write_report([out], Path(args.report))
+        report = write_report([out], Path(args.report), progress=not args.quiet)
         print(f"report: {report}")
     else:
         print(f"make the report with: pcfes report {out} -o reports/{out.name}")
@@ -234,7 +238,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.sweep:
         path = sweep_report(args.runs, Path(args.output), args.sweep, formats=formats)
     else:
-        path = write_report(args.runs, Path(args.output), formats=formats)
+        path = write_report(args.runs, Path(args.output), formats=formats, progress=not args.quiet)
     print(f"report: {path}")
     return 0
 
@@ -257,7 +261,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for outcome in failed:
         print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
     report_dir = Path(args.report) if args.report else Path("reports") / plan.name
-    path = sweep_report([out], report_dir, args.sweep, formats=formats) if args.sweep else write_report([out], report_dir, formats=formats)
+    path = (
+        sweep_report([out], report_dir, args.sweep, formats=formats) if args.sweep
+        else write_report([out], report_dir, formats=formats, progress=not args.quiet)
+    )
     print(f"report: {path}")
     return 1 if failed else 0
 
@@ -306,6 +313,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.verbose:  # many short runs: their per-freeze info lines would drown the verdict
         logging.getLogger("searchers").setLevel(logging.WARNING)
     config = bench.BenchConfig(disable_reuse=args.no_cache)
+    folder = args.baseline_dir or bench.BASELINE_DIR
+    args.baseline = args.baseline or folder / bench.BASELINE_NAME
+    args.replay = args.replay or folder / bench.REPLAY_NAME
     update = args.update_baseline or args.update_replay
     baseline = None if update else bench.load_baseline(args.baseline)
     if args.update_replay:
@@ -314,17 +324,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     replay = bench.load_replay(args.replay)
     workspace = bench.prepare_workspace(config, args.cache_dir, progress=not args.quiet)
     repeats = 0 if args.no_timing else args.repeats
-    result = bench.run_bench(config, workspace, replay, args.cache_dir / "runs", timing_repeats=repeats)
+    result = bench.run_bench(config, workspace, replay, args.cache_dir / "runs", timing_repeats=repeats, progress=not args.quiet)
     print(bench.format_result(result))
-    if args.output:
-        bench.write_benchmark_action(result, args.output)
+    for series, path in (("costs", args.output), ("decisions", args.output_decisions), ("times", args.output_times)):
+        if path:
+            bench.write_benchmark_action(result, path, series)
     if args.record:
         bench.write_baseline(result, args.record)
     passed = True
     if baseline is None:
         bench.write_baseline(result, args.baseline)
         print(f"wrote {args.baseline}. Commit it with a message that says WHY the counts changed, "
-              f"e.g. git commit -m 'bench baseline: <reason>' {args.baseline} {args.replay}")
+              f"e.g. git -C {Path(args.baseline).resolve().parent} commit -m 'bench baseline: <reason>' "
+              f"{Path(args.baseline).resolve()} {Path(args.replay).resolve()}")
     else:
         report = bench.check(baseline, result, margin=args.margin)
         print(report.format())
@@ -339,7 +351,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _figure_formats(text: str) -> tuple[str, ...]:
-    from harness.report.figures import FIGURE_FORMATS  # matplotlib: only commands that draw figures get here
+    from harness.report.style import FIGURE_FORMATS  # matplotlib: only commands that draw figures get here
 
     formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     unknown = [f for f in formats if f not in FIGURE_FORMATS]
@@ -546,6 +558,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
     p.add_argument("--formats", default="png", metavar="LIST",
                    help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
+    p.add_argument("--quiet", action="store_true", help="no progress")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("check", help="run a searcher or supernet through its contract; one pass/FAIL line per check (exit 1 on a FAIL)")
@@ -561,9 +574,11 @@ def make_parser() -> argparse.ArgumentParser:
 
     bench = bench_settings  # the gate's paths and defaults, without loading the gate (torch, pandas)
     p = sub.add_parser("bench", help="the CI performance regression gate (exact decisions and work counts + timing ratios)")
-    p.add_argument("--baseline", type=Path, default=bench.BASELINE_PATH, help="default: %(default)s")
-    p.add_argument("--replay", type=Path, default=bench.REPLAY_PATH,
-                   help="the recorded hints and archs the work layer replays (default: %(default)s)")
+    p.add_argument("--baseline-dir", type=Path, metavar="DIR",
+                   help=f"folder with baseline.json and replay.json (default: the repository's {bench.BASELINE_DIR})")
+    p.add_argument("--baseline", type=Path, help="the baseline file (default: DIR/baseline.json)")
+    p.add_argument("--replay", type=Path,
+                   help="the recorded hints and archs the work layer replays (default: DIR/replay.json)")
     p.add_argument("--update-baseline", action="store_true",
                    help="rewrite the baseline from this run (commit it with the reason in the message)")
     p.add_argument("--update-replay", action="store_true",
@@ -578,7 +593,12 @@ def make_parser() -> argparse.ArgumentParser:
                    f"--benchmark-compare-fail={bench.MACHINE_FAIL.replace('%', '%%')})")
     p.add_argument("--cache-dir", type=Path, default=bench.CACHE_DIR, help="bench supernet + runs (default %(default)s)")
     p.add_argument("--output", type=Path,
-                   help="also write this run as github-action-benchmark's customSmallerIsBetter JSON (name, unit, value)")
+                   help="also write the cost series (exact work counts, MAC and same-machine CPU-time ratios; each can "
+                   "regress) as github-action-benchmark's customSmallerIsBetter JSON (name, unit, value)")
+    p.add_argument("--output-decisions", type=Path, metavar="PATH",
+                   help="also write the searchers' decisions (candidates, generations, final frozen depth) in that format")
+    p.add_argument("--output-times", type=Path, metavar="PATH",
+                   help="also write each replay's absolute CPU seconds on this runner in that format (noisy across runners)")
     p.add_argument("--record", type=Path, help="also write this run in the baseline's own format")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)

@@ -107,6 +107,19 @@ class ReuseConfig:
 
 
 @dataclass(frozen=True)
+class CarbonConfig:
+    """CodeCarbon's CO2 estimate. ``enabled = false`` (``--no-carbon``) records it unavailable with the reason;
+    ``tracking_mode`` "process" counts this run's share of a shared machine, "machine" all of it. It measures
+    and never changes a result, so it stays out of the config hash (like ``results_dir``)."""
+
+    enabled: bool = True
+    tracking_mode: Literal["process", "machine"] = "process"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "carbon")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one search run."""
 
@@ -122,6 +135,7 @@ class RunConfig:
     run_id: str = ""  # "" = derived from searcher, supernet, seed and config hash
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
     reuse: ReuseConfig = field(default_factory=ReuseConfig)
+    carbon: CarbonConfig = field(default_factory=CarbonConfig)
     # Largest MACs per image a searched arch may have: "auto" = the supernet's registered limit
     # (the paper's 330 M at real size, the share-matched limit at CPU scale, none elsewhere).
     mac_limit: int | Literal["auto", "none"] = "auto"
@@ -142,7 +156,7 @@ class RunConfig:
     def hash(self) -> str:
         """Hash of what determines the results (output locations excluded)."""
         data = self.to_dict()
-        for key in ("results_dir", "run_id", "data_root"):
+        for key in ("results_dir", "run_id", "data_root", "carbon"):
             data.pop(key)
         return content_hash(data)
 
@@ -220,7 +234,7 @@ def _describe(expected: Any) -> str:
     return "a table" if origin is Mapping or dataclasses.is_dataclass(expected) else f"a {getattr(expected, '__name__', expected)}"
 
 
-_NESTED = {"protocol": EvalProtocol, "reuse": ReuseConfig}
+_NESTED = {"protocol": EvalProtocol, "reuse": ReuseConfig, "carbon": CarbonConfig}
 _MAPPINGS = ("supernet_overrides", "searcher_params")
 
 

@@ -10,11 +10,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from harness import plugins
 
-_REPO = Path(__file__).resolve().parent.parent
+# The checkout this package runs from (an editable install or a clone); a wheel install has none of its files.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def versions() -> dict[str, Any]:
@@ -44,7 +43,7 @@ def plugin_versions() -> list[dict[str, Any]]:
     ]
 
 
-def git_state(repo: Path = _REPO) -> dict[str, Any]:
+def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:
     """Commit and dirty flag of the checkout the code runs from (None outside a checkout)."""
 
     def git(*args: str) -> str | None:
@@ -75,6 +74,8 @@ def _cpu_model() -> str:
 
 def machine() -> dict[str, Any]:
     """Host facts that make timings comparable (or not)."""
+    import torch
+
     try:
         memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1)
     except (ValueError, OSError, AttributeError):
@@ -92,6 +93,8 @@ def machine() -> dict[str, Any]:
 
 def device_info(device: str) -> dict[str, Any]:
     """Type and name of the evaluation device."""
+    import torch
+
     dev = torch.device(device)
     if dev.type == "cuda":
         index = dev.index if dev.index is not None else torch.cuda.current_device()
@@ -101,5 +104,7 @@ def device_info(device: str) -> dict[str, Any]:
 
 def fingerprint() -> str:
     """A short key for 'the same machine' (timing baselines are only compared on equal keys)."""
+    import torch
+
     info = machine()
     return f"{info['cpu']}|{info['cpu_count']}cpu|{info['memory_gb']}GB|torch{torch.__version__}"

@@ -386,6 +386,8 @@ class Runner:
             intensity_source=None if intensity is None else intensity.source,
             codecarbon_version=self.identity.provenance["versions"].get("codecarbon"),
             sources=self.meters.sources(),
+            tracking_mode=self.meters.settings().get("tracking_mode"),
+            attribution=self.meters.settings().get("attribution"),
             per_phase={
                 phase: {q: {"value": m.value, "unit": m.unit, "source": m.source} for q, m in measured.items()}
                 for phase, measured in meter_totals.items()

@@ -7,7 +7,7 @@ CO2-equivalent, ``_macs`` multiply-accumulates, ``_bytes``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,8 @@ RUN_JSON = "run.json"
 GENERATIONS_CSV = "generations.csv"
 CANDIDATES_CSV = "candidates.csv"
 EMISSIONS_JSON = "emissions.json"
+SUMMARY_CSV = "summary.csv"  # a report's one row per configuration (harness.report.statistics.summarise)
+EMISSIONS_CSV = "emissions.csv"  # CodeCarbon's fields per window (optional: absent where CodeCarbon is off)
 CHECKPOINT_JSON = "checkpoint.json"  # runner state for --resume; removed when the run completes
 LOCK_FILE = ".pcfes.lock"  # advisory lock of a run / compare / sweep folder while a process writes it
 
@@ -180,6 +182,9 @@ class Emissions:
     codecarbon_version: str | None
     sources: Mapping[str, str]  # quantity -> meter source
     per_phase: Mapping[str, Mapping[str, Mapping[str, Any]]]  # phase -> quantity -> value, unit, source
+    # CodeCarbon's tracking mode ("process" | "machine") and what its numbers cover; None where it did not run.
+    tracking_mode: str | None = None
+    attribution: str | None = None
 
 
 EMISSION_KEYS = _names(Emissions)
@@ -229,3 +234,12 @@ def arch_to_str(arch) -> str:
 
 def arch_from_str(text: str) -> tuple[int, ...]:
     return tuple(int(c) for c in str(text).split("-")) if text != "" else ()
+
+
+def summary_dtypes(columns: Iterable[str]) -> dict[str, str]:
+    """pandas dtypes of a report's summary.csv (and a sweep's CSV) that a CSV cannot carry by itself.
+
+    ``seeds`` is a string ("3" for one seed, "3 11" for two), never an int; each ``*_significant``
+    is a nullable boolean, ``<NA>`` where there is no interval (one paired seed, or none).
+    """
+    return {c: "string" if c == "seeds" else "boolean" for c in columns if c == "seeds" or c.endswith("_significant")}

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 _TEMP_SUFFIX = ".tmp"
 _WRITE_PROBE = ".write-test"
-_OUR_FILES = frozenset({*schema.RUN_FILES, schema.CHECKPOINT_JSON})
+_OUR_FILES = frozenset({*schema.RUN_FILES, schema.EMISSIONS_CSV, schema.CHECKPOINT_JSON})
 
 
 class RunLoadError(ValueError):
@@ -104,6 +104,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, tuple)):
         return list(value)
     raise TypeError(f"cannot store {type(value).__name__} in JSON")
+
+
+def read_summary(path: str | Path) -> pd.DataFrame:
+    """A report's summary.csv (or a sweep's CSV) with stable dtypes (``schema.summary_dtypes``)."""
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, dtype=schema.summary_dtypes(header))
 
 
 def read_json(path: Path) -> Any:

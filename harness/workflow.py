@@ -16,11 +16,11 @@ import torch
 
 import searchers
 import supernets
-from harness import provenance, store
+from harness import provenance, schema, store
 from harness.config import EvalProtocol, RunConfig, content_hash, run_config_from_dict
 from harness.data import DatasetSplits, available_datasets, load_dataset
 from harness.evaluation import Evaluator
-from harness.meters import default_meters, validate_country_iso_code
+from harness.meters import codecarbon_missing, default_meters, validate_country_iso_code
 from harness.progress import progress_bar
 from harness.runner import RunIdentity, Runner
 from supernets.checkpoint import CheckpointInfo, StaleCheckpointError, check_code, load_checkpoint, read_checkpoint
@@ -230,7 +230,8 @@ def validate(config: RunConfig) -> None:
         raise ValueError(
             f"unknown dataset {config.protocol.dataset!r}; available: {', '.join(available_datasets())}"
         )
-    validate_country_iso_code(config.country_iso_code)
+    if config.carbon.enabled and not codecarbon_missing():  # a missing CodeCarbon is recorded unavailable
+        validate_country_iso_code(config.country_iso_code)
     device = torch.device(config.protocol.device)  # the syntax is checked by EvalProtocol
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {config.protocol.device!r} requested but CUDA is not available")
@@ -287,7 +288,10 @@ def _locked_search(
     else:
         evaluator.reset()
     searcher = searcher or make_searcher(config, workspace.net)
-    meters = default_meters(config.protocol.device, config.country_iso_code)
+    meters = default_meters(
+        config.protocol.device, config.country_iso_code, codecarbon=config.carbon.enabled,
+        tracking_mode=config.carbon.tracking_mode, emissions_csv=run_dir / schema.EMISSIONS_CSV,
+    )
     identity = RunIdentity(
         run_id=run_dir.name,
         config=config.to_dict(),
@@ -314,6 +318,10 @@ def _locked_search(
         if restore:
             runner.restore()
         return runner.run()
+    except BaseException:
+        if not (run_dir / schema.RUN_JSON).exists():  # failed before its first record: leave nothing behind
+            (run_dir / schema.EMISSIONS_CSV).unlink(missing_ok=True)
+        raise
     finally:
         meters.close()
 
@@ -359,8 +367,10 @@ def run_matrix(
     paths = []
     with progress_bar(len(configs), "runs", "run", enabled=progress and len(configs) > 1) as bar:
         for config in configs:
-            bar.set_postfix(next=f"{config.searcher} s{config.seed}")
+            name = f"{config.searcher} s{config.seed}"
+            bar.set_postfix(running=name)  # shown on a terminal bar while the run goes
             paths.append(_matrix_run(config, workspace, Path(out_dir) / run_id(resolve(config)), overwrite, progress))
+            bar.set_postfix(done=name)  # the counted line (a log line off a terminal) names the run it counts
             bar.update(1)
     return paths
 

@@ -13,8 +13,6 @@ from searchers.base import (
     SearchSpace,
 )
 from searchers.registry import (
-    LINESTYLES,
-    PALETTE,
     MatchedBudget,
     SearcherEntry,
     available,
@@ -35,8 +33,6 @@ from searchers.evolution import EvolutionParams, EvolutionSearcher  # isort: ski
 from searchers.pcf import CFParams, PCFISParams, PCFParams, freeze_depth  # isort: skip
 
 __all__ = [
-    "LINESTYLES",
-    "PALETTE",
     "Arch",
     "CFParams",
     "ConstraintError",

@@ -4,7 +4,8 @@
 ``SearcherEntry``; nothing else keeps lists of searcher names. The metadata says which searcher
 savings are measured against (``baseline``), which ones freeze a prefix, the paper's settings per
 search-space family (``presets``), how a searcher gets the baseline's evaluation budget
-(``matched_budget``), whether ``compare`` runs it by default, and its colour in figures.
+(``matched_budget``), whether ``compare`` runs it by default, and the colour it declares for figures
+(``harness.report.style`` gives the others a free one).
 """
 
 from __future__ import annotations
@@ -24,10 +25,6 @@ logger = logging.getLogger(__name__)
 # (the baseline's parameters with defaults, this searcher's given parameters) -> parameters to add
 MatchedBudget = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]]
 
-# Okabe-Ito (colour-blind safe) plus grey. A searcher registered without a colour takes the first
-# one no other searcher has; once all are taken, colours repeat with the next line style.
-PALETTE = ("#000000", "#999999", "#E69F00", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442")
-LINESTYLES = ("-", "--", ":", "-.")
 # The paper's main setting: its presets apply to a space outside the paper's families.
 MAIN_FAMILY = "spos"
 # Names go into run ids (folder names) and comma-separated --searchers lists.
@@ -49,8 +46,7 @@ class SearcherEntry:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     matched_budget: MatchedBudget | None = None
     in_default_compare: bool = False
-    colour: str = PALETTE[0]
-    linestyle: str = LINESTYLES[0]
+    colour: str | None = None  # declared "#RRGGBB"; None: the report's style picks a free one
 
     @property
     def builtin(self) -> bool:
@@ -105,7 +101,9 @@ def register_searcher(
         if matched_budget is not None and not callable(matched_budget):
             raise TypeError(f"searcher {name!r}: matched_budget must be callable, got {matched_budget!r}")
         checked = {family: _checked_preset(name, klass, family, values) for family, values in (presets or {}).items()}
-        shade, style = _style(name, colour)
+        sharing = [e.name for e in _REGISTRY.values() if colour is not None and (e.colour or "").upper() == colour.upper()]
+        if sharing:
+            logger.warning("searcher %r shares colour %s with %r", name, colour, sharing[0])
         klass.name = name
         _REGISTRY[name] = SearcherEntry(
             name=name,
@@ -117,8 +115,7 @@ def register_searcher(
             presets=MappingProxyType(checked),
             matched_budget=matched_budget,
             in_default_compare=in_default_compare,
-            colour=shade,
-            linestyle=style,
+            colour=colour,
         )
         return klass
 
@@ -135,20 +132,6 @@ def _checked_preset(name: str, klass: type[Searcher], family: str, values: Mappi
     except (TypeError, ValueError) as exc:
         raise ValueError(f"searcher {name!r}: presets for {family!r} are invalid: {exc}") from None
     return MappingProxyType(dict(values))
-
-
-def _style(name: str, colour: str | None) -> tuple[str, str]:
-    """The given colour (solid), else the first free (colour, line style) slot of the palette."""
-    taken = {(e.colour.upper(), e.linestyle): e.name for e in _REGISTRY.values()}
-    if colour is not None:
-        if (colour.upper(), LINESTYLES[0]) in taken:
-            logger.warning("searcher %r shares colour %s with %r", name, colour, taken[colour.upper(), LINESTYLES[0]])
-        return colour, LINESTYLES[0]
-    for style in LINESTYLES:
-        for shade in PALETTE:
-            if (shade, style) not in taken:
-                return shade, style
-    return PALETTE[len(_REGISTRY) % len(PALETTE)], LINESTYLES[0]
 
 
 def _first_line(doc: str | None) -> str:

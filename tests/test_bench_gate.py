@@ -218,8 +218,15 @@ def test_other_bench_configuration_is_not_compared(recorded):
 @pytest.mark.slow
 def test_baseline_and_replay_file_errors(tmp_path, recorded, replay, workspace):
     result, _ = recorded
-    with pytest.raises(FileNotFoundError, match="pcfes bench --update-baseline"):
+    with pytest.raises(FileNotFoundError, match=f"pcfes bench --baseline-dir {tmp_path} --update-baseline"):
         bench.load_baseline(tmp_path / "missing.json")
+    with pytest.raises(FileNotFoundError, match="does not exist .*source checkout .*--baseline-dir DIR"):
+        bench.load_baseline(tmp_path / "no-such-folder" / "baseline.json")
+    # A baseline another project version wrote: refused when read, before any bench runs.
+    old = tmp_path / "old.json"
+    store.write_json(old, {"format": bench.FORMAT, "format_version": 1, "pcfes_version": "0.0.9"})
+    with pytest.raises(ValueError, match=r"v1, written by pcfes 0\.0\.9\); regenerate it with this version: .*--update-baseline"):
+        bench.load_baseline(old)
     with pytest.raises(ValueError, match="not a pcfes-bench-baseline v2 file"):
         bench.check({"format": "other"}, result)
     with pytest.raises(FileNotFoundError, match="--update-replay"):
@@ -228,6 +235,14 @@ def test_baseline_and_replay_file_errors(tmp_path, recorded, replay, workspace):
         bench.Replay.from_dict({"format": "pcfes-bench-replay", "format_version": 0})
     with pytest.raises(ValueError, match="recorded for another bench configuration"):
         bench.run_bench(dataclasses.replace(SMOKE, seed=3), workspace, replay, tmp_path, timing_repeats=0)
+
+
+def test_the_committed_baseline_is_found_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert bench.BASELINE_PATH.is_absolute() and bench.BASELINE_PATH == REPO / "benchmarks" / "baseline.json"
+    assert bench.load_baseline()["format"] == bench.FORMAT
+    assert bench.load_replay(bench.REPLAY_PATH).recorded_from == bench.BenchConfig().identity()
+    assert bench.SUITE == REPO / "tests" / "benchmarks" / "test_bench_search.py"
 
 
 def test_committed_baseline_and_replay_match_the_default_bench():
@@ -268,11 +283,25 @@ def test_cli_gate_exit_codes_and_outputs(cache_dir, tmp_path, monkeypatch, capsy
     assert "Commit it with a message that says WHY" in capsys.readouterr().out
     assert path.exists() and replay.exists()
     output, record = tmp_path / "action.json", tmp_path / "record.json"
-    assert cli.main([*common, "--output", str(output), "--record", str(record)]) == 0
+    decisions, times = tmp_path / "decisions.json", tmp_path / "times.json"
+    assert cli.main([*common, "--output", str(output), "--record", str(record), "--output-decisions", str(decisions),
+                     "--output-times", str(times)]) == 0
     assert "gate: PASSED" in capsys.readouterr().out
     entries = store.read_json(output)
     assert entries and all(set(e) <= {"name", "unit", "value", "extra"} and {"name", "unit", "value"} <= set(e) for e in entries)
-    assert {"name": "pcf-es[frozen] macs", "unit": "MACs", "value": store.read_json(record)["counts"]["pcf-es"]["frozen"]["macs"]} in entries
+    counts = store.read_json(record)["counts"]
+    assert {"name": "pcf-es[frozen] macs", "unit": "MACs", "value": counts["pcf-es"]["frozen"]["macs"]} in entries
+    # Costs only, every one able to regress: no absolute time, no zero, no copy of the level-none count.
+    assert not any(e["unit"] == "s" or e["value"] == 0 for e in entries)
+    assert "evolution[frozen] macs" not in {e["name"] for e in entries}  # evolution reuses nothing at "frozen"
+    assert not any(e["name"].startswith("evolution[none] cache_peak_bytes") for e in entries)
+    recorded_decisions = store.read_json(record)["decisions"]
+    charted = {e["name"]: e["value"] for e in store.read_json(decisions)}
+    assert charted["pcf-es final frozen depth"] == recorded_decisions["pcf-es"]["frozen_depth"][-1] > 0
+    assert charted["evolution candidates"] == recorded_decisions["evolution"]["candidates"]
+    assert "evolution final frozen depth" not in charted  # always 0: evolution never freezes
+    timed = store.read_json(times)
+    assert timed and all(e["unit"] == "s" and "(this runner)" in e["name"] and "absolute" in e["extra"] for e in timed)
     assert cli.main([*common, "--no-cache"]) == 1
     out = capsys.readouterr().out
     assert "FAIL pcf-es[frozen]: macs changed: baseline " in out and "gate: FAILED" in out

@@ -142,7 +142,10 @@ def test_report_and_sweep_on_a_read_only_file_system_exit_2_naming_the_path(tmp_
     target = tmp_path / "ro"
     _read_only(monkeypatch, target)
     assert cli.main(["report", str(tmp_path / "runs"), "-o", str(target / "rep")]) == 2
-    assert capsys.readouterr().err == f"pcfes report: error: Read-only file system: {target / 'rep'}\n"
+    assert capsys.readouterr().err == (
+        f"pcfes report: error: cannot write the report to {target / 'rep'}: Read-only file system; pass -o a folder you can write\n"
+    )
+    assert not (target / "rep").exists()
     assert cli.main(["sweep", str(tmp_path / "sweep.toml"), "--out", str(target / "sw"), "--quiet"]) == 2
     assert capsys.readouterr().err == f"pcfes sweep: error: Read-only file system: {target / 'sw'}\n"
 

@@ -34,6 +34,8 @@ def test_toml_and_overrides_build_a_config(tmp_path):
         ({"reuse": {"budget_bytes": -1}}, "reuse.budget_bytes must be >= 0, got -1"),
         ({"reuse": {"budget_bytes": "lots"}}, "reuse.budget_bytes must be an integer or 'auto', got 'lots'"),
         ({"cache": {"enabled": False}}, r"\[cache\] is now \[reuse\]"),
+        ({"carbon": {"tracking_mode": "cluster"}}, "carbon.tracking_mode must be 'process' or 'machine', got 'cluster'"),
+        ({"carbon": {"enabled": "no"}}, "carbon.enabled must be"),
     ],
 )
 def test_bad_config_keys_and_values_are_named(data, message):
@@ -55,6 +57,9 @@ def test_malformed_toml_and_override_are_clear_errors(tmp_path):
 def test_hashes_follow_what_changes_results():
     base = RunConfig()
     assert base.hash() == RunConfig(results_dir="elsewhere", run_id="x").hash()
+    # CodeCarbon measures and never changes a result: switching it off keeps the run id.
+    off = run_config_from_dict({"carbon": {"enabled": False, "tracking_mode": "machine"}})
+    assert off.hash() == base.hash() and off.carbon.enabled is False
     assert base.hash() != RunConfig(seed=1).hash()
     assert EvalProtocol().hash() != EvalProtocol(val_size=100).hash()
     # Reuse never changes a score: not in the protocol hash, but run ids differ per level.
@@ -152,3 +157,12 @@ def test_spellings_of_one_setting_hash_alike():
 def test_config_path_that_is_a_folder_is_a_clear_error(tmp_path):
     with pytest.raises(IsADirectoryError, match=f"config file {tmp_path} is a folder"):
         load_toml(tmp_path)
+
+
+def test_no_carbon_flag_is_the_carbon_enabled_key():
+    from harness import cli
+
+    args = cli.make_parser().parse_args(["search", "--no-carbon"])
+    assert cli.config_data(args) == {"carbon": {"enabled": False}}
+    assert cli.build_config(args).carbon.enabled is False
+    assert cli.build_config(cli.make_parser().parse_args(["compare"])).carbon.enabled is True

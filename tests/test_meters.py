@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import socket
@@ -12,7 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import pandas as pd
+
 from harness import meters as M
+from harness.meters import carbon
 from harness.meters import Measurement, MeterSet
 
 
@@ -282,17 +286,18 @@ def test_codecarbon_offline_window(tmp_path, monkeypatch, capfd):
     monkeypatch.setattr(socket.socket, "connect", lambda self, address: connects.append(address))
     monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: connects.append(address))
 
-    meter = M.CodeCarbonMeter("FRA")
+    meter = M.CodeCarbonMeter("FRA", emissions_csv=tmp_path / "emissions.csv")
+    meter.name_window("evaluate")
     meter.start()
     _busy(0.05)
-    meter.stop()
+    first = {m.quantity: m for m in meter.stop()}
     meter.start()
     _busy(0.05)
     window = {m.quantity: m for m in meter.stop()}
     meter.close()
     energy, co2, intensity = window["energy_kwh"], window["co2_g"], window["grid_intensity_g_per_kwh"]
 
-    label = "codecarbon_rapl" if meter.cpu_power_mode == "intel_rapl" else "codecarbon_estimate"
+    label = "codecarbon_rapl" if carbon.rapl_read_by_codecarbon() else "codecarbon_estimate"
     assert (energy.unit, energy.source) == ("kWh", label)
     assert (co2.unit, co2.source) == ("g", label)
     assert energy.value > 0 and co2.value > 0
@@ -300,7 +305,18 @@ def test_codecarbon_offline_window(tmp_path, monkeypatch, capfd):
     assert intensity == Measurement("grid_intensity_g_per_kwh", pytest.approx(expected), "g/kWh", intensity.source)
     assert intensity.source == "codecarbon_energy_mix:FRA:2023"
     assert co2.value == pytest.approx(energy.value * intensity.value, rel=1e-9)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "emissions.csv"]  # ours; CodeCarbon writes nothing
+    # CodeCarbon's own fields, one row per window (not the warm-up), in its units (kWh, kg, W, s).
+    rows = pd.read_csv(tmp_path / "emissions.csv")
+    assert list(rows["task_name"]) == ["window-1", "window-2"] and list(rows["phase"].fillna("")) == ["evaluate", "evaluate"]
+    for column in ("cpu_energy", "ram_energy", "gpu_energy", "cpu_power", "ram_power", "gpu_power", "duration",
+                   "tracking_mode", "pue", "cpu_model", "energy_consumed", "emissions", "codecarbon_version"):
+        assert column in rows.columns, column
+    assert (rows["tracking_mode"] == "process").all() and (rows["pue"] == 1.0).all()
+    assert list(rows["energy_consumed"]) == pytest.approx([first["energy_kwh"].value, energy.value], rel=1e-12)
+    assert (rows["duration"] > 0.04).all()
+    assert meter.settings() == {"tracking_mode": "process", "attribution": rows["attribution"].iloc[0]}
+    assert rows["attribution"].iloc[0].startswith("process: ")
     assert connects == []
     assert "codecarbon" not in capfd.readouterr().err
 
@@ -454,9 +470,52 @@ def test_measurement_never_a_silent_zero():
 # ---------------------------------------------------------------- default set
 
 
+def test_tracker_gets_only_the_settings_its_codecarbon_release_accepts():
+    """Feature detection down to pyproject's floor: 2.7 has save_to_* and co2_signal_api_token, no
+    output_methods or forced intensity; 3.3 has output_methods and electricitymaps_api_token."""
+
+    class Tracker27:
+        def __init__(self, project_name=None, save_to_file=None, save_to_api=None, save_to_logger=None,
+                     save_to_prometheus=None, save_to_logfire=None, co2_signal_api_token=None, emissions_endpoint=None,
+                     tracking_mode=None, log_level=None, pue=None, allow_multiple_runs=None):
+            pass
+
+    class Offline27(Tracker27):
+        def __init__(self, *args, country_iso_code=None, region=None, cloud_provider=None, cloud_region=None,
+                     country_2letter_iso_code=None, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    old = carbon.tracker_kwargs(Offline27, "FRA", "process")
+    assert old == {
+        "country_iso_code": "FRA", "region": None, "cloud_provider": None, "cloud_region": None,
+        "country_2letter_iso_code": None, "co2_signal_api_token": None, "emissions_endpoint": None,
+        "save_to_file": False, "save_to_api": False, "save_to_logger": False, "save_to_prometheus": False,
+        "save_to_logfire": False, "allow_multiple_runs": True, "tracking_mode": "process", "pue": 1.0, "log_level": "error",
+    }
+    from codecarbon import OfflineEmissionsTracker
+
+    new = carbon.tracker_kwargs(OfflineEmissionsTracker, "FRA", "machine")
+    accepted = set(inspect.signature(OfflineEmissionsTracker.__init__).parameters)
+    if "output_methods" in accepted:  # 3.2.9 and later: one switch for every output
+        assert new["output_methods"] == [] and not any(k.startswith("save_to_") for k in new)
+    assert new["tracking_mode"] == "machine" and new["allow_multiple_runs"] is True
+
+
+def test_codecarbon_off_or_missing_is_unavailable_with_the_reason(monkeypatch):
+    ms = M.default_meters("cpu", "FRA", codecarbon=False)
+    _run(ms, "evaluate")
+    for quantity in ("energy_kwh", "co2_g", "grid_intensity_g_per_kwh"):
+        assert ms.last[quantity] == Measurement(quantity, None, ms.last[quantity].unit, f"unavailable: {M.meter_set.CARBON_OFF}")
+    assert ms.settings() == {}
+    monkeypatch.setattr(carbon.importlib.util, "find_spec", lambda name: None)
+    assert M.default_meters("cpu", "FRA").sources()["co2_g"] == (
+        "unavailable: codecarbon is not installed (pip install codecarbon, or pass --no-carbon)"
+    )
+
+
 def test_default_meters_cpu():
     ms = M.default_meters("cpu", "FRA", codecarbon=False)
-    assert [type(m).__name__ for m in ms.meters] == ["RaplMeter", "CpuTimeMeter", "WallMeter"]
+    assert [type(m).__name__ for m in ms.meters] == ["UnavailableCarbonMeter", "RaplMeter", "CpuTimeMeter", "WallMeter"]
     _run(ms, "evaluate")
     assert ms.last["wall_s"].available and ms.last["cpu_s"].available
     assert ms.sources()["gpu_s"] == "unavailable: no meter in this set measures it"

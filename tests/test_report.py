@@ -16,21 +16,23 @@ import scipy.stats
 
 import searchers
 from harness import schema
+from harness.report import style
 from harness.report import PAPER_RESULTS, searcher_colour, sweep_report, write_report
+from harness.report.figures import FIGURE_FILES
 from fixtures_runs import FixtureRun, totals_for, write_fixture_runs, write_run
 
 SEEDS = (3, 11)
-FIGURES = (
-    "generation_cost", "best_score", "majority_share", "frozen_depth", "score_vs_time", "score_vs_energy",
-    "seed_savings", "majority_distance",
-)
-PAGE_WIDE = ("majority_share", "seed_savings", "majority_distance")
+PAGE_WIDE = ("majority_share_per_block.png", "savings_per_seed.png", "majority_vs_final_choice.png")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NO_ENERGY = "unavailable: no RAPL and no NVML"
 
 
-def _figure_names(group: str, supernet: str = "spos-tiny") -> set[str]:
-    return {f"{group}_{supernet}_{kind}.png" for kind in FIGURES}
+def _figure_names(folder: str = "spos-tiny") -> set[str]:
+    return {f"{folder}/{name}" for name in FIGURE_FILES.values()}
+
+
+def _pngs(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
 
 
 def _assert_png(path: Path, width_px: int) -> None:
@@ -82,13 +84,13 @@ def test_report_writes_every_file(basic: tuple[Path, Path]) -> None:
     out = report.parent
     assert report == out / "report.md"
     assert report.read_text().startswith("# fixture report\n")
-    expected = _figure_names("pprotoA_cckptA")
-    assert {p.name for p in out.glob("*.png")} == expected
+    expected = _figure_names()
+    assert _pngs(out) == expected
     text = report.read_text()
     for name in expected:
         assert f"]({name})" in text, f"report.md does not show {name}"
         # Paper sizes at 200 dpi: one column (3.5 in) or the full page width (7 in).
-        _assert_png(out / name, 1400 if any(kind in name for kind in PAGE_WIDE) else 700)
+        _assert_png(out / name, 1400 if name.endswith(PAGE_WIDE) else 700)
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["searcher"]) == ["evolution", "random", "pcf-es", "pcf-es-is"]
 
@@ -190,8 +192,8 @@ def test_protocols_are_reported_in_separate_groups(tmp_path: Path) -> None:
         wall = [totals_for(FixtureRun("evolution", s, protocol_hash=protocol))["wall_s"] for s in SEEDS]
         row = summary[(summary["protocol_hash"] == protocol) & (summary["searcher"] == "evolution")]
         assert row["wall_s_mean"].item() == pytest.approx(sum(wall) / 2, rel=1e-12)
-    pngs = {p.name for p in (tmp_path / "out").glob("*.png")}
-    assert pngs == _figure_names("pprotoA_cckptA") | _figure_names("pprotoB_cckptA")
+    assert _pngs(tmp_path / "out") == _figure_names("spos-tiny-group1") | _figure_names("spos-tiny-group2")
+    assert "### Figures: spos-tiny (in `spos-tiny-group2/`)" in text
 
 
 def test_unavailable_energy_is_na_with_reason_never_zero(tmp_path: Path) -> None:
@@ -208,8 +210,8 @@ def test_unavailable_energy_is_na_with_reason_never_zero(tmp_path: Path) -> None
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert summary["energy_j_mean"].isna().all() and summary["energy_j_std"].isna().all()
     assert (summary["energy_j_missing_reason"] == NO_ENERGY).all()
-    assert "not drawn: energy unavailable for every run" in text
-    assert not (tmp_path / "out" / "pprotoA_cckptA_spos-tiny_score_vs_energy.png").exists()
+    assert f"not drawn: energy unavailable for every run ({NO_ENERGY}); runs with CodeCarbon on (no --no-carbon)" in text
+    assert not (tmp_path / "out" / "spos-tiny" / FIGURE_FILES["score_vs_energy"]).exists()
 
 
 def test_partly_unavailable_cell_is_na_and_all_sources_are_listed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -237,8 +239,8 @@ def test_sweep_report_figure_and_table(tmp_path: Path) -> None:
             write_run(root, FixtureRun("pcf-es", seed, searcher_params={"threshold": threshold, "monitor": 3}))
     report = sweep_report([root], tmp_path / "out", "threshold")
     assert report == tmp_path / "out" / "sweep_threshold.md"
-    _assert_png(tmp_path / "out" / "sweep_threshold_pprotoA_cckptA_spos-tiny.png", 700)
-    assert "](sweep_threshold_pprotoA_cckptA_spos-tiny.png)" in report.read_text()
+    _assert_png(tmp_path / "out" / "spos-tiny" / "sweep_threshold.png", 700)
+    assert "](spos-tiny/sweep_threshold.png)" in report.read_text()
     table = pd.read_csv(tmp_path / "out" / "sweep_threshold.csv")
     pcf = table[table["searcher"] == "pcf-es"].sort_values("value")
     assert list(pcf["value"]) == list(thresholds)
@@ -266,6 +268,7 @@ def test_sweep_report_rejects_bad_requests(tmp_path: Path) -> None:
 def test_every_searcher_keeps_one_colour() -> None:
     known = [searcher_colour(s) for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
     assert known == [searchers.searcher_entry(s).colour for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
+    assert known == [style.registered_styles()[s][0] for s in ("random", "evolution", "cf-es", "pcf-es", "pcf-es-is")]
     assert known == ["#999999", "#000000", "#E69F00", "#0072B2", "#D55E00"]  # the built-ins' colours before the registry
     assert len(set(known)) == 5
     assert searcher_colour("my-searcher") == searcher_colour("my-searcher") and searcher_colour("my-searcher") not in known
@@ -278,12 +281,26 @@ def test_figures_draw_a_user_searcher_in_its_entry_style_and_an_unregistered_one
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     registry.register_searcher("optuna", type("Optuna", (RandomSearcher,), {}))
     registry.register_searcher("optuna-nsga2", type("OptunaNSGA2", (RandomSearcher,), {}))
-    entries = registry.registered_searchers()
-    assert searcher_style("optuna") == (entries["optuna"].colour, entries["optuna"].linestyle)
+    styles = style.registered_styles()
+    assert registry.registered_searchers()["optuna"].colour is None  # declared none: the style picks one
+    assert searcher_style("optuna") == styles["optuna"] and styles["optuna"][1] == "-"
     assert searcher_colour("optuna") != searcher_colour("optuna-nsga2")
+    assert len(set(styles.values())) == len(styles)
     # A searcher found only in old run folders: a stable colour that no registered searcher has.
     assert searcher_style("from-an-old-run") == searcher_style("from-an-old-run")
-    assert searcher_colour("from-an-old-run") not in {e.colour for e in entries.values()}
+    assert searcher_colour("from-an-old-run") not in {colour for colour, _ in styles.values()}
+
+
+def test_once_the_palette_is_spent_colours_repeat_with_another_line_style(monkeypatch) -> None:
+    from searchers import RandomSearcher, registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    free = len(style.PALETTE) - len(registry.registered_searchers())
+    for i in range(free + 1):
+        registry.register_searcher(f"user-{i}", type(f"User{i}", (RandomSearcher,), {}))
+    styles = style.registered_styles()
+    assert len(set(styles.values())) == len(styles)
+    assert styles[f"user-{free}"][1] == "--"
 
 
 def test_sweep_points_that_coincide_share_one_label() -> None:
@@ -310,6 +327,16 @@ def test_runs_that_end_early_are_held_to_their_configurations_last_generation() 
     assert list(added["run_id"]) == ["a", "a"] and list(added["generation"]) == [3, 4]
     assert list(added["frozen_depth"]) == [12, 12] and list(added["best_score"]) == [0.7, 0.7]
     assert hold_after_end(gens, "best_score").iloc[len(gens):]["best_score"].tolist() == [0.7, 0.7]
+    # A freezing run with no other seed, held to the longest run's end (what the depth figure does).
+    alone = hold_after_end(gens[gens["run_id"] == "a"], "frozen_depth", final=12, until={"a": 4})
+    assert alone["generation"].tolist() == [0, 1, 2, 3, 4] and alone["frozen_depth"].tolist() == [0, 3, 5, 12, 12]
+
+
+def test_a_lone_freezing_search_that_froze_every_block_shows_fully_frozen_after_its_end(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3,), searchers=("evolution", "pcf-es"))  # pcf-es ends a generation early
+    report = write_report([root], tmp_path / "out")
+    assert "counts as fully frozen afterwards, up to the last generation of the longest run" in report.read_text()
 
 
 def test_contended_run_is_flagged_and_its_cpu_time_saving_shown(tmp_path: Path) -> None:
@@ -348,10 +375,31 @@ def test_one_seed_savings_say_so_instead_of_an_interval(tmp_path: Path) -> None:
     assert list(summary.table.columns[-3:]) == ["time_saved_%", "CPU_time_saved_%", "MACs_saved_%"]
     assert summary.notes[1:] == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
     assert summary.notes[0].startswith("macs_without_reuse: what reuse level none would have executed")
+    assert list(summary.table["time_saved_%"]) == ["baseline", summary.table["time_saved_%"].iloc[1]]
+    assert isinstance(summary.table["time_saved_%"].iloc[1], float)
+
+
+def test_a_single_search_prints_its_own_costs_without_none_or_a_pairing_warning(tmp_path: Path, caplog) -> None:
+    from harness.report.console import console_summary
+    from harness.store import load_records
+
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3,), searchers=("pcf-es",))
+    with caplog.at_level(logging.WARNING):
+        summary = console_summary(load_records([root]))
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    text = summary.format()
+    assert "None" not in text and "saved" not in " ".join(summary.table.columns)
+    assert {"wall_s", "cpu_s", "macs", "energy_j", "co2_g", "final_score"} <= set(summary.table.columns)
+    assert summary.notes[-1].startswith("Savings need a evolution run with the same seed")
+    # Beside an evolution run of another seed: the unpaired run says why, never None.
+    write_run(root, FixtureRun("evolution", 4))
+    table = console_summary(load_records([root])).table
+    assert list(table["time_saved_%"]) == ["baseline", "n/a (no evolution s3)"]
 
 
 def test_legend_with_long_labels_fits_the_figure() -> None:
-    from harness.report.figures import COLUMN_WIDTH_IN, legend, new_figure
+    from harness.report.style import COLUMN_WIDTH_IN, legend, new_figure
 
     figure = new_figure(COLUMN_WIDTH_IN, 2.9)
     axes = figure.add_subplot()
@@ -370,11 +418,11 @@ def test_figures_also_in_pdf_and_svg_with_an_integer_depth_axis(tmp_path: Path) 
     write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"))
     out = tmp_path / "report"
     write_report([root], out, formats=("png", "pdf", "svg"))
-    for kind in FIGURES:
-        stem = out / f"pprotoA_cckptA_spos-tiny_{kind}"
+    for name in FIGURE_FILES.values():
+        stem = out / "spos-tiny" / name
         assert stem.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
         assert b"<svg" in stem.with_suffix(".svg").read_bytes()[:500]
-    svg = (out / "pprotoA_cckptA_spos-tiny_frozen_depth.svg").read_text()
+    svg = (out / "spos-tiny" / FIGURE_FILES["frozen_depth"]).with_suffix(".svg").read_text()
     ticks = re.findall(r"<!-- ([0-9.\-−]+) -->", svg)
     assert ticks and all(float(t.replace("−", "-")).is_integer() for t in ticks), ticks
     with pytest.raises(ValueError, match="unknown figure format"):
@@ -431,3 +479,112 @@ def test_the_same_run_given_twice_is_one_seed_and_the_report_says_so(tmp_path: P
     line = next(line for line in report.read_text().splitlines() if line.startswith("Dropped as duplicates"))
     assert f"`{run}`" in line and f"`{copy}`" in line
     assert "Skipped" not in report.read_text()  # a copy is a duplicate, not an incomplete run
+
+
+def test_every_figure_kind_keeps_its_text_inside_the_canvas_and_its_bands_feasible(tmp_path: Path, monkeypatch) -> None:
+    """Render every figure kind (report and sweep, one and two groups) and check each drawn text artist
+    lies inside its canvas, and each ±std band of an accuracy or a depth within its feasible range."""
+    import matplotlib.text
+    from matplotlib.collections import FillBetweenPolyCollection, PolyCollection
+
+    outside: list[str] = []
+    drawn_text = matplotlib.text.Text.draw
+
+    def checked_draw(text, renderer):
+        drawn_text(text, renderer)
+        if text.get_visible() and text.get_text().strip():
+            box, canvas = text.get_window_extent(renderer), text.figure.bbox
+            if not (box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 and box.y1 <= canvas.y1 + 0.5):
+                outside.append(f"{text.get_text()!r} at {box.bounds} outside {canvas.bounds}")
+
+    monkeypatch.setattr(matplotlib.text.Text, "draw", checked_draw)
+    bands: dict[str, list[tuple[float, float]]] = {}
+    saving = matplotlib.figure.Figure.savefig
+
+    def record_bands(figure, path, **kwargs):
+        for axes in figure.axes:
+            title = axes.get_title()
+            for band in axes.collections:
+                if isinstance(band, (PolyCollection, FillBetweenPolyCollection)):
+                    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+                    bands.setdefault(title, []).append((float(ys.min()), float(ys.max())))
+        return saving(figure, path, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record_bands)
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3, 11, 12), searchers=("evolution", "random", "cf-es", "pcf-es", "pcf-es-is"), second_protocol=True)
+    for threshold in (0.5, 0.9):
+        write_run(root, FixtureRun("pcf-es", 3, searcher_params={"population": 6, "threshold": threshold, "monitor": 3}))
+        write_run(root, FixtureRun("pcf-es", 11, searcher_params={"population": 6, "threshold": threshold, "monitor": 3}))
+    write_report([root], tmp_path / "out")
+    sweep_report([root], tmp_path / "out", "threshold")
+    assert len(_pngs(tmp_path / "out")) == 2 * len(FIGURE_FILES) + 2
+    assert not outside, "\n".join(outside)
+    depth_bands = [b for title, found in bands.items() if "frozen prefix depth" in title for b in found]
+    score_bands = [b for title, found in bands.items() if "best score per generation" in title for b in found]
+    assert depth_bands and all(0.0 <= low and high <= 4.0 for low, high in depth_bands), depth_bands
+    assert score_bands and all(0.0 <= low and high <= 1.0 for low, high in score_bands), score_bands
+
+
+def test_a_depth_band_that_would_run_above_every_block_stops_at_the_number_of_blocks(tmp_path: Path, monkeypatch) -> None:
+    import matplotlib.figure
+    from matplotlib.collections import FillBetweenPolyCollection
+
+    from harness.report.figures import _mean_lines
+
+    # Two seeds of one configuration: depths 2 and 4 of 4 blocks at generation 1 -> mean 3 ± 1.41.
+    gens = pd.DataFrame({
+        "run_id": ["a", "a", "b", "b"], "searcher": "pcf-es", "variant": "", "generation": [0, 1, 0, 1],
+        "frozen_depth": [0, 2, 0, 4],
+    })
+    captured = []
+    saving = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda figure, path, **kw: captured.append(figure) or saving(figure, path, **kw))
+    _mean_lines(gens, "frozen_depth", "depth", "frozen blocks (of 4)", tmp_path / "d.png", ("png",), bounds=(0.0, 4.0), steps=True)
+    band = next(c for c in captured[0].axes[0].collections if isinstance(c, FillBetweenPolyCollection))
+    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    assert ys.max() == 4.0 and ys.min() == 0.0
+
+
+def test_a_report_folder_that_cannot_be_written_is_one_line_naming_the_fix(tmp_path: Path, capsys) -> None:
+    from harness import cli
+
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=(3,), searchers=("evolution",))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match=f"cannot write the report to {blocker / 'out'}: .*; pass -o a folder you can write"):
+        write_report([root], blocker / "out")
+    assert cli.main(["report", str(root), "-o", str(blocker / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pcfes report: error: cannot write the report to ")
+    with pytest.raises(ValueError, match="pass -o a folder you can write"):
+        sweep_report([root], blocker / "out", "threshold")
+
+
+def test_summary_csv_reads_back_with_stable_dtypes(tmp_path: Path) -> None:
+    """``seeds`` a string for one seed and for several; ``*_significant`` nullable booleans, <NA> without an interval."""
+    from harness.store import read_summary
+
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"))
+    write_run(root, FixtureRun("random", 3))  # one seed: no interval
+    write_run(root, FixtureRun("evolution", 5, supernet="spos-other"))
+    write_run(root, FixtureRun("pcf-es", 5, supernet="spos-other"))
+    out = tmp_path / "report"
+    write_report([root], out)
+    summary = read_summary(out / schema.SUMMARY_CSV)
+    assert summary["seeds"].dtype == "string"
+    assert dict(zip(summary["searcher"] + "/" + summary["supernet"], summary["seeds"])) == {
+        "evolution/spos-other": "5", "pcf-es/spos-other": "5", "evolution/spos-tiny": "3 11", "random/spos-tiny": "3",
+        "pcf-es/spos-tiny": "3 11",
+    }
+    significant = [c for c in summary.columns if c.endswith("_significant")]
+    assert significant and all(summary[c].dtype == "boolean" for c in significant)
+    pcf = summary[(summary["searcher"] == "pcf-es") & (summary["supernet"] == "spos-tiny")].iloc[0]
+    lone = summary[summary["searcher"] == "random"].iloc[0]
+    assert not pd.isna(pcf["wall_s_reduction_pct_significant"]) and bool(pcf["wall_s_reduction_pct_significant"])
+    assert pd.isna(lone["wall_s_reduction_pct_significant"])
+    # The same with plain pandas and the schema's dtypes, as a user outside the package would read it.
+    plain = pd.read_csv(out / schema.SUMMARY_CSV, dtype=schema.summary_dtypes(pd.read_csv(out / schema.SUMMARY_CSV, nrows=0).columns))
+    pd.testing.assert_frame_equal(plain, summary)

@@ -142,6 +142,13 @@ def test_run_files_follow_the_schema(small_config, tmp_path):
     assert 0 <= run["result"]["final_score"] <= 1 and run["result"]["test_accuracy"] is not None
     emissions = record.emissions
     assert emissions["co2_g"] == pytest.approx(emissions["energy_kwh"] * emissions["grid_intensity_g_per_kwh"], rel=1e-6)
+    assert emissions["tracking_mode"] == "process" and emissions["attribution"].startswith("process: ")
+    # CodeCarbon's own fields per window; the run's energy is the sum over its search phases.
+    windows = pd.read_csv(path / schema.EMISSIONS_CSV)
+    assert set(windows["phase"]) == {*schema.PHASES, "final"}
+    search = windows[windows["phase"].isin(schema.PHASES)]
+    assert search["energy_consumed"].sum() == pytest.approx(emissions["energy_kwh"], rel=1e-9)
+    assert {"cpu_energy", "ram_energy", "gpu_energy", "cpu_power", "cpu_model", "pue", "duration"} <= set(windows.columns)
     frame = store.load_runs([path])
     assert frame.loc[0, "searcher"] == "pcf-es" and frame.loc[0, "protocol_hash"] == run["protocol_hash"]
 
@@ -265,7 +272,7 @@ def test_resume_from_another_directory_uses_the_recorded_checkpoint_and_cleans_s
     assert run == store.load_run(record.path).run  # the returned record is what was written
     assert run["resumes"] == 1 and run["checkpoint_path"] == str(start / "ck.pt")
     assert run["config"]["checkpoint"] == "ck.pt"  # the config (and its hash) as started
-    assert sorted(p.name for p in run_dir.iterdir()) == sorted(schema.RUN_FILES)  # no temp, lock or checkpoint.json
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([*schema.RUN_FILES, schema.EMISSIONS_CSV])  # no temp, lock or checkpoint.json
     assert list(elsewhere.iterdir()) == []  # nothing trained or written here
 
 
@@ -297,3 +304,14 @@ def test_val_size_zero_is_recorded_as_the_split_size_and_too_large_fails_before_
     with pytest.raises(ValueError, match="protocol.val_size 2001 exceeds the 2000 validation images"):
         workflow.open_workspace(workflow.resolve(too_many), progress=False)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_resumed_run_keeps_one_emissions_row_per_window_its_totals_hold(small_config, tmp_path):
+    """Windows redone after the interruption are not counted twice in emissions.csv (nor in the totals)."""
+    with pytest.raises(Interrupt):
+        _run(small_config, tmp_path / "run", on_generation=_cut_after(2))
+    record = store.load_run(_run(small_config, tmp_path / "run", resume=True))
+    rows = pd.read_csv(tmp_path / "run" / schema.EMISSIONS_CSV)
+    assert rows["task_name"].tolist() == [f"window-{i}" for i in range(1, len(rows) + 1)]
+    search = rows[rows["phase"].isin(schema.PHASES)]
+    assert search["energy_consumed"].sum() == pytest.approx(record.emissions["energy_kwh"], rel=1e-9)

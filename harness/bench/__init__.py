@@ -35,23 +35,26 @@ if TYPE_CHECKING:
         trace_searches,
         write_baseline,
         write_benchmark_action,
+        SERIES,
+        benchmark_action_entries,
+        check_format,
     )
     from harness.bench.landscape import Landscape, SearchTrace, trace_search
     from harness.bench.machine import SUITE, MachineBenchOutcome, machine_benchmark, machine_storage
     from harness.bench.replay import Replay, ReplaySearcher, load_replay, write_replay
-    from harness.bench.settings import BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, MACHINE_FAIL, REPLAY_PATH
+    from harness.bench.settings import BASELINE_DIR, BASELINE_NAME, REPLAY_NAME, BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, MACHINE_FAIL, REPLAY_PATH
 
 _MODULES = {
     "harness.bench.gate": (
         "BENCH_SEARCHERS", "FORMAT", "FORMAT_VERSION", "LEVELS", "NO_REUSE", "REFERENCE", "TIMING_PAIRS", "BenchConfig",
         "BenchResult", "GateReport", "Replayed", "TimingPair", "check", "format_result", "load_baseline", "measure_replay",
         "measure_timing", "prepare_workspace", "record_replay", "run_bench", "smoke_config", "trace_searches",
-        "write_baseline", "write_benchmark_action",
+        "write_baseline", "write_benchmark_action", "SERIES", "benchmark_action_entries", "check_format",
     ),
     "harness.bench.landscape": ("Landscape", "SearchTrace", "trace_search"),
     "harness.bench.machine": ("SUITE", "MachineBenchOutcome", "machine_benchmark", "machine_storage"),
     "harness.bench.replay": ("Replay", "ReplaySearcher", "load_replay", "write_replay"),
-    "harness.bench.settings": ("BASELINE_PATH", "CACHE_DIR", "DEFAULT_MARGIN", "DEFAULT_REPEATS", "MACHINE_FAIL", "REPLAY_PATH"),
+    "harness.bench.settings": ("BASELINE_DIR", "BASELINE_NAME", "REPLAY_NAME", "BASELINE_PATH", "CACHE_DIR", "DEFAULT_MARGIN", "DEFAULT_REPEATS", "MACHINE_FAIL", "REPLAY_PATH"),
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
 _SUBMODULES = ("gate", "landscape", "machine", "replay", "settings")

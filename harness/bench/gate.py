@@ -34,14 +34,16 @@ from typing import Any
 import pandas as pd
 import torch
 
+import harness
 import searchers
 import supernets
 from harness import provenance, schema, store, workflow
 from harness.bench.landscape import Landscape, SearchTrace, trace_search
 from harness.bench.replay import Replay, ReplaySearcher
-from harness.bench.settings import BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, REPLAY_PATH
+from harness.bench.settings import BASELINE_DIR, BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, REPLAY_PATH
 from harness.config import EvalProtocol, ReuseConfig, RunConfig, content_hash
 from harness.matrix import Matrix, build
+from harness.progress import progress_bar
 from supernets.checkpoint import code_fingerprint, save_checkpoint
 from supernets.train import init_weights
 
@@ -265,7 +267,7 @@ class ReplayMeasurement:
 
 def measure_replay(
     config: BenchConfig, workspace: workflow.Workspace, trace: SearchTrace, level: str, run_dir: Path
-) -> ReplayMeasurement:
+) -> ReplayMeasurement:  # one replay is a second or two: progress is counted per replay, by the caller
     """Score ``trace`` through the runner at reuse ``level``, recorded in ``run_dir`` (replaced)."""
     run = config.run_config(workspace.checkpoint.path, trace.searcher, level)
     with torch_threads(config.threads):
@@ -331,6 +333,7 @@ class BenchResult:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "pcfes_version": harness.__version__,
             "recorded_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config": self.config.identity(),
             "environment": dict(self.environment),
@@ -348,9 +351,11 @@ class BenchResult:
 
 
 def run_bench(
-    config: BenchConfig, workspace: workflow.Workspace, replay: Replay, runs_dir: Path, *, timing_repeats: int = DEFAULT_REPEATS
+    config: BenchConfig, workspace: workflow.Workspace, replay: Replay, runs_dir: Path, *,
+    timing_repeats: int = DEFAULT_REPEATS, progress: bool = False,
 ) -> BenchResult:
-    """Layer 1 on the landscape, layer 2 on ``replay`` at every level, then (repeats > 0) the timing pairs."""
+    """Layer 1 on the landscape, layer 2 on ``replay`` at every level, then (repeats > 0) the timing pairs;
+    ``progress`` counts the replays (a bar on a terminal, a log line per replay elsewhere)."""
     if dict(replay.recorded_from) != config.identity():
         raise ValueError(
             "the replay was recorded for another bench configuration; regenerate it with "
@@ -360,11 +365,17 @@ def run_bench(
     runs_dir = Path(runs_dir)
     decisions = {name: decision_record(trace) for name, trace in trace_searches(config).items()}
     work = {}
-    for name in config.searchers:
-        for level in config.levels:
-            replayed = Replayed(name, level)
-            work[replayed] = measure_replay(config, workspace, replay.traces[name], level, runs_dir / replayed.label)
-    timing = measure_timing(config, workspace, replay, runs_dir / "timing", timing_repeats) if timing_repeats > 0 else ()
+    with progress_bar(len(config.searchers) * len(config.levels), "bench work replays", "replay", enabled=progress) as bar:
+        for name in config.searchers:
+            for level in config.levels:
+                replayed = Replayed(name, level)
+                work[replayed] = measure_replay(config, workspace, replay.traces[name], level, runs_dir / replayed.label)
+                bar.set_postfix(done=replayed.label)
+                bar.update(1)
+    timing = (
+        measure_timing(config, workspace, replay, runs_dir / "timing", timing_repeats, progress=progress)
+        if timing_repeats > 0 else ()
+    )
     environment = {
         "torch": torch.__version__,
         "python": sys.version.split()[0],
@@ -376,18 +387,22 @@ def run_bench(
 
 
 def measure_timing(
-    config: BenchConfig, workspace: workflow.Workspace, replay: Replay, runs_dir: Path, repeats: int = DEFAULT_REPEATS
+    config: BenchConfig, workspace: workflow.Workspace, replay: Replay, runs_dir: Path, repeats: int = DEFAULT_REPEATS,
+    *, progress: bool = False,
 ) -> tuple[TimingMeasurement, ...]:
     """CPU time of each timing pair's replays, alternating ``repeats`` times, so a slow spell hits both alike."""
     measured = []
-    for pair in TIMING_PAIRS:
-        times: dict[Replayed, list[float]] = {pair.numerator: [], pair.denominator: []}
-        for _ in range(repeats):
-            for replayed in (pair.denominator, pair.numerator):
-                trace = replay.traces[replayed.searcher]
-                run = measure_replay(config, workspace, trace, replayed.level, Path(runs_dir) / replayed.label)
-                times[replayed].append(float(run.info["cpu_s"]))
-        measured.append(TimingMeasurement(pair, tuple(times[pair.numerator]), tuple(times[pair.denominator])))
+    with progress_bar(2 * repeats * len(TIMING_PAIRS), "bench timing replays", "replay", enabled=progress) as bar:
+        for pair in TIMING_PAIRS:
+            times: dict[Replayed, list[float]] = {pair.numerator: [], pair.denominator: []}
+            for _ in range(repeats):
+                for replayed in (pair.denominator, pair.numerator):
+                    trace = replay.traces[replayed.searcher]
+                    run = measure_replay(config, workspace, trace, replayed.level, Path(runs_dir) / replayed.label)
+                    times[replayed].append(float(run.info["cpu_s"]))
+                    bar.set_postfix(done=replayed.label)
+                    bar.update(1)
+            measured.append(TimingMeasurement(pair, tuple(times[pair.numerator]), tuple(times[pair.denominator])))
     return tuple(measured)
 
 
@@ -437,11 +452,7 @@ def _decision_failures(name: str, old: Mapping[str, Any], new: Mapping[str, Any]
 
 def check(baseline: Mapping[str, Any], result: BenchResult, *, margin: float = DEFAULT_MARGIN) -> GateReport:
     """Compare a bench result with a baseline: decisions, exact counts, MAC ratios, timing ratios + ``margin``."""
-    if baseline.get("format") != FORMAT or baseline.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"baseline is not a {FORMAT} v{FORMAT_VERSION} file (got {baseline.get('format')!r} "
-            f"v{baseline.get('format_version')!r}); regenerate it with `pcfes bench --update-baseline`"
-        )
+    check_format(baseline)
     identity = result.config.identity()
     if baseline["config"] != identity:
         keys = sorted(k for k in identity.keys() | baseline["config"].keys() if identity.get(k) != baseline["config"].get(k))
@@ -513,12 +524,41 @@ def _count_failures(baseline: Mapping[str, Any], counts: Mapping[str, Mapping[st
 # --------------------------------------------------------------------------- files
 
 
+def check_format(baseline: Mapping[str, Any], path: Path | None = None) -> None:
+    """Refuse a file that is not a baseline of this format version (another project version wrote it)."""
+    if baseline.get("format") != FORMAT or baseline.get("format_version") != FORMAT_VERSION:
+        where = f" {path}" if path else ""
+        writer = f", written by pcfes {baseline['pcfes_version']}" if baseline.get("pcfes_version") else ""
+        raise ValueError(
+            f"baseline{where} is not a {FORMAT} v{FORMAT_VERSION} file (got {baseline.get('format')!r} "
+            f"v{baseline.get('format_version')!r}{writer}); regenerate it with this version: "
+            f"`pcfes bench{baseline_dir_flag(path)} --update-baseline`"
+        )
+
+
+def baseline_dir_flag(path: Path | None) -> str:
+    """`` --baseline-dir DIR`` where ``path`` is not in the default folder, so a suggested command works as typed."""
+    if path is None or Path(path).resolve().parent == BASELINE_DIR:
+        return ""
+    return f" --baseline-dir {Path(path).resolve().parent}"
+
+
 def load_baseline(path: Path = BASELINE_PATH) -> dict[str, Any]:
-    """Read a baseline file, saying how to make one when it is missing."""
+    """Read a baseline file and check its format, before any bench runs; say how to get one when it is missing."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no bench baseline at {path}; record one with `pcfes bench --update-baseline`")
-    return store.read_json(path)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(
+                f"no bench baseline: {path.parent} does not exist (this pcfes is installed without the repository's "
+                "benchmarks/ folder); run `pcfes bench` from a source checkout (git clone, then pip install -e .) or "
+                "pass --baseline-dir DIR, a folder with baseline.json and replay.json"
+            )
+        raise FileNotFoundError(
+            f"no bench baseline at {path}; record one with `pcfes bench{baseline_dir_flag(path)} --update-baseline`"
+        )
+    baseline = store.read_json(path)
+    check_format(baseline, path)
+    return baseline
 
 
 def write_baseline(result: BenchResult, path: Path = BASELINE_PATH) -> None:
@@ -527,31 +567,66 @@ def write_baseline(result: BenchResult, path: Path = BASELINE_PATH) -> None:
 
 
 _UNITS = {"macs": "MACs", "images": "images", "cache_peak_bytes": "bytes", "store_peak_bytes": "bytes", "store_evictions": "evictions"}
+NOT_COSTS = ("macs_avoided", "candidates")  # more is not worse: never an alerting series
+SERIES = ("costs", "decisions", "times")
 
 
-def benchmark_action_entries(result: BenchResult) -> list[dict[str, Any]]:
-    """github-action-benchmark's ``customSmallerIsBetter`` list: exact counts, CPU times, timing ratios."""
+def benchmark_action_entries(result: BenchResult, series: str = "costs") -> list[dict[str, Any]]:
+    """github-action-benchmark's ``customSmallerIsBetter`` list of one kind of series.
+
+    ``costs`` (what a CI alerts on; every series can regress): each replay's exact work counts,
+    the MAC ratios to evolution without reuse and the same-machine CPU-time ratios. ``decisions``
+    (charted, machine-independent, not a cost): candidates, generations and final frozen depth of
+    each searcher on the landscape. ``times``: absolute CPU seconds of each replay on this runner,
+    labelled so; they move with the runner's hardware and load.
+
+    A series that is structurally constant is left out: a zero count (no cache at level none, no
+    importance phase without sampling) and a count equal to the same searcher's at level none (a
+    level that gives that searcher nothing to reuse). Both follow from counts the gate keeps
+    exact, so every passing run writes the same set of series.
+    """
+    if series not in SERIES:
+        raise ValueError(f"unknown series {series!r}; choose from {', '.join(SERIES)}")
+    if series == "decisions":
+        return [
+            {"name": f"{name} {metric}", "unit": unit, "value": value}
+            for name, d in result.decisions.items()
+            for metric, unit, value in (
+                ("candidates", "candidates", d["candidates"]),
+                ("generations", "generations", d["generations"]),
+                ("final frozen depth", "blocks", d["frozen_depth"][-1] if d["frozen_depth"] else 0),
+            )
+            if value
+        ]
+    if series == "times":
+        return [
+            {"name": f"absolute cpu time {r.label} (this runner)", "unit": "s", "value": float(m.info["cpu_s"]),
+             "extra": f"absolute, not comparable across runners; fingerprint {result.environment['fingerprint']}"}
+            for r, m in result.work.items()
+        ]
     entries = []
     for replayed, m in result.work.items():
+        plain = result.work.get(Replayed(replayed.searcher, NO_REUSE))
         for metric, value in m.counts.items():
-            if metric in ("macs_avoided", "candidates"):  # not a cost: smaller is not better
+            same_as_plain = replayed.level != NO_REUSE and plain is not None and plain.counts[metric] == value
+            if metric in NOT_COSTS or value == 0 or same_as_plain:
                 continue
-            unit = _UNITS.get(metric, "MACs")
-            entries.append({"name": f"{replayed.label} {metric}", "unit": unit, "value": value})
-        entries.append({"name": f"{replayed.label} cpu time", "unit": "s", "value": float(m.info["cpu_s"])})
+            entries.append({"name": f"{replayed.label} {metric}", "unit": _UNITS.get(metric, "MACs"), "value": value})
+    # A ratio of exactly 1 is evolution at a level that reuses nothing for it: constant.
+    entries += [{"name": name, "unit": "ratio", "value": value} for name, value in result.ratios().items() if value != 1.0]
     for t in result.timing:
         entries.append({
             "name": f"time {t.pair.name}",
             "unit": "ratio",
             "value": t.ratio,
-            "extra": f"min of {len(t.numerator_s)} alternating runs; fingerprint {result.environment['fingerprint']}",
+            "extra": f"same-machine ratio, min of {len(t.numerator_s)} alternating runs; fingerprint {result.environment['fingerprint']}",
         })
     return entries
 
 
-def write_benchmark_action(result: BenchResult, path: Path) -> None:
-    """Write ``benchmark_action_entries`` as JSON for github-action-benchmark (tool: customSmallerIsBetter)."""
-    store.write_json(Path(path), benchmark_action_entries(result))
+def write_benchmark_action(result: BenchResult, path: Path, series: str = "costs") -> None:
+    """Write ``benchmark_action_entries`` of ``series`` as JSON for github-action-benchmark (customSmallerIsBetter)."""
+    store.write_json(Path(path), benchmark_action_entries(result, series))
 
 
 def format_result(result: BenchResult) -> str:

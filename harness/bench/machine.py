@@ -12,8 +12,9 @@ from harness import provenance
 from harness.bench.settings import MACHINE_FAIL
 from harness.config import content_hash
 
-SUITE = Path("tests/benchmarks/test_bench_search.py")
-MACHINE_STORAGE = Path(".benchmarks")
+# The suite is the repository's (tests/ is not installed); saved runs sit beside it, whatever the cwd.
+SUITE = provenance.REPO_ROOT / "tests" / "benchmarks" / "test_bench_search.py"
+MACHINE_STORAGE = provenance.REPO_ROOT / ".benchmarks"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ def machine_benchmark(
 ) -> MachineBenchOutcome:
     """Run the pytest-benchmark suite: save it for this machine, or compare with ``--benchmark-compare-fail``."""
     if not Path(suite).exists():
-        return MachineBenchOutcome("skipped", f"suite {suite} not found (run from the repository root)")
+        return MachineBenchOutcome(
+            "skipped", f"suite {suite} not found: this pcfes is installed without the repository's tests/ (use a source checkout)"
+        )
     storage = machine_storage(storage_root)
     saved = sorted(storage.rglob("*.json")) if storage.exists() else []
     args = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider", "--benchmark-enable"]

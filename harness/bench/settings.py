@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BASELINE_PATH = Path("benchmarks/baseline.json")
-REPLAY_PATH = Path("benchmarks/replay.json")
+from harness.provenance import REPO_ROOT
+
+# The committed baseline and replay live in the repository (benchmarks/), found from the package's
+# location so `pcfes bench` works from any directory of a source checkout or editable install.
+BASELINE_DIR = REPO_ROOT / "benchmarks"
+BASELINE_NAME = "baseline.json"
+REPLAY_NAME = "replay.json"
+BASELINE_PATH = BASELINE_DIR / BASELINE_NAME
+REPLAY_PATH = BASELINE_DIR / REPLAY_NAME
 CACHE_DIR = Path(".bench-cache")
 DEFAULT_MARGIN = 0.25
 DEFAULT_REPEATS = 3

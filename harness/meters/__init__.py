@@ -32,7 +32,7 @@ configured country (``grid_intensity_g_per_kwh``, from CodeCarbon's offline ener
 data), so ``co2_g = energy_kwh * grid_intensity_g_per_kwh`` can be recomputed.
 """
 
-from harness.meters.carbon import CodeCarbonMeter, validate_country_iso_code
+from harness.meters.carbon import CodeCarbonMeter, UnavailableCarbonMeter, codecarbon_missing, validate_country_iso_code
 from harness.meters.clock import CpuTimeMeter, WallMeter
 from harness.meters.cuda import CudaEventMeter, cuda_synchronizer
 from harness.meters.measurement import QUANTITY_UNITS, UNAVAILABLE, Measurement, Meter, best_energy, combine, unavailable
@@ -44,6 +44,7 @@ __all__ = [
     "QUANTITY_UNITS",
     "UNAVAILABLE",
     "CodeCarbonMeter",
+    "UnavailableCarbonMeter",
     "CpuTimeMeter",
     "CudaEventMeter",
     "Measurement",
@@ -58,5 +59,6 @@ __all__ = [
     "cuda_synchronizer",
     "default_meters",
     "unavailable",
+    "codecarbon_missing",
     "validate_country_iso_code",
 ]

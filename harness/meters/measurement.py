@@ -107,6 +107,16 @@ class Meter(ABC):
     def sources(self) -> dict[str, str]:
         """Quantity -> source label this meter measures with (``unavailable: ...`` if it cannot)."""
 
+    def name_window(self, phase: str) -> None:
+        """Told the phase of the window about to open (a meter that logs each window names it so)."""
+
+    def rewind(self, windows: int) -> None:
+        """A resumed run continues after its first ``windows`` closed windows: forget what was logged after them."""
+
+    def settings(self) -> dict[str, str]:
+        """How the meter was set up, where that changes what its numbers cover (recorded with the run)."""
+        return {}
+
     @abstractmethod
     def start(self) -> None:
         """Open a window."""

@@ -6,11 +6,12 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness.meters.carbon import CodeCarbonMeter
+from harness.meters.carbon import CodeCarbonMeter, UnavailableCarbonMeter, codecarbon_missing
 from harness.meters.clock import CpuTimeMeter, WallMeter
 from harness.meters.cuda import CudaEventMeter, cuda_synchronizer
 from harness.meters.measurement import QUANTITY_UNITS, UNAVAILABLE, Measurement, Meter, best_energy, combine, unavailable
@@ -44,6 +45,7 @@ class MeterSet:
         self._totals: dict[str, dict[str, Measurement]] = {}
         self._last: dict[str, Measurement] = {}
         self._phase: str | None = None
+        self._windows = 0  # closed windows, so a resumed run's meters can forget the ones redone
         self.overhead_s = 0.0
 
     @property
@@ -72,6 +74,7 @@ class MeterSet:
         self._phase = phase
         t0 = time.perf_counter()
         for meter in self._meters:
+            meter.name_window(phase)
             meter.start()
         t1 = time.perf_counter()
         opened = Window(phase)
@@ -89,6 +92,7 @@ class MeterSet:
                 phase_totals[quantity] = combine(phase_totals[quantity], m) if quantity in phase_totals else m
             opened.measurements = window
             self._last = window
+            self._windows += 1
             self._phase = None
             self.overhead_s += (t1 - t0) + (time.perf_counter() - t2)
 
@@ -114,11 +118,16 @@ class MeterSet:
         }
         return {q: m.source for q, m in self._complete(placeholders).items()}
 
+    def settings(self) -> dict[str, str]:
+        """Every meter's ``settings()``, merged (e.g. CodeCarbon's tracking mode and what it attributes)."""
+        return {key: value for meter in self._meters for key, value in meter.settings().items()}
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable sums, so a resumed run adds to the cost spent before the interruption."""
         return {
             "version": _STATE_VERSION,
             "overhead_s": self.overhead_s,
+            "windows": self._windows,
             "totals": {p: {q: asdict(m) for q, m in values.items()} for p, values in self._totals.items()},
         }
 
@@ -133,6 +142,10 @@ class MeterSet:
             phase: {q: Measurement(**m) for q, m in values.items()} for phase, values in state["totals"].items()
         }
         self.overhead_s = float(state["overhead_s"])
+        if "windows" in state:  # checkpoints from before the count keep what their meters logged
+            self._windows = int(state["windows"])
+            for meter in self._meters:
+                meter.rewind(self._windows)
 
     def close(self) -> None:
         """Close every meter."""
@@ -140,8 +153,15 @@ class MeterSet:
             meter.close()
 
 
-def default_meters(device: str, country_iso_code: str, *, codecarbon: bool = True) -> MeterSet:
-    """The standard meters for a run on ``device`` ("cpu" or "cuda[:i]")."""
+CARBON_OFF = "CodeCarbon switched off (--no-carbon or carbon.enabled = false)"
+
+
+def default_meters(
+    device: str, country_iso_code: str, *, codecarbon: bool = True, tracking_mode: str = "process",
+    emissions_csv: Path | None = None,
+) -> MeterSet:
+    """The standard meters for a run on ``device`` ("cpu" or "cuda[:i]"); CodeCarbon (``tracking_mode``,
+    writing ``emissions_csv``) unless ``codecarbon`` is False or it is not installed, then unavailable with the reason."""
     dev = torch.device(device)
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}")
@@ -157,6 +177,10 @@ def default_meters(device: str, country_iso_code: str, *, codecarbon: bool = Tru
             meters.append(NvmlEnergyMeter(uuid=uuid, synchronize=sync))
         else:
             meters.append(NvmlEnergyMeter(dev.index or 0))
-    if codecarbon:
-        meters.append(CodeCarbonMeter(country_iso_code))
+    if not codecarbon:
+        meters.append(UnavailableCarbonMeter(CARBON_OFF))
+    elif missing := codecarbon_missing():
+        meters.append(UnavailableCarbonMeter(missing))
+    else:
+        meters.append(CodeCarbonMeter(country_iso_code, tracking_mode=tracking_mode, emissions_csv=emissions_csv))
     return MeterSet(meters)

@@ -1,7 +1,7 @@
 """Comparative reports over recorded runs: tables with paired savings and intervals, the paper's numbers, figures, sweeps."""
 
 from harness.report.document import write_report
-from harness.report.figures import searcher_colour, searcher_style
+from harness.report.style import searcher_colour, searcher_style
 from harness.report.paper import PAPER_RESULTS, PaperResult, supernet_family
 from harness.report.statistics import Estimate, estimate, pair_with_baseline, summarise
 from harness.report.sweeps import SWEEP_PARAMETERS, sweep_report

@@ -32,8 +32,14 @@ def _rounded(value: Any, digits: int) -> Any:
 
 
 def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
-    """Runs with wall and CPU time, work, energy, scores and their savings vs the same seed's evolution run."""
-    runs = pair_with_baseline(runs_frame(records))
+    """Runs with wall and CPU time, work, energy, scores and their savings vs the same seed's evolution run.
+
+    Without any evolution run (a single ``pcfes search``) there is nothing to pair with: the table
+    shows the runs' own costs and scores, and a note says how to get savings.
+    """
+    runs = runs_frame(records)
+    with_baseline = bool((runs["searcher"] == BASELINE).any())
+    runs = pair_with_baseline(runs) if with_baseline else runs.assign(paired=False)
     rows = []
     for _, run in runs.iterrows():
         row = {
@@ -51,10 +57,15 @@ def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
             "final_score": _rounded(run["final_score"], 4),
             "test_acc": _rounded(run["test_accuracy"], 4),
         }
-        for quantity, label in SAVINGS:
+        for quantity, label in SAVINGS if with_baseline else ():
             if quantity in ("wall_s", "cpu_s", "macs"):
-                saved = run[f"{quantity}_reduction_pct"]
-                row[label.replace(" (%)", "_%").replace(" ", "_")] = None if not run["paired"] or saved != saved else round(saved, 1)
+                column = label.replace(" (%)", "_%").replace(" ", "_")
+                if run["searcher"] == BASELINE:
+                    row[column] = "baseline"
+                elif not run["paired"]:
+                    row[column] = f"n/a (no {BASELINE} s{run['seed']})"
+                else:
+                    row[column] = _rounded(run[f"{quantity}_reduction_pct"], 1)
         rows.append(row)
     notes: list[str] = [
         "macs_without_reuse: what reuse level none would have executed for the same candidates "
@@ -65,6 +76,12 @@ def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
             f"{CONTENDED_MARK} contended: wall time > {CONTENTION_RATIO:.2f}x CPU time in a single-threaded run "
             "(the process waited for the CPU); compare CPU times instead."
         )
+    if not with_baseline:
+        notes.append(
+            f"Savings need a {BASELINE} run with the same seed and settings: `pcfes compare` runs both "
+            f"(or add `pcfes search --searcher {BASELINE}` runs and report them together)."
+        )
+        return ConsoleSummary(pd.DataFrame(rows), tuple(notes))
     summary = summarise(runs)
     multi = summary[(summary["searcher"] != BASELINE) & (summary["paired_seeds"] >= 2)]
     if not multi.empty:

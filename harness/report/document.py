@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
 import pandas as pd
 
-from harness.report.figures import STYLE, group_slug, seed_strips, slug, supernet_figures
+from harness.progress import progress_bar
+from harness.report.figures import FIGURE_FILES, seed_strips, supernet_figures
 from harness.report.premises import distance_figure, premise_threshold, premises, premises_md
 from harness.report.paper import paper_md
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame
+from harness.report.style import RC_PARAMS, figure_dir
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, runs_md, savings_md, sources_md, summary_md
+from harness import schema
 from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv, write_text
 
 log = logging.getLogger(__name__)
+
+
+def report_dir(out_dir: str | Path) -> Path:
+    """``out_dir``, created and checked writable before anything is computed, so a report is never half-written there."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot write the report to {out_dir}: {exc.strerror or exc}; pass -o a folder you can write") from None
+    return out_dir
 
 
 def load(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[Path]]:
@@ -56,8 +72,15 @@ def _group_heading(index: int, protocol_hash: str, checkpoint_hash: str, runs: p
     )
 
 
+def _figure_md(caption: str, path: Path | None, out_dir: Path) -> str:
+    """A figure with its caption under it, linked relative to report.md; a note in italics where none was drawn."""
+    if path is None:
+        return f"*{caption}.*\n"
+    return f"![{caption}]({path.relative_to(out_dir).as_posix()})\n\n*{caption}.*\n"
+
+
 def _premises_section(
-    gens: pd.DataFrame, runs: pd.DataFrame, supernet: str, out_dir: Path, prefix: str, formats: Sequence[str]
+    gens: pd.DataFrame, runs: pd.DataFrame, supernet: str, out_dir: Path, folder: Path, formats: Sequence[str]
 ) -> list[str]:
     answers = runs.set_index("run_id")["best_arch"]
     # Every reuse level scores the same candidates (tests/test_runner.py), so an evolution search run
@@ -67,24 +90,25 @@ def _premises_section(
     found = premises(gens, answers, premise_threshold(supernet))
     if found is None:
         return [f"*Premises of PCF-ES not checked on {supernet}: no {BASELINE} runs.*\n"]
-    path = distance_figure(found, supernet, out_dir / f"{prefix}_{slug(supernet)}_majority_distance.png", formats)
+    path = distance_figure(found, supernet, folder / FIGURE_FILES["majority_distance"], formats)
     caption = (
         "Binary distance between each block's majority choice at each generation and the final answer's choice, "
         f"share of {BASELINE} runs (cf. paper Fig. 3); right: mean over the shallow and the deep half of the blocks"
     )
-    return [f"### Premises of PCF-ES on {supernet}\n", premises_md(found, supernet), f"![{caption}]({path.name})\n\n*{caption}.*\n"]
+    return [f"### Premises of PCF-ES on {supernet}\n", premises_md(found, supernet), _figure_md(caption, path, out_dir)]
 
 
 def write_report(
-    paths: Iterable[str | Path], out_dir: str | Path, *, title: str | None = None, formats: Sequence[str] = ("png",)
+    paths: Iterable[str | Path], out_dir: str | Path, *, title: str | None = None, formats: Sequence[str] = ("png",),
+    progress: bool = False,
 ) -> Path:
-    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``;
+    ``progress`` counts the figure sections (one per group and supernet)."""
+    out_dir = report_dir(out_dir)
     records, skipped = load(paths)
     runs = pair_with_baseline(runs_frame(records))
     summary = summarise(runs)
-    write_csv(out_dir / "summary.csv", summary)
+    write_csv(out_dir / schema.SUMMARY_CSV, summary)
     gens = generations_frame(records).merge(runs[["run_id", "variant"]], on="run_id")
 
     groups = list(runs.groupby(list(GROUP_KEYS), sort=True))
@@ -98,7 +122,8 @@ def write_report(
         "averaged with a 95% confidence interval. `n/a (reason)` marks a quantity that was not measured.\n"
     )
     md += dropped_lines(records, skipped)
-    with mpl.rc_context(STYLE):
+    sections = runs.groupby([*GROUP_KEYS, "supernet"]).ngroups
+    with mpl.rc_context(RC_PARAMS), progress_bar(sections, "report figures", "section", enabled=progress) as bar:
         for index, ((protocol_hash, checkpoint_hash), group_runs) in enumerate(groups, start=1):
             mask = (summary["protocol_hash"] == protocol_hash) & (summary["checkpoint_hash"] == checkpoint_hash)
             group_summary = summary[mask]
@@ -114,23 +139,24 @@ def write_report(
                     paper,
                     sources_md(group_runs, TABLE_SOURCES),
                 ]
-            prefix = group_slug(protocol_hash, checkpoint_hash)
             group_gens = gens[(gens["protocol_hash"] == protocol_hash) & (gens["checkpoint_hash"] == checkpoint_hash)]
             for supernet, supernet_gens in group_gens.groupby("supernet"):
-                md.append(f"### Figures: {supernet}\n")
-                for caption, name in supernet_figures(supernet_gens, supernet, out_dir, prefix, formats):
-                    md.append(f"![{caption}]({name})\n\n*{caption}.*\n" if name else f"*{caption}.*\n")
-                strips = seed_strips(
-                    group_runs[group_runs["supernet"] == supernet], supernet,
-                    out_dir / f"{prefix}_{slug(supernet)}_seed_savings.png", formats,
-                )
+                folder = figure_dir(out_dir, supernet, index, len(groups))
+                supernet_runs = group_runs[group_runs["supernet"] == supernet]
+                md.append(f"### Figures: {supernet} (in `{folder.relative_to(out_dir).as_posix()}/`)\n")
+                energy_sources = dict(zip(supernet_runs["run_id"], supernet_runs[schema.source_column("energy_j")]))
+                for caption, path in supernet_figures(supernet_gens, supernet, folder, formats, energy_sources):
+                    md.append(_figure_md(caption, path, out_dir))
+                strips = seed_strips(supernet_runs, supernet, folder / FIGURE_FILES["seed_savings"], formats)
                 if strips is not None:
                     caption = (
                         f"CPU time saved and final-score difference vs {BASELINE}, one point per paired seed: "
                         "a bimodal outcome shows as two clusters that a mean would hide"
                     )
-                    md.append(f"![{caption}]({strips.name})\n\n*{caption}.*\n")
-                md += _premises_section(supernet_gens, group_runs, supernet, out_dir, prefix, formats)
+                    md.append(_figure_md(caption, strips, out_dir))
+                md += _premises_section(supernet_gens, group_runs, supernet, out_dir, folder, formats)
+                bar.set_postfix(done=folder.relative_to(out_dir).as_posix())
+                bar.update(1)
     md += ["## Runs\n", runs_md(runs)]
     report = out_dir / "report.md"
     write_text(report, "\n".join(md))

@@ -23,7 +23,7 @@ from scipy import stats
 
 import searchers
 from harness import schema
-from harness.report.figures import PAGE_WIDTH_IN, new_figure, save
+from harness.report.style import AXES_HEIGHT_IN, PAGE_WIDTH_IN, new_figure, save
 from harness.report.paper import family_key
 from harness.report.runs import BASELINE
 from harness.report.tables import md_table
@@ -109,7 +109,7 @@ def premises_md(found: Premises, supernet: str) -> str:
 
 def distance_figure(found: Premises, supernet: str, path: Path, formats: Sequence[str]) -> Path:
     """Paper Fig. 3: share of evolution runs whose majority choice of block j at generation g is not the answer's."""
-    figure = new_figure(PAGE_WIDTH_IN, 2.8)
+    figure = new_figure(PAGE_WIDTH_IN, AXES_HEIGHT_IN + 0.6)
     heat, lines = figure.subplots(1, 2, width_ratios=(3, 2))
     d = found.distance
     image = heat.imshow(
@@ -121,7 +121,7 @@ def distance_figure(found: Premises, supernet: str, path: Path, formats: Sequenc
     heat.xaxis.set_major_locator(MaxNLocator(integer=True))
     heat.yaxis.set_major_locator(MaxNLocator(integer=True))
     heat.grid(False)
-    figure.colorbar(image, ax=heat, label="majority ≠ final choice\n(share of runs)")
+    figure.colorbar(image, ax=heat, label="share of runs whose\nmajority ≠ final choice")
     half = len(d.columns) // 2 or 1
     for blocks, label, style in ((d.columns[:half], "shallow half", "-"), (d.columns[half:], "deep half", "--")):
         if len(blocks):

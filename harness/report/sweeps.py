@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from harness.report.document import dropped_lines, load
-from harness.report.figures import COLUMN_WIDTH_IN, STYLE, group_slug, legend, new_figure, save, searcher_colour, slug
+from harness.report.document import dropped_lines, load, report_dir
+from harness.report.style import AXES_HEIGHT_IN, COLUMN_WIDTH_IN, RC_PARAMS, figure_dir, legend, new_figure, save, searcher_colour
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame, searcher_rank
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, estimate_cell, md_table, sources_md, summary_cell
@@ -26,7 +26,7 @@ SWEEP_PARAMETERS: Mapping[str, str] = MappingProxyType(
 
 def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Path, formats: Sequence[str]) -> Path:
     """Saved time vs final score, one point per parameter value with error bars (paper Figs 9-11)."""
-    figure = new_figure(COLUMN_WIDTH_IN, 3.0)
+    figure = new_figure(COLUMN_WIDTH_IN, AXES_HEIGHT_IN + 0.3)
     axes = figure.add_subplot()
     labelled: list[tuple[str, list[tuple[float, float, str]]]] = []
     for searcher, mine in points.groupby("searcher", sort=False):
@@ -49,7 +49,7 @@ def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Pat
     axes.set_title(f"{supernet}: time saved vs final score\nper {SWEEP_PARAMETERS[parameter]}")
     axes.set_xlabel("final score (full protocol, accuracy)")
     axes.xaxis.set_major_locator(MaxNLocator(nbins=4))  # accuracy ticks are wide: more would overlap
-    axes.set_ylabel(f"time saved vs {BASELINE} (%)")
+    axes.set_ylabel(f"wall time saved vs {BASELINE} (%)")
     legend(figure, axes)
     return save(figure, path, formats)
 
@@ -84,8 +84,7 @@ def sweep_report(
     """Sensitivity sweep over a searcher parameter (threshold, monitor or rate); returns the markdown path."""
     if parameter not in SWEEP_PARAMETERS:
         raise ValueError(f"unknown sweep parameter {parameter!r}; choose one of {', '.join(SWEEP_PARAMETERS)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = report_dir(out_dir)
     records, skipped = load(paths)
     swept = [r for r in records if r.run["searcher"] != BASELINE and parameter in r.run["searcher_params"]]
     if not swept:
@@ -108,12 +107,14 @@ def sweep_report(
     )
     md += dropped_lines(records, skipped)
     header = ["searcher", parameter, "other params", "paired seeds", "time saved (%)", "energy saved (%)", "MACs saved (%)", "final score", "test accuracy"]
-    with mpl.rc_context(STYLE):
+    with mpl.rc_context(RC_PARAMS):
+        groups = sorted(set(zip(summary["protocol_hash"], summary["checkpoint_hash"])))
         for (protocol_hash, checkpoint_hash, supernet), points in summary.groupby([*GROUP_KEYS, "supernet"], sort=True):
             if not (points["searcher"] != BASELINE).any():
                 continue
             points = points.assign(_rank=searcher_rank(points["searcher"])).sort_values(["_rank", "searcher", "value"])
-            md.append(f"## {supernet}: protocol `{protocol_hash}`, checkpoint `{checkpoint_hash}`\n")
+            group = groups.index((protocol_hash, checkpoint_hash)) + 1
+            md.append(f"## {supernet}, group {group}: protocol `{protocol_hash}`, checkpoint `{checkpoint_hash}`\n")
             rows = [
                 [
                     r["searcher"], "–" if r["searcher"] == BASELINE else f"{r['value']:g}", r["variant"] or "–",
@@ -129,8 +130,9 @@ def sweep_report(
             md.append(md_table(header, rows))
             cell_runs = runs[(runs["protocol_hash"] == protocol_hash) & (runs["checkpoint_hash"] == checkpoint_hash) & (runs["supernet"] == supernet)]
             md.append(sources_md(cell_runs, TABLE_SOURCES))
-            name = f"sweep_{parameter}_{group_slug(protocol_hash, checkpoint_hash)}_{slug(supernet)}.png"
-            _sweep_figure(points, parameter, supernet, out_dir / name, formats)
+            path = figure_dir(out_dir, supernet, group, len(groups)) / f"sweep_{parameter}.png"
+            _sweep_figure(points, parameter, supernet, path, formats)
+            name = path.relative_to(out_dir).as_posix()
             caption = f"Time saved vs final score for each {SWEEP_PARAMETERS[parameter]} (cf. paper Figs 9-11)"
             md.append(f"![{caption}]({name})\n\n*{caption}.*\n")
     report = out_dir / f"sweep_{parameter}.md"
