@@ -27,6 +27,10 @@ DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
 TIME_RATIO = {"evolution": 1.0, "random": 1.02, "cf-es": 0.83, "pcf-es": 0.45, "pcf-es-is": 0.30}
 GENERATIONS = {"evolution": 5, "random": 5, "cf-es": 5, "pcf-es": 4, "pcf-es-is": 4}
 CANDIDATES_PER_GENERATION = 6
+# Search-split score minus held-out accuracy of each searcher's answer (its winner's curse), before
+# the per-seed term: held-out differences then differ from search-split ones by known amounts.
+SELECTION_BIAS = {"evolution": 0.020, "random": 0.010, "cf-es": 0.018, "pcf-es": 0.012, "pcf-es-is": 0.015}
+TEST_IMAGES = 10_000
 GRID_G_PER_KWH = 56.0
 # A CPU machine: no GPU meters, RAPL for CPU energy, CodeCarbon for CO2.
 DEFAULT_SOURCES = {
@@ -57,6 +61,7 @@ class FixtureRun:
     run_id: str = ""
     cpu_ratio: float = 0.9  # CPU time / wall time; below 1 / 1.25 a single-threaded run counts as contended
     threads: int = 1
+    test_split: bool = True  # False: a dataset without test split (test_accuracy None)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -112,7 +117,18 @@ def result_for(spec: FixtureRun) -> dict[str, Any]:
     """The known result of a fixture run."""
     final = 0.80 + 0.001 * spec.seed - (0.004 if spec.searcher == "pcf-es-is" else 0.0)
     arch = [spec.seed % 4] * spec.blocks
-    return dataclasses.asdict(schema.RunResult(best_arch=arch, search_score=final + 0.01, final_score=final, test_accuracy=final - 0.02))
+    test = final - selection_bias(spec) if spec.test_split else None
+    return dataclasses.asdict(
+        schema.RunResult(
+            best_arch=arch, search_score=final + 0.01, final_score=final, test_accuracy=test,
+            test_images=TEST_IMAGES if spec.test_split else None,
+        )
+    )
+
+
+def selection_bias(spec: FixtureRun) -> float:
+    """The known search-split score minus held-out accuracy of a fixture run."""
+    return SELECTION_BIAS[spec.searcher] + (0.0005 * spec.seed if spec.searcher != "evolution" else 0.0)
 
 
 def _sources(spec: FixtureRun) -> dict[str, str]:
@@ -242,11 +258,12 @@ def write_fixture_runs(
     supernet: str = "spos-tiny",
     second_protocol: bool = False,
     unavailable: Mapping[str, str] | None = None,
+    test_split: bool = True,
 ) -> list[Path]:
     """Write ``seeds`` x ``searchers`` runs (plus, optionally, the same again under protocol "protoB")."""
     protocols = ("protoA", "protoB") if second_protocol else ("protoA",)
     return [
-        write_run(root, FixtureRun(s, seed, supernet, protocol, unavailable=dict(unavailable or {})))
+        write_run(root, FixtureRun(s, seed, supernet, protocol, unavailable=dict(unavailable or {}), test_split=test_split))
         for protocol in protocols
         for s in searchers
         for seed in seeds

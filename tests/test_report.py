@@ -17,7 +17,8 @@ import scipy.stats
 import searchers
 from harness import schema
 from harness.report import PAPER_RESULTS, searcher_colour, sweep_report, write_report
-from fixtures_runs import FixtureRun, totals_for, write_fixture_runs, write_run
+from harness.report.statistics import SCORE_DIFFERENCE, SEARCH_SCORE_DIFFERENCE, SELECTION_GAP
+from fixtures_runs import TEST_IMAGES, FixtureRun, result_for, totals_for, write_fixture_runs, write_run
 
 SEEDS = (3, 11)
 FIGURES = (
@@ -53,6 +54,13 @@ def _interval_text(per_seed: pd.Series) -> str:
     """The expected savings cell: mean [95% Student-t interval], computed independently with scipy."""
     low, high = scipy.stats.t.interval(0.95, len(per_seed) - 1, loc=per_seed.mean(), scale=scipy.stats.sem(per_seed))
     text = f"{per_seed.mean():.1f} [{low:.1f}, {high:.1f}]"
+    return text if not low <= 0 <= high else f"{text} not significant"
+
+
+def _interval_pts(per_seed: pd.Series) -> str:
+    """The expected score-difference cell (2 decimals), computed independently with scipy."""
+    low, high = scipy.stats.t.interval(0.95, len(per_seed) - 1, loc=per_seed.mean(), scale=scipy.stats.sem(per_seed))
+    text = f"{per_seed.mean():.2f} [{low:.2f}, {high:.2f}]"
     return text if not low <= 0 <= high else f"{text} not significant"
 
 
@@ -242,15 +250,18 @@ def test_sweep_report_figure_and_table(tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "out" / "sweep_threshold.csv")
     pcf = table[table["searcher"] == "pcf-es"].sort_values("value")
     assert list(pcf["value"]) == list(thresholds)
-    for threshold, saved in zip(thresholds, pcf["wall_s_reduction_pct_mean"]):
+    for threshold, saved in zip(thresholds, pcf["cpu_s_reduction_pct_mean"]):
         per_seed = [
-            100.0 * (1.0 - totals_for(FixtureRun("pcf-es", s, searcher_params={"threshold": threshold}))["wall_s"] / totals_for(FixtureRun("evolution", s))["wall_s"])
+            100.0 * (1.0 - totals_for(FixtureRun("pcf-es", s, searcher_params={"threshold": threshold}))["cpu_s"] / totals_for(FixtureRun("evolution", s))["cpu_s"])
             for s in SEEDS
         ]
         assert saved == pytest.approx(sum(per_seed) / 2, rel=1e-12)
     rows = _table_rows(report.read_text(), "| searcher | threshold")
     assert [(r["searcher"], r["threshold"]) for r in rows] == [("evolution", "–"), ("pcf-es", "0.6"), ("pcf-es", "0.7"), ("pcf-es", "0.8")]
-    assert rows[1]["time saved (%)"].startswith(f"{pcf['wall_s_reduction_pct_mean'].iloc[0]:.1f} [")
+    assert rows[1]["CPU time saved (%)"].startswith(f"{pcf['cpu_s_reduction_pct_mean'].iloc[0]:.1f} [")
+    held_out = [100 * (result_for(FixtureRun("pcf-es", s))["test_accuracy"] - result_for(FixtureRun("evolution", s))["test_accuracy"]) for s in SEEDS]
+    assert rows[1][SCORE_DIFFERENCE[1]] == _interval_pts(pd.Series(held_out))
+    assert rows[1]["held-out test accuracy"].startswith(f"{np.mean([result_for(FixtureRun('pcf-es', s))['test_accuracy'] for s in SEEDS]):.4f} ±")
 
 
 def test_sweep_report_rejects_bad_requests(tmp_path: Path) -> None:
@@ -339,15 +350,16 @@ def test_one_seed_savings_say_so_instead_of_an_interval(tmp_path: Path) -> None:
     write_fixture_runs(root, seeds=(3,), searchers=("evolution", "pcf-es"))
     text = write_report([root], tmp_path / "report").read_text()
     row = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
-    for label in ("time saved (%)", "CPU time saved (%)", "MACs saved (%)", "final score − evolution (points)"):
+    for label in ("time saved (%)", "CPU time saved (%)", "MACs saved (%)", SCORE_DIFFERENCE[1], SEARCH_SCORE_DIFFERENCE[1]):
         assert row[label].endswith("(1 seed: no interval)") and "±" not in row[label] and "[" not in row[label], row[label]
     from harness.report.console import console_summary
     from harness.store import load_records
 
     summary = console_summary(load_records([root]))
     assert list(summary.table.columns[-3:]) == ["time_saved_%", "CPU_time_saved_%", "MACs_saved_%"]
-    assert summary.notes[1:] == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
+    assert summary.notes[2:] == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
     assert summary.notes[0].startswith("macs_without_reuse: what reuse level none would have executed")
+    assert summary.notes[1].startswith("test_acc: the answer's accuracy on held-out test images, the quality measure")
 
 
 def test_legend_with_long_labels_fits_the_figure() -> None:
@@ -431,3 +443,40 @@ def test_the_same_run_given_twice_is_one_seed_and_the_report_says_so(tmp_path: P
     line = next(line for line in report.read_text().splitlines() if line.startswith("Dropped as duplicates"))
     assert f"`{run}`" in line and f"`{copy}`" in line
     assert "Skipped" not in report.read_text()  # a copy is a duplicate, not an incomplete run
+
+
+def test_quality_is_the_paired_held_out_difference_and_the_selection_gap_is_shown(basic: tuple[Path, Path]) -> None:
+    _, report = basic
+    text = report.read_text()
+    rows = {r["searcher"]: r for r in _table_rows(text, "| supernet | searcher | paired seeds")}
+    for searcher in ("pcf-es", "pcf-es-is", "random"):
+        held_out, search_split = [], []
+        for seed in SEEDS:
+            mine, base = result_for(FixtureRun(searcher, seed)), result_for(FixtureRun("evolution", seed))
+            held_out.append(100 * (mine["test_accuracy"] - base["test_accuracy"]))
+            search_split.append(100 * (mine["final_score"] - base["final_score"]))
+        assert rows[searcher][SCORE_DIFFERENCE[1]] == _interval_pts(pd.Series(held_out)), searcher
+        # The fixtures' search-split differences are the same every seed: a zero-width interval.
+        assert rows[searcher][SEARCH_SCORE_DIFFERENCE[1]].startswith(f"{np.mean(search_split):.2f} ["), searcher
+        gaps = [100 * (result_for(FixtureRun(searcher, seed))["final_score"] - result_for(FixtureRun(searcher, seed))["test_accuracy"]) for seed in SEEDS]
+        assert rows[searcher][SELECTION_GAP[1]] == _interval_pts(pd.Series(gaps)), searcher
+    # Evolution is the baseline of the differences but has a winner's curse of its own: 2 points every seed.
+    assert rows["evolution"][SCORE_DIFFERENCE[1]] == "baseline"
+    assert rows["evolution"][SELECTION_GAP[1]] == "2.00 [2.00, 2.00]"
+    # The held-out and search-split differences disagree in sign for pcf-es: the table must not mix them up.
+    assert rows["pcf-es"][SEARCH_SCORE_DIFFERENCE[1]].startswith("0.00")
+    assert rows["pcf-es"][SCORE_DIFFERENCE[1]].startswith("0.45")
+    accuracy = pd.read_csv(report.parent / "summary.csv")["test_accuracy_mean"].mean()
+    se = 100 * np.sqrt(accuracy * (1 - accuracy) / TEST_IMAGES)
+    assert f"Test split: {TEST_IMAGES:,} images; at accuracy {accuracy:.3f} one held-out accuracy has a binomial standard error of {se:.2f} points" in text
+
+
+def test_a_report_without_test_split_says_the_held_out_column_is_missing_and_why(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"), test_split=False)
+    text = write_report([root], tmp_path / "report").read_text()
+    row = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    assert row[SCORE_DIFFERENCE[1]] == "n/a (dataset has no test split)"
+    assert row[SELECTION_GAP[1]] == "n/a (dataset has no test split)"
+    assert row[SEARCH_SCORE_DIFFERENCE[1]].startswith("0.00")  # still shown, named for what it is
+    assert "Held-out column missing: dataset has no test split (datasets fashion16)." in text

@@ -126,7 +126,7 @@ def write_report(
                 )
                 if strips is not None:
                     caption = (
-                        f"CPU time saved and final-score difference vs {BASELINE}, one point per paired seed: "
+                        f"CPU time saved and held-out test accuracy difference vs {BASELINE}, one point per paired seed: "
                         "a bimodal outcome shows as two clusters that a mean would hide"
                     )
                     md.append(f"![{caption}]({strips.name})\n\n*{caption}.*\n")
