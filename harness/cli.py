@@ -216,6 +216,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from harness import retrain
+
+    recipe = retrain.load_recipe(args.recipe, cfg.parse_overrides(args.recipe_overrides))
+    if bool(args.arch) == bool(args.runs):
+        raise ValueError("give the archs to retrain: --arch A (repeatable) or --runs FOLDER... (their answers), not both")
+    if args.runs:
+        jobs = retrain.answer_jobs(store.load_records(args.runs, skip_bad=True), recipe)
+    else:
+        config = build_config(args)
+        jobs = [retrain.RetrainJob(config, retrain.parse_arch(a), recipe) for a in args.arch]
+    results = retrain.retrain_all(jobs, Path(args.cache), workers=args.jobs, progress=not args.quiet)
+    _print_table(retrain.result_rows(results))
+    print(f"stand-alone results: {args.cache} (recipe {recipe.hash()}); reports read them with --standalone {args.cache}")
+    return 0
+
+
 def _reuse_plans(plan: Any) -> str:
     """Before a real-scale matrix starts: the bytes a stored prefix node needs at each depth, and whether they fit."""
     from harness.evaluation import format_reuse_plan, resolve_budget, reuse_plan
@@ -453,6 +470,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="report folder (default reports/<same name>)")
     p.add_argument("--formats", default="png", metavar="LIST", help="figure formats: png (always), pdf, svg")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("retrain", help="train archs from scratch as stand-alone networks and record held-out test accuracy")
+    p.add_argument("--arch", action="append", default=[], help="an arch of the space, e.g. 0-3-1-2 (repeatable)")
+    p.add_argument("--runs", nargs="+", metavar="FOLDER", help="retrain the answer of every complete run under these folders")
+    p.add_argument("--supernet", help="with --arch: registered supernet (default: the embedded CPU default)")
+    p.add_argument("--dataset", help="with --arch: dataset name (default fashion16)")
+    p.add_argument("--data-root", help="with --arch: folder of a dataset that is not embedded")
+    p.add_argument("--mac-limit", type=_mac_limit, help="with --arch: refuse archs over it (default auto: the supernet's limit)")
+    p.add_argument("--recipe", help="TOML training recipe (epochs, batch_size, lr, momentum, nesterov, weight_decay, label_smoothing, seed)")
+    p.add_argument("--set", dest="recipe_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set epochs=5 (repeatable)")
+    p.add_argument("--cache", default="results/standalone", help="result cache, one folder per arch + recipe (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, help="archs trained in parallel processes (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("sweep", help="a run matrix from a sweep TOML, run locally or as Ray tasks (complete runs are skipped)")
     p.add_argument("config", help="sweep TOML: [matrix] (+ [matrix.grid]), [base] run config, [resources]; see examples/sweep.toml")
