@@ -189,9 +189,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.sweep:
         path = sweep_report(args.runs, Path(args.output), args.sweep, formats=formats)
     else:
-        path = write_report(args.runs, Path(args.output), formats=formats)
+        path = write_report(args.runs, Path(args.output), formats=formats, standalone=_standalone_folder(args.standalone))
     print(f"report: {path}")
     return 0
+
+
+def _standalone_folder(given: str | None) -> Path | None:
+    """--standalone: the folder named, else the default retrain cache where it exists (None: no stand-alone results)."""
+    if given is not None:
+        if not Path(given).is_dir():
+            raise FileNotFoundError(f"--standalone {given}: no such folder of stand-alone results (pcfes retrain writes them)")
+        return Path(given)
+    default = Path("results") / "standalone"
+    return default if default.is_dir() else None
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -205,13 +215,25 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.scale == "gpu":
         print(_reuse_plans(plan))
     print(f"{len(sweep.expand(plan))} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+    recipe = None
+    if args.retrain:
+        from harness import retrain
+
+        recipe = retrain.load_recipe(args.recipe)  # before any run: a bad recipe fails now
     out, outcomes = sweep.run_sweep(plan, out, jobs=args.jobs, progress=not args.quiet)
     failed = [o for o in outcomes if o.status == "failed"]
     for outcome in failed:
         print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
+    standalone = Path(args.standalone) if args.standalone else Path(plan.base.results_dir) / "standalone"
+    if recipe is not None:
+        records = store.load_records([out], skip_bad=True)
+        retrain.retrain_all(retrain.answer_jobs(records, recipe), standalone, workers=args.jobs, progress=not args.quiet)
     report_dir = Path(args.report) if args.report else Path("reports") / plan.name
     formats = _figure_formats(args.formats)
-    path = sweep_report([out], report_dir, args.sweep, formats=formats) if args.sweep else write_report([out], report_dir, formats=formats)
+    if args.sweep:
+        path = sweep_report([out], report_dir, args.sweep, formats=formats)
+    else:
+        path = write_report([out], report_dir, formats=formats, standalone=standalone if standalone.is_dir() else None)
     print(f"report: {path}")
     return 1 if failed else 0
 
@@ -469,6 +491,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the runs (default results/reproduce-<scale>[-sweep-<p>])")
     p.add_argument("--report", metavar="DIR", help="report folder (default reports/<same name>)")
     p.add_argument("--formats", default="png", metavar="LIST", help="figure formats: png (always), pdf, svg")
+    p.add_argument("--retrain", action="store_true",
+                   help="also train every run's answer stand-alone (identical archs once, cached, resumable; --jobs processes)")
+    p.add_argument("--recipe", help="with --retrain: TOML stand-alone training recipe (default: harness.retrain.RetrainRecipe)")
+    p.add_argument("--standalone", help="stand-alone result cache (default <results_dir>/standalone)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("retrain", help="train archs from scratch as stand-alone networks and record held-out test accuracy")
@@ -499,6 +525,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
+    p.add_argument("--standalone", metavar="DIR",
+                   help="stand-alone results of pcfes retrain (default: results/standalone where it exists)")
     p.add_argument("--formats", default="png", metavar="LIST",
                    help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
     p.set_defaults(func=cmd_report)

@@ -480,3 +480,32 @@ def test_a_report_without_test_split_says_the_held_out_column_is_missing_and_why
     assert row[SELECTION_GAP[1]] == "n/a (dataset has no test split)"
     assert row[SEARCH_SCORE_DIFFERENCE[1]].startswith("0.00")  # still shown, named for what it is
     assert "Held-out column missing: dataset has no test split (datasets fashion16)." in text
+
+
+def test_stand_alone_table_pairs_each_answers_retrained_accuracy_with_evolutions(tmp_path: Path) -> None:
+    from fixtures_runs import standalone_accuracy, write_standalone
+
+    root, cache = tmp_path / "runs", tmp_path / "standalone"
+    write_fixture_runs(root, seeds=SEEDS)
+    for searcher in ("evolution", "pcf-es", "random"):  # pcf-es-is answers as pcf-es does: no training of its own
+        for seed in SEEDS:
+            if (searcher, seed) != ("random", 11):
+                write_standalone(cache, FixtureRun(searcher, seed))
+    write_standalone(cache, FixtureRun("evolution", 3), recipe_seed=5)  # another recipe, covering less: not used
+    text = write_report([root], tmp_path / "report", standalone=cache).read_text()
+    rows = {r["searcher"]: r for r in _table_rows(text, "| supernet | searcher | answers retrained")}
+    assert rows["pcf-es"]["answers retrained"] == "2 of 2" and rows["pcf-es-is"]["answers retrained"] == "2 of 2"
+    for searcher in ("pcf-es", "pcf-es-is"):
+        per_seed = [100 * (standalone_accuracy(FixtureRun(searcher, s)) - standalone_accuracy(FixtureRun("evolution", s))) for s in SEEDS]
+        assert rows[searcher]["stand-alone test accuracy − evolution (points)"].startswith(f"{np.mean(per_seed):.2f} [")
+    evolution = [standalone_accuracy(FixtureRun("evolution", s)) for s in SEEDS]
+    assert rows["evolution"]["stand-alone test accuracy"] == f"{np.mean(evolution):.4f} ± {np.std(evolution, ddof=1):.4f}"
+    assert rows["random"]["answers retrained"] == "1 of 2"
+    assert rows["random"]["stand-alone test accuracy − evolution (points)"] == "n/a (answer not retrained: pcfes retrain --runs <runs folder>)"
+    assert "1 other recipe(s) in the folder were not used" in text
+    assert "7 of 8 answers covered by 5 distinct archs" in text  # pcf-es and pcf-es-is share their 2 archs
+
+
+def test_a_report_without_stand_alone_results_says_the_columns_are_missing_and_why(basic: tuple[Path, Path]) -> None:
+    _, report = basic
+    assert "Stand-alone columns missing: no stand-alone results given: pcfes retrain --runs <runs folder>" in report.read_text()

@@ -13,6 +13,7 @@ from harness.report.figures import STYLE, group_slug, seed_strips, slug, superne
 from harness.report.premises import distance_figure, premise_threshold, premises, premises_md
 from harness.report.paper import paper_md
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame
+from harness.report.standalone import attach_standalone, standalone_md
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, runs_md, savings_md, sources_md, summary_md
 from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv, write_text
@@ -76,13 +77,22 @@ def _premises_section(
 
 
 def write_report(
-    paths: Iterable[str | Path], out_dir: str | Path, *, title: str | None = None, formats: Sequence[str] = ("png",)
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    formats: Sequence[str] = ("png",),
+    standalone: str | Path | None = None,
 ) -> Path:
-    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``."""
+    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``.
+
+    ``standalone``: the folder of ``pcfes retrain`` results (None: the stand-alone columns say they are missing).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records, skipped = load(paths)
-    runs = pair_with_baseline(runs_frame(records))
+    with_standalone, source = attach_standalone(runs_frame(records), records, standalone)
+    runs = pair_with_baseline(with_standalone)
     summary = summarise(runs)
     write_csv(out_dir / "summary.csv", summary)
     gens = generations_frame(records).merge(runs[["run_id", "variant"]], on="run_id")
@@ -105,6 +115,7 @@ def write_report(
             md.append(_group_heading(index, protocol_hash, checkpoint_hash, group_runs))
             md += ["### Summary\n", summary_md(group_summary), sources_md(group_runs, TABLE_SOURCES)]
             md += [f"### Savings vs {BASELINE} (paired by seed)\n", savings_md(group_summary), sources_md(group_runs, TABLE_SOURCES)]
+            md += ["### Stand-alone ground truth (cf. the paper's Table 1)\n", standalone_md(group_summary, source)]
             paper = paper_md(group_summary)
             if paper:
                 md += [

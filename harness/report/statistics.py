@@ -43,6 +43,10 @@ SCORE_DIFFERENCE = ("test_accuracy", "held-out test accuracy − evolution (poin
 SEARCH_SCORE_DIFFERENCE = ("final_score", "search-split score − evolution (points; biased upward by selection)")
 SELECTION_GAP = ("selection_gap", "search-split score − held-out accuracy (points; winner's curse)")
 NO_TEST_SPLIT = UNMEASURED_REASONS["test_accuracy"]
+# The answer trained from scratch and tested on held-out images (harness.retrain): the paper's Table 1 measure.
+STANDALONE_DIFFERENCE = ("standalone_accuracy", "stand-alone test accuracy − evolution (points)")
+# Per-run reason a stand-alone accuracy is missing, in column STANDALONE_REASON of the runs frame.
+STANDALONE_REASON = "standalone_accuracy_reason"
 NO_BASELINE = f"no {BASELINE} run with the same seed"
 PAIR_KEYS = (*GROUP_KEYS, "supernet", "seed", "baseline_level")
 
@@ -90,11 +94,13 @@ def pair_with_baseline(runs: pd.DataFrame) -> pd.DataFrame:
     for key, mates in base.groupby(list(PAIR_KEYS)):
         if mates["params"].nunique() > 1 or mates["reuse"].nunique() > 1:
             log.warning("several %s configurations for %s; pairing with their mean: %s", BASELINE, key, list(mates["run_id"]))
-    scores = [SCORE_DIFFERENCE[0], SEARCH_SCORE_DIFFERENCE[0]]
+    scores = [q for q in (SCORE_DIFFERENCE[0], SEARCH_SCORE_DIFFERENCE[0], STANDALONE_DIFFERENCE[0]) if q in runs]
     aggregations: dict[str, Any] = {q: lambda s: s.mean() if s.notna().all() else np.nan for q in (*quantities, *scores)}
     aggregations |= {schema.source_column(q): lambda s: "; ".join(sorted(set(s))) for q in quantities if q in SOURCE_LABELS}
     aggregations["contended"] = "any"
     aggregations["run_id"] = lambda s: ", ".join(s)
+    if STANDALONE_REASON in runs:
+        aggregations[STANDALONE_REASON] = lambda s: "; ".join(sorted(set(s) - {""}))
     baseline = base.groupby(list(PAIR_KEYS)).agg(aggregations).add_suffix("_base").reset_index()
     out = runs.merge(baseline, on=list(PAIR_KEYS), how="left", indicator=True)
     out["paired"] = out.pop("_merge") == "both"
@@ -110,8 +116,11 @@ def pair_with_baseline(runs: pd.DataFrame) -> pd.DataFrame:
         out[f"{q}_reduction_reason"] = np.where(out["paired"], reason, NO_BASELINE)
     for q in scores:
         out[f"{q}_diff_pts"] = 100.0 * (out[q] - out[f"{q}_base"])
+        if q == STANDALONE_DIFFERENCE[0]:
+            reason = np.where(out[q].isna(), out[STANDALONE_REASON], f"{BASELINE}: " + out[f"{STANDALONE_REASON}_base"].fillna(""))
+        else:
+            reason = np.full(len(out), NO_TEST_SPLIT if q == SCORE_DIFFERENCE[0] else "not recorded")
         unmeasured = out[q].isna() | out[f"{q}_base"].isna()
-        reason = NO_TEST_SPLIT if q == SCORE_DIFFERENCE[0] else "not recorded"
         out[f"{q}_diff_reason"] = np.where(out["paired"], np.where(unmeasured, reason, ""), NO_BASELINE)
     out["selection_gap_pts"] = 100.0 * (out["final_score"] - out["test_accuracy"])
     out["selection_gap_reason"] = np.where(out["test_accuracy"].isna(), NO_TEST_SPLIT, "")
@@ -167,8 +176,12 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         for q, _ in SAVINGS:
             column = f"{q}_reduction_pct"
             _put(row, column, _cell(paired[column], paired[f"{q}_reduction_reason"]), interval=True)
-        for q in (SCORE_DIFFERENCE[0], SEARCH_SCORE_DIFFERENCE[0]):
-            _put(row, f"{q}_diff_pts", _cell(paired[f"{q}_diff_pts"], paired[f"{q}_diff_reason"]), interval=True)
+        for q in (SCORE_DIFFERENCE[0], SEARCH_SCORE_DIFFERENCE[0], STANDALONE_DIFFERENCE[0]):
+            if f"{q}_diff_pts" in paired:
+                _put(row, f"{q}_diff_pts", _cell(paired[f"{q}_diff_pts"], paired[f"{q}_diff_reason"]), interval=True)
+        if STANDALONE_DIFFERENCE[0] in cell:
+            _put(row, STANDALONE_DIFFERENCE[0], _cell(cell[STANDALONE_DIFFERENCE[0]], cell[STANDALONE_REASON]), interval=False)
+            row["standalone_answers"] = int(cell[STANDALONE_DIFFERENCE[0]].notna().sum())
         _put(row, "selection_gap_pts", _cell(cell["selection_gap_pts"], cell["selection_gap_reason"]), interval=True)
         row["test_images"] = _test_images(cell)
         contended = sorted(set(cell.loc[cell["contended"], "run_id"]) | set(paired.loc[paired["baseline_contended"], "baseline_run"]))
