@@ -56,6 +56,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     return run_flags
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
 def _mac_limit(text: str) -> int | str:
     """``--mac-limit``: auto, none, or a positive whole number of MACs (330e6 and 330_000_000 read alike)."""
     word = text.strip().lower()
@@ -189,7 +199,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.sweep:
         path = sweep_report(args.runs, Path(args.output), args.sweep, formats=formats)
     else:
-        path = write_report(args.runs, Path(args.output), formats=formats, standalone=_standalone_folder(args.standalone))
+        path = write_report(
+            args.runs, Path(args.output), formats=formats, standalone=_standalone_folder(args.standalone), rank_checks=args.rank_check
+        )
     print(f"report: {path}")
     return 0
 
@@ -225,9 +237,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for outcome in failed:
         print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
     standalone = Path(args.standalone) if args.standalone else Path(plan.base.results_dir) / "standalone"
-    if recipe is not None:
+    if not args.sweep:
+        from harness import rank_check
+
         records = store.load_records([out], skip_bad=True)
-        retrain.retrain_all(retrain.answer_jobs(records, recipe), standalone, workers=args.jobs, progress=not args.quiet)
+        checks = rank_check.write_checks(records, out)  # split-half reliability: one cheap pass per supernet
+        print(f"rank checks: {', '.join(map(str, checks))}")
+        if recipe is not None:
+            jobs = retrain.answer_jobs(records, recipe) + rank_check.sample_jobs(rank_check.read_checks([out]), recipe)
+            retrain.retrain_all(jobs, standalone, workers=args.jobs, progress=not args.quiet)
     report_dir = Path(args.report) if args.report else Path("reports") / plan.name
     formats = _figure_formats(args.formats)
     if args.sweep:
@@ -245,7 +263,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if bool(args.arch) == bool(args.runs):
         raise ValueError("give the archs to retrain: --arch A (repeatable) or --runs FOLDER... (their answers), not both")
     if args.runs:
+        from harness import rank_check
+
         jobs = retrain.answer_jobs(store.load_records(args.runs, skip_bad=True), recipe)
+        count = rank_check.RETRAIN_ARCHS if args.rank_archs is None else args.rank_archs
+        jobs += rank_check.sample_jobs(rank_check.read_checks([Path(p) for p in args.runs]), recipe, count)
     else:
         config = build_config(args)
         jobs = [retrain.RetrainJob(config, retrain.parse_arch(a), recipe) for a in args.arch]
@@ -492,7 +514,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="report folder (default reports/<same name>)")
     p.add_argument("--formats", default="png", metavar="LIST", help="figure formats: png (always), pdf, svg")
     p.add_argument("--retrain", action="store_true",
-                   help="also train every run's answer stand-alone (identical archs once, cached, resumable; --jobs processes)")
+                   help="also train every run's answer and the first archs of each split-half sample (RETRAIN_ARCHS) stand-alone "
+                   "(identical archs once, cached, resumable; --jobs processes)")
     p.add_argument("--recipe", help="with --retrain: TOML stand-alone training recipe (default: harness.retrain.RetrainRecipe)")
     p.add_argument("--standalone", help="stand-alone result cache (default <results_dir>/standalone)")
     p.set_defaults(func=cmd_reproduce)
@@ -507,6 +530,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", help="TOML training recipe (epochs, batch_size, lr, momentum, nesterov, weight_decay, label_smoothing, seed)")
     p.add_argument("--set", dest="recipe_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set epochs=5 (repeatable)")
+    p.add_argument("--rank-archs", type=_non_negative, metavar="N",
+                   help="with --runs: also the first N archs of each rank_check-*.json sample there, for the one-shot vs "
+                   "stand-alone rank agreement (default: harness.rank_check.RETRAIN_ARCHS, 24; 0: answers only)")
     p.add_argument("--cache", default="results/standalone", help="result cache, one folder per arch + recipe (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=1, help="archs trained in parallel processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -527,6 +553,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
     p.add_argument("--standalone", metavar="DIR",
                    help="stand-alone results of pcfes retrain (default: results/standalone where it exists)")
+    p.add_argument("--rank-check", action="store_true",
+                   help="first score a fixed sample of archs on both halves of the validation split with each group's "
+                   "checkpoint (split-half reliability; written to the report folder, reused after)")
     p.add_argument("--formats", default="png", metavar="LIST",
                    help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
     p.set_defaults(func=cmd_report)

@@ -419,10 +419,10 @@ def answer_jobs(records: Iterable[store.RunRecord], recipe: RetrainRecipe) -> li
     return jobs
 
 
-def results_frame(cache: Path) -> pd.DataFrame:
-    """Every finished stand-alone result under ``cache``, with its ``answer`` key (empty frame if none)."""
+def results_frame(cache: Path | None) -> pd.DataFrame:
+    """Every finished stand-alone result under ``cache``, with its ``answer`` key (empty frame if none, or no cache)."""
     rows = []
-    for folder in sorted(Path(cache).iterdir()) if Path(cache).is_dir() else []:
+    for folder in sorted(Path(cache).iterdir()) if cache is not None and Path(cache).is_dir() else []:
         result = read_result(folder) if folder.is_dir() else None
         if result is not None:
             row = dataclasses.asdict(result)

@@ -9,11 +9,13 @@ from pathlib import Path
 import matplotlib as mpl
 import pandas as pd
 
+from harness import rank_check, retrain
 from harness.report.figures import STYLE, group_slug, seed_strips, slug, supernet_figures
 from harness.report.premises import distance_figure, premise_threshold, premises, premises_md
 from harness.report.paper import paper_md
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame
 from harness.report.standalone import attach_standalone, standalone_md
+from harness.report.trust import assess, trust_md
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, runs_md, savings_md, sources_md, summary_md
 from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv, write_text
@@ -83,14 +85,22 @@ def write_report(
     title: str | None = None,
     formats: Sequence[str] = ("png",),
     standalone: str | Path | None = None,
+    rank_checks: bool = False,
 ) -> Path:
     """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``.
 
     ``standalone``: the folder of ``pcfes retrain`` results (None: the stand-alone columns say they are missing).
+    ``rank_checks``: first score the split-half sample of every group (``harness.rank_check``, needs the runs'
+    checkpoints) into ``out_dir``; without it the report uses the rank_check-*.json files found there and in ``paths``.
     """
+    paths = list(paths)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records, skipped = load(paths)
+    if rank_checks:
+        rank_check.write_checks(records, out_dir)
+    checks = rank_check.read_checks([*map(Path, paths), out_dir])
+    results = retrain.results_frame(None if standalone is None else Path(standalone))
     with_standalone, source = attach_standalone(runs_frame(records), records, standalone)
     runs = pair_with_baseline(with_standalone)
     summary = summarise(runs)
@@ -142,6 +152,12 @@ def write_report(
                     )
                     md.append(f"![{caption}]({strips.name})\n\n*{caption}.*\n")
                 md += _premises_section(supernet_gens, group_runs, supernet, out_dir, prefix, formats)
+                mine = [
+                    r for r in records
+                    if (r.run["protocol_hash"], r.run["checkpoint_hash"], r.run["supernet"]) == (protocol_hash, checkpoint_hash, supernet)
+                ]
+                trust = assess(supernet, mine, checks, results, source.recipe_hash if source else None)
+                md += [f"### Can {supernet} rank?\n", trust_md([trust])]
     md += ["## Runs\n", runs_md(runs)]
     report = out_dir / "report.md"
     write_text(report, "\n".join(md))

@@ -1,0 +1,135 @@
+"""Can a supernet rank? Kendall τ with interval, noise vs signal, the arch sample, drift, the report section."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+import supernets
+from conftest import FORCED_FREEZE, SMALL_NET, SMALL_OVERRIDES, with_searcher
+from harness import rank_check, workflow
+from harness.report import write_report
+from harness.report.trust import Drift, Trust, verdict
+
+
+def test_kendall_on_perfect_reversed_and_random_scores() -> None:
+    x = list(range(30))
+    perfect = rank_check.kendall(x, [2 * v + 1 for v in x])
+    assert perfect.tau == 1.0 and perfect.n == 30 and perfect.low == pytest.approx(1.0) and perfect.high == pytest.approx(1.0)
+    reversed_ = rank_check.kendall(x, x[::-1])
+    assert reversed_.tau == -1.0 and reversed_.high == pytest.approx(-1.0)
+    rng = np.random.default_rng(7)
+    a, b = rng.random(200), rng.random(200)
+    random = rank_check.kendall(a, b)
+    assert random.tau == pytest.approx(scipy.stats.kendalltau(a, b).statistic)
+    assert random.low < 0 < random.high  # independent scores: the interval includes 0
+    # The interval: tanh(atanh(tau) -+ z * sqrt(0.437 / (n - 4))).
+    half = scipy.stats.norm.ppf(0.975) * math.sqrt(0.437 / 196)
+    assert (random.low, random.high) == pytest.approx((math.tanh(math.atanh(random.tau) - half), math.tanh(math.atanh(random.tau) + half)))
+    assert rank_check.kendall([1, 2, 3], [1, 3, 2]).low is None  # fewer than 5 pairs: no interval
+    with pytest.raises(ValueError, match="3 and 2 values"):
+        rank_check.kendall([1, 2, 3], [1, 2])
+
+
+def test_noise_vs_signal_from_constructed_candidates() -> None:
+    scores = [0.70, 0.72, 0.74, 0.76, 0.78, 0.80, 0.82, 0.84, 0.86, 0.88, 0.90]
+    candidates = pd.DataFrame({
+        "arch": [f"a{i}" for i in range(11)] + ["a0", "sampled"],
+        "score": scores + [0.70, 0.99],  # a repeat of a0, and an importance-sampled estimate: both left out
+        "sample_size": [1000] * 12 + [400],
+    })
+    found = rank_check.noise_vs_signal(candidates, 1000)
+    assert found.candidates == 11 and found.score == pytest.approx(0.80)
+    assert found.se == pytest.approx(math.sqrt(0.8 * 0.2 / 1000))
+    assert found.spread_all == pytest.approx(np.std(scores, ddof=1))
+    assert found.spread_top == pytest.approx(np.std([0.88, 0.90], ddof=1))  # the top decile, at least 2
+    assert found.ratio_top == pytest.approx(found.se / found.spread_top)
+    with pytest.raises(ValueError, match="no candidate was scored on all 500"):
+        rank_check.noise_vs_signal(candidates, 500)
+
+
+def test_the_arch_sample_is_seeded_distinct_and_within_the_limit() -> None:
+    net = supernets.get_supernet("spos-cpu")
+    limit = supernets.supernet_entry("spos-cpu").mac_limit.macs
+    archs = rank_check.sample_archs(net, limit, 50)
+    assert archs == rank_check.sample_archs(net, limit, 50) and len(set(archs)) == 50
+    assert all(net.macs(a) <= limit for a in archs)
+    assert archs != rank_check.sample_archs(net, limit, 50, seed=1)
+    cheapest, _ = net.mac_range()
+    with pytest.raises(ValueError, match="fewer than 50 distinct archs"):
+        rank_check.sample_archs(net, cheapest, 50)
+
+
+def test_drift_freezes_every_block_under_a_threshold_that_always_passes() -> None:
+    params = {"population": 10, "top_k": 3, "mutation_num": 4, "crossover_num": 4, "generations": 6, **FORCED_FREEZE, "monitor": 3}
+    outcomes = rank_check.drift_depths(SMALL_NET, SMALL_OVERRIDES, "pcf-es", params, None, seeds=3, generations=6)
+    assert [depth for _, depth in outcomes] == [12, 12, 12] and all(first == 1 for first, _ in outcomes)
+    never = {**params, "threshold": 1.0}
+    assert [depth for _, depth in rank_check.drift_depths(SMALL_NET, SMALL_OVERRIDES, "pcf-es", never, None, seeds=2, generations=4)] == [0, 0]
+
+
+def test_the_verdict_names_what_fails_and_what_falls() -> None:
+    agree = rank_check.RankAgreement(0.6, 0.4, 0.75, 100, 1e-9)
+    noise = rank_check.NoiseSignal(1000, 0.8, 0.0126, 0.05, 0.02, 500)
+    trusted = verdict(Trust("net-a", noise, agree, None, ()))
+    assert trusted.startswith("net-a: its rankings can be trusted at this protocol") and "stand-alone training was not measured" in trusted
+    noisy = dataclasses.replace(noise, spread_top=0.01)
+    drift = Drift("pcf-es", "{}", 20, (20, 20), (19, 20, 20))
+    text = verdict(Trust("net-b", noisy, rank_check.RankAgreement(0.05, -0.1, 0.2, 100, 0.4), None, (drift,)))
+    assert text.startswith("net-b: its rankings cannot be trusted at this protocol")
+    for part in ("two halves of the validation split do not agree", "is at least the spread of the top decile",
+                 "pcf-es freezes as deep on scores without signal", "the savings, being costs, stand"):
+        assert part in text, part
+
+
+@pytest.mark.slow
+def test_a_report_with_rank_checks_scores_the_sample_on_both_halves(small_config, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    configs = [with_searcher(small_config, "evolution"), dataclasses.replace(small_config, searcher_params={**small_config.searcher_params, "monitor": 3})]
+    workspace = workflow.open_workspace(workflow.resolve(configs[0]), progress=False)
+    for config in configs:
+        workflow.run_search(config, workspace, run_dir=runs / config.searcher, progress=False)
+    text = write_report([runs], tmp_path / "report", rank_checks=True).read_text()
+    [path] = list((tmp_path / "report").glob("rank_check-*.json"))
+    [check] = rank_check.read_checks([tmp_path / "report"])
+    assert len(check.archs) == rank_check.SAMPLE_ARCHS and check.half_images == 100 and check.val_images == 200
+    # The full-protocol scores are the run's evaluator's: the same arch scores the same.
+    assert check.full_scores == workspace.evaluator.score([tuple(map(int, a.split("-"))) for a in check.archs])
+    tau = scipy.stats.kendalltau(check.half_a, check.half_b).statistic
+    assert f"| {tau:.2f} [" in text and f"### Can {SMALL_NET} rank?" in text
+    assert "frozen blocks on random scores" in text and "| pcf-es |" in text
+    mtime = path.stat().st_mtime_ns
+    write_report([runs], tmp_path / "report", rank_checks=True)
+    assert path.stat().st_mtime_ns == mtime  # computed once
+
+
+def test_one_shot_vs_stand_alone_agreement_pairs_each_sampled_arch_with_its_retrained_accuracy(tmp_path: Path) -> None:
+    from fixtures_runs import write_json
+    from harness import retrain
+    from harness.report.trust import _standalone_agreement
+
+    archs = [f"{i % 4}-{i // 4 % 4}" for i in range(12)]
+    check = rank_check.SplitHalf(
+        supernet=SMALL_NET, supernet_config=dict(SMALL_OVERRIDES), dataset="fashion16", checkpoint_hash="c", protocol_hash="p",
+        val_images=200, half_images=100, mac_limit=None, sample_seed=0, archs=archs,
+        full_scores=[0.5 + 0.01 * i for i in range(12)], half_a=[0.0] * 12, half_b=[0.0] * 12, cpu_s=1.0,
+    )
+    recipe = retrain.RetrainRecipe(epochs=1)
+    fields = {f.name for f in dataclasses.fields(retrain.RetrainResult)}
+    for i, arch in enumerate(archs[:10]):  # two archs not retrained: left out of the pairs
+        accuracy = 0.8 - 0.001 * i if i % 2 else 0.8 + 0.001 * i  # a known order: tau computed below
+        row = {f: None for f in fields} | {
+            "key": f"k{i}", "supernet": SMALL_NET, "supernet_config": dict(SMALL_OVERRIDES), "arch": arch, "dataset": "fashion16",
+            "recipe": dataclasses.asdict(recipe), "recipe_hash": recipe.hash(), "test_accuracy": accuracy, "epochs": [],
+        }
+        write_json(tmp_path / f"k{i}" / retrain.RESULT_JSON, row)
+    agreement = _standalone_agreement(check, retrain.results_frame(tmp_path), None)
+    expected = scipy.stats.kendalltau(check.full_scores[:10], [0.8 - 0.001 * i if i % 2 else 0.8 + 0.001 * i for i in range(10)])
+    assert agreement.n == 10 and agreement.tau == pytest.approx(expected.statistic)
+    assert _standalone_agreement(check, retrain.results_frame(None), None) is None
