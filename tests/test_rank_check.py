@@ -108,6 +108,40 @@ def test_a_report_with_rank_checks_scores_the_sample_on_both_halves(small_config
     write_report([runs], tmp_path / "report", rank_checks=True)
     assert path.stat().st_mtime_ns == mtime  # computed once
 
+    # pcfes retrain --runs: the answers and the sample's first archs, then a report that reads them all.
+    from harness import store
+    from harness.cli import main
+
+    rank_check.write_checks(store.load_records([runs]), runs)
+    cache = tmp_path / "standalone"
+    assert main(["retrain", "--runs", str(runs), "--rank-archs", "5", "--set", "epochs=1", "--set", "batch_size=256",
+                 "--cache", str(cache), "--quiet"]) == 0
+    assert len(list(cache.iterdir())) <= 2 + 5 and len(list(cache.glob(f"*/{retrain_result()}"))) == len(list(cache.iterdir()))
+    text = write_report([runs], tmp_path / "report2", standalone=cache).read_text()
+    rows = {r["searcher"]: r for r in _rows(text, "| supernet | searcher | answers retrained")}
+    assert rows["pcf-es"]["answers retrained"] == "1 of 1" and rows["evolution"]["answers retrained"] == "1 of 1"
+    assert "| one-shot vs stand-alone" in text
+    agreement = next(line for line in text.splitlines() if line.startswith(f"| {SMALL_NET} | 200 |"))
+    assert agreement.rstrip(" |").endswith("(n = 5)")
+
+
+def retrain_result() -> str:
+    from harness.retrain import RESULT_JSON
+
+    return RESULT_JSON
+
+
+def _rows(markdown: str, header_start: str) -> list[dict[str, str]]:
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    header = [c.strip() for c in lines[start].strip("|").split(" | ")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split(" | ")))))
+    return rows
+
 
 def test_one_shot_vs_stand_alone_agreement_pairs_each_sampled_arch_with_its_retrained_accuracy(tmp_path: Path) -> None:
     from fixtures_runs import write_json
