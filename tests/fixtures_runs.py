@@ -296,3 +296,16 @@ def write_standalone(cache: Path, spec: FixtureRun, recipe_seed: int = 0) -> Pat
     )
     write_json(Path(cache) / key / "result.json", dataclasses.asdict(result))
     return Path(cache) / key
+
+
+def table_rows(markdown: str, header_start: str) -> list[dict[str, str]]:
+    """Parse the first markdown table whose header begins with ``header_start`` into dicts."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    header = [c.strip() for c in lines[start].strip("|").split(" | ")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split(" | ")))))
+    return rows

@@ -13,8 +13,10 @@ import scipy.stats
 
 import supernets
 from conftest import FORCED_FREEZE, SMALL_NET, SMALL_OVERRIDES, with_searcher
+from fixtures_runs import table_rows
 from harness import rank_check, workflow
 from harness.report import write_report
+from harness.retrain import RESULT_JSON
 from harness.report.trust import Drift, Trust, verdict
 
 
@@ -116,54 +118,11 @@ def test_a_report_with_rank_checks_scores_the_sample_on_both_halves(small_config
     cache = tmp_path / "standalone"
     assert main(["retrain", "--runs", str(runs), "--rank-archs", "5", "--set", "epochs=1", "--set", "batch_size=256",
                  "--cache", str(cache), "--quiet"]) == 0
-    assert len(list(cache.iterdir())) <= 2 + 5 and len(list(cache.glob(f"*/{retrain_result()}"))) == len(list(cache.iterdir()))
+    assert len(list(cache.iterdir())) <= 2 + 5 and len(list(cache.glob(f"*/{RESULT_JSON}"))) == len(list(cache.iterdir()))
     text = write_report([runs], tmp_path / "report2", standalone=cache).read_text()
-    rows = {r["searcher"]: r for r in _rows(text, "| supernet | searcher | answers retrained")}
+    rows = {r["searcher"]: r for r in table_rows(text, "| supernet | searcher | answers retrained")}
     assert rows["pcf-es"]["answers retrained"] == "1 of 1" and rows["evolution"]["answers retrained"] == "1 of 1"
     assert "| one-shot vs stand-alone" in text
     agreement = next(line for line in text.splitlines() if line.startswith(f"| {SMALL_NET} | 200 |"))
     assert agreement.rstrip(" |").endswith("(n = 5)")
 
-
-def retrain_result() -> str:
-    from harness.retrain import RESULT_JSON
-
-    return RESULT_JSON
-
-
-def _rows(markdown: str, header_start: str) -> list[dict[str, str]]:
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    header = [c.strip() for c in lines[start].strip("|").split(" | ")]
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split(" | ")))))
-    return rows
-
-
-def test_one_shot_vs_stand_alone_agreement_pairs_each_sampled_arch_with_its_retrained_accuracy(tmp_path: Path) -> None:
-    from fixtures_runs import write_json
-    from harness import retrain
-    from harness.report.trust import _standalone_agreement
-
-    archs = [f"{i % 4}-{i // 4 % 4}" for i in range(12)]
-    check = rank_check.SplitHalf(
-        supernet=SMALL_NET, supernet_config=dict(SMALL_OVERRIDES), dataset="fashion16", checkpoint_hash="c", protocol_hash="p",
-        val_images=200, half_images=100, mac_limit=None, sample_seed=0, archs=archs,
-        full_scores=[0.5 + 0.01 * i for i in range(12)], half_a=[0.0] * 12, half_b=[0.0] * 12, cpu_s=1.0,
-    )
-    recipe = retrain.RetrainRecipe(epochs=1)
-    fields = {f.name for f in dataclasses.fields(retrain.RetrainResult)}
-    for i, arch in enumerate(archs[:10]):  # two archs not retrained: left out of the pairs
-        accuracy = 0.8 - 0.001 * i if i % 2 else 0.8 + 0.001 * i  # a known order: tau computed below
-        row = {f: None for f in fields} | {
-            "key": f"k{i}", "supernet": SMALL_NET, "supernet_config": dict(SMALL_OVERRIDES), "arch": arch, "dataset": "fashion16",
-            "recipe": dataclasses.asdict(recipe), "recipe_hash": recipe.hash(), "test_accuracy": accuracy, "epochs": [],
-        }
-        write_json(tmp_path / f"k{i}" / retrain.RESULT_JSON, row)
-    agreement = _standalone_agreement(check, retrain.results_frame(tmp_path), None)
-    expected = scipy.stats.kendalltau(check.full_scores[:10], [0.8 - 0.001 * i if i % 2 else 0.8 + 0.001 * i for i in range(10)])
-    assert agreement.n == 10 and agreement.tau == pytest.approx(expected.statistic)
-    assert _standalone_agreement(check, retrain.results_frame(None), None) is None

@@ -18,7 +18,7 @@ import searchers
 from harness import schema
 from harness.report import PAPER_RESULTS, searcher_colour, sweep_report, write_report
 from harness.report.statistics import SCORE_DIFFERENCE, SEARCH_SCORE_DIFFERENCE, SELECTION_GAP
-from fixtures_runs import TEST_IMAGES, FixtureRun, result_for, totals_for, write_fixture_runs, write_run
+from fixtures_runs import TEST_IMAGES, FixtureRun, result_for, table_rows, totals_for, write_fixture_runs, write_run
 
 SEEDS = (3, 11)
 FIGURES = (
@@ -62,19 +62,6 @@ def _interval_pts(per_seed: pd.Series) -> str:
     low, high = scipy.stats.t.interval(0.95, len(per_seed) - 1, loc=per_seed.mean(), scale=scipy.stats.sem(per_seed))
     text = f"{per_seed.mean():.2f} [{low:.2f}, {high:.2f}]"
     return text if not low <= 0 <= high else f"{text} not significant"
-
-
-def _table_rows(markdown: str, header_start: str) -> list[dict[str, str]]:
-    """Parse the first markdown table whose header begins with ``header_start`` into dicts."""
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    header = [c.strip() for c in lines[start].strip("|").split(" | ")]
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split(" | ")))))
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +109,7 @@ def test_summary_numbers_match_independent_pandas(basic: tuple[Path, Path]) -> N
     assert (summary["runs"] == 2).all() and (summary["seeds"] == "3 11").all()
 
     evolution = runs[runs["searcher"] == "evolution"].set_index("seed")
-    table = {r["searcher"]: r for r in _table_rows(report.read_text(), "| supernet | searcher | paired seeds")}
+    table = {r["searcher"]: r for r in table_rows(report.read_text(), "| supernet | searcher | paired seeds")}
     for searcher in ("random", "pcf-es", "pcf-es-is"):
         mine = runs[runs["searcher"] == searcher].set_index("seed")
         for quantity in ("wall_s", "energy_j", "co2_g", "macs"):
@@ -142,7 +129,7 @@ def test_summary_numbers_match_independent_pandas(basic: tuple[Path, Path]) -> N
 
 def test_paper_comparison_sits_next_to_our_numbers(basic: tuple[Path, Path]) -> None:
     _, report = basic
-    rows = _table_rows(report.read_text(), "| family (ours)")
+    rows = table_rows(report.read_text(), "| family (ours)")
     pcf = next(r for r in rows if r["searcher (ours)"] == "pcf-es")
     assert (pcf["family (ours)"], pcf["paper time saved (%)"], pcf["paper energy saved (%)"]) == ("SPOS (spos-tiny)", "55", "51")
     summary = pd.read_csv(report.parent / "summary.csv").set_index("searcher")
@@ -207,10 +194,10 @@ def test_unavailable_energy_is_na_with_reason_never_zero(tmp_path: Path) -> None
     write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"), unavailable={"energy_j": NO_ENERGY})
     report = write_report([root], tmp_path / "out")
     text = report.read_text()
-    for row in _table_rows(text, "| supernet | searcher | seeds"):
+    for row in table_rows(text, "| supernet | searcher | seeds"):
         assert row["energy (J)"] == f"n/a ({NO_ENERGY})"
         assert row["wall time (s)"] != "" and not row["wall time (s)"].startswith("n/a")
-    pcf = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    pcf = next(r for r in table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
     assert pcf["energy saved (%)"] == f"n/a ({NO_ENERGY})"
     assert f"- energy (total): {NO_ENERGY}" in text
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
@@ -228,10 +215,10 @@ def test_partly_unavailable_cell_is_na_and_all_sources_are_listed(tmp_path: Path
         report = write_report([root], tmp_path / "out")
     assert any(lone.name in r.getMessage() and "no evolution run with the same seed" in r.getMessage() for r in caplog.records)
     text = report.read_text()
-    pcf = next(r for r in _table_rows(text, "| supernet | searcher | seeds") if r["searcher"] == "pcf-es")
+    pcf = next(r for r in table_rows(text, "| supernet | searcher | seeds") if r["searcher"] == "pcf-es")
     assert pcf["seeds"] == "3 5 11"
     assert pcf["energy (J)"] == f"n/a ({NO_ENERGY})"  # not the mean of the two runs that have it
-    saved = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    saved = next(r for r in table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
     assert saved["paired seeds"] == "2" and not saved["energy saved (%)"].startswith("n/a")
     assert f"- energy (total): rapl [4 runs]; {NO_ENERGY} [1 run]" in text
 
@@ -256,7 +243,7 @@ def test_sweep_report_figure_and_table(tmp_path: Path) -> None:
             for s in SEEDS
         ]
         assert saved == pytest.approx(sum(per_seed) / 2, rel=1e-12)
-    rows = _table_rows(report.read_text(), "| searcher | threshold")
+    rows = table_rows(report.read_text(), "| searcher | threshold")
     assert [(r["searcher"], r["threshold"]) for r in rows] == [("evolution", "–"), ("pcf-es", "0.6"), ("pcf-es", "0.7"), ("pcf-es", "0.8")]
     assert rows[1]["CPU time saved (%)"].startswith(f"{pcf['cpu_s_reduction_pct_mean'].iloc[0]:.1f} [")
     held_out = [100 * (result_for(FixtureRun("pcf-es", s))["test_accuracy"] - result_for(FixtureRun("evolution", s))["test_accuracy"]) for s in SEEDS]
@@ -331,13 +318,13 @@ def test_contended_run_is_flagged_and_its_cpu_time_saving_shown(tmp_path: Path) 
     # Two threads: wall > CPU time is then no sign of waiting, and such a run is never flagged.
     write_run(root, FixtureRun("pcf-es-is", SEEDS[0], cpu_ratio=0.3, threads=2))
     text = write_report([root], tmp_path / "report").read_text()
-    rows = {r["searcher"]: r for r in _table_rows(text, "| supernet | searcher | paired seeds")}
+    rows = {r["searcher"]: r for r in table_rows(text, "| supernet | searcher | paired seeds")}
     assert rows["pcf-es"]["time saved (%)"].endswith(" †")
     assert not rows["random"]["time saved (%)"].endswith("†") and not rows["pcf-es-is"]["time saved (%)"].endswith("†")
     contended = FixtureRun("pcf-es", SEEDS[0]).name
     footnote = next(line for line in text.splitlines() if line.startswith("† contended:"))
     assert contended in footnote and "rely on the CPU-time saving" in footnote
-    runs = {r["run_id"]: r for r in _table_rows(text, "| run_id |")}
+    runs = {r["run_id"]: r for r in table_rows(text, "| run_id |")}
     assert runs[contended]["contended"] == "yes" and runs[FixtureRun("pcf-es", SEEDS[1]).name]["contended"] == "no"
     # The CPU-time saving is computed from CPU times, not wall times.
     cpu = pd.Series([100.0 * (1.0 - totals_for(FixtureRun("pcf-es", s, cpu_ratio=r))["cpu_s"] / totals_for(FixtureRun("evolution", s))["cpu_s"])
@@ -349,7 +336,7 @@ def test_one_seed_savings_say_so_instead_of_an_interval(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     write_fixture_runs(root, seeds=(3,), searchers=("evolution", "pcf-es"))
     text = write_report([root], tmp_path / "report").read_text()
-    row = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    row = next(r for r in table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
     for label in ("time saved (%)", "CPU time saved (%)", "MACs saved (%)", SCORE_DIFFERENCE[1], SEARCH_SCORE_DIFFERENCE[1]):
         assert row[label].endswith("(1 seed: no interval)") and "±" not in row[label] and "[" not in row[label], row[label]
     from harness.report.console import console_summary
@@ -448,7 +435,7 @@ def test_the_same_run_given_twice_is_one_seed_and_the_report_says_so(tmp_path: P
 def test_quality_is_the_paired_held_out_difference_and_the_selection_gap_is_shown(basic: tuple[Path, Path]) -> None:
     _, report = basic
     text = report.read_text()
-    rows = {r["searcher"]: r for r in _table_rows(text, "| supernet | searcher | paired seeds")}
+    rows = {r["searcher"]: r for r in table_rows(text, "| supernet | searcher | paired seeds")}
     for searcher in ("pcf-es", "pcf-es-is", "random"):
         held_out, search_split = [], []
         for seed in SEEDS:
@@ -475,7 +462,7 @@ def test_a_report_without_test_split_says_the_held_out_column_is_missing_and_why
     root = tmp_path / "runs"
     write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"), test_split=False)
     text = write_report([root], tmp_path / "report").read_text()
-    row = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    row = next(r for r in table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
     assert row[SCORE_DIFFERENCE[1]] == "n/a (dataset has no test split)"
     assert row[SELECTION_GAP[1]] == "n/a (dataset has no test split)"
     assert row[SEARCH_SCORE_DIFFERENCE[1]].startswith("0.00")  # still shown, named for what it is
@@ -493,7 +480,7 @@ def test_stand_alone_table_pairs_each_answers_retrained_accuracy_with_evolutions
                 write_standalone(cache, FixtureRun(searcher, seed))
     write_standalone(cache, FixtureRun("evolution", 3), recipe_seed=5)  # another recipe, covering less: not used
     text = write_report([root], tmp_path / "report", standalone=cache).read_text()
-    rows = {r["searcher"]: r for r in _table_rows(text, "| supernet | searcher | answers retrained")}
+    rows = {r["searcher"]: r for r in table_rows(text, "| supernet | searcher | answers retrained")}
     assert rows["pcf-es"]["answers retrained"] == "2 of 2" and rows["pcf-es-is"]["answers retrained"] == "2 of 2"
     for searcher in ("pcf-es", "pcf-es-is"):
         per_seed = [100 * (standalone_accuracy(FixtureRun(searcher, s)) - standalone_accuracy(FixtureRun("evolution", s))) for s in SEEDS]
