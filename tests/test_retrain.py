@@ -141,3 +141,12 @@ def test_a_dataset_without_test_split_is_refused() -> None:
     no_test = dataclasses.replace(load_dataset(MINI), test_x=None, test_y=None)
     with pytest.raises(ValueError, match=f"dataset {MINI} has no test split: a stand-alone accuracy needs held-out images"):
         retrain.validate_data(job, retrain.validate_arch(job), no_test)
+
+
+def test_the_example_recipe_spells_every_key_at_its_default() -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "retrain.toml"
+    from harness.config import load_toml
+
+    assert sorted(load_toml(example)) == sorted(f.name for f in dataclasses.fields(retrain.RetrainRecipe))
+    assert retrain.load_recipe(example) == retrain.RetrainRecipe()
+    assert retrain.load_recipe(example, {"epochs": 3}).epochs == 3
