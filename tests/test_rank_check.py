@@ -86,8 +86,12 @@ def test_the_verdict_names_what_fails_and_what_falls() -> None:
     text = verdict(Trust("net-b", noisy, rank_check.RankAgreement(0.05, -0.1, 0.2, 100, 0.4), None, (drift,)))
     assert text.startswith("net-b: its rankings cannot be trusted at this protocol")
     for part in ("two halves of the validation split do not agree", "is at least the spread of the top decile",
-                 "pcf-es freezes as deep on scores without signal", "the savings, being costs, stand"):
+                 "its savings, being costs, stand", "; pcf-es freezes as deep on scores without any signal"):
         assert part in text, part
+    unmeasured = verdict(Trust("net-c", noise, None, None, ()))
+    assert "whether its rankings can be trusted is not established" in unmeasured
+    drift_only = verdict(Trust("net-d", noise, agree, agree, (drift,)))
+    assert drift_only.startswith("net-d: its rankings can be trusted") and "pcf-es freezes as deep" in drift_only
 
 
 @pytest.mark.slow

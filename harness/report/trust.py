@@ -132,7 +132,7 @@ def _excludes_zero(agreement: RankAgreement | None) -> bool | None:
 
 def verdict(trust: Trust) -> str:
     """One plain sentence: can the supernet's rankings be trusted at this protocol, and what falls if not."""
-    problems, falls = [], []
+    problems = []
     if _excludes_zero(trust.split_half) is False:
         problems.append("its scores on two halves of the validation split do not agree on the order of archs")
     if _excludes_zero(trust.standalone) is False:
@@ -142,25 +142,28 @@ def verdict(trust: Trust) -> str:
             f"the noise of one score ({100 * trust.noise.se:.2f} points) is at least the spread of the top decile "
             f"({100 * trust.noise.spread_top:.2f} points), so which near-best candidate wins is luck"
         )
-        falls.append("differences between searchers' answers smaller than that noise")
-    drifting = [d.searcher for d in trust.drift if d.explained]
-    if drifting:
-        problems.append(f"{', '.join(sorted(set(drifting)))} freeze{'s' if len(set(drifting)) == 1 else ''} as deep on scores without signal")
-        falls.append("the reading of frozen blocks as choices the supernet agreed on")
+    protocol = "this protocol" if trust.noise is None else f"this protocol ({trust.noise.val_images:,} validation images)"
     if problems:
-        falls.append("any quality ranking of searchers by one-shot scores (the savings, being costs, stand)")
-        unmeasured = [] if trust.split_half is not None else ["split-half τ not measured"]
-        return (
-            f"{trust.supernet}: its rankings cannot be trusted at this protocol: {'; '.join(problems)}; "
-            f"so these conclusions do not hold: {'; '.join(falls)}" + (f" ({unmeasured[0]})" if unmeasured else "") + "."
+        head = (
+            f"its rankings cannot be trusted at {protocol}: {'; '.join(problems)}; so the report's quality ranking of "
+            "searchers does not hold (which answer is better, and by how much, beyond the held-out noise), while its "
+            "savings, being costs, stand"
         )
-    if trust.split_half is None:
-        return (
-            f"{trust.supernet}: no sign of a ranking problem in the recorded scores, but the split-half check was not run "
-            "(pcfes report --rank-check), so whether its rankings can be trusted is not established."
+    elif trust.split_half is None:
+        head = (
+            "no sign of a ranking problem in the recorded scores, but without the split-half check "
+            "(pcfes report --rank-check) whether its rankings can be trusted is not established"
         )
-    stand_alone = "" if trust.standalone is not None else "; its agreement with stand-alone training was not measured"
-    return f"{trust.supernet}: its rankings can be trusted at this protocol (split-half τ excludes 0, noise below the top decile's spread){stand_alone}."
+    else:
+        measured = "" if trust.standalone is not None else " (its agreement with stand-alone training was not measured)"
+        head = f"its rankings can be trusted at {protocol}: split-half τ excludes 0 and the noise is below the top decile's spread{measured}"
+    drifting = sorted({d.searcher for d in trust.drift if d.explained})
+    drift = (
+        f"; {', '.join(drifting)} freeze{'s' if len(drifting) == 1 else ''} as deep on scores without any signal, so "
+        "its frozen blocks are no evidence that the supernet agreed on them"
+        if drifting else ""
+    )
+    return f"{trust.supernet}: {head}{drift}."
 
 
 def trust_md(trusts: Sequence[Trust]) -> str:
