@@ -244,7 +244,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         checks = rank_check.write_checks(records, out)  # split-half reliability: one cheap pass per supernet
         print(f"rank checks: {', '.join(map(str, checks))}")
         if recipe is not None:
-            jobs = retrain.answer_jobs(records, recipe) + rank_check.sample_jobs(rank_check.read_checks([out]), recipe)
+            samples = rank_check.sample_jobs(rank_check.read_checks([out]), recipe, rank_check.RETRAIN_ARCHS)
+            jobs = retrain.answer_jobs(records, recipe) + samples
             retrain.retrain_all(jobs, standalone, workers=args.jobs, progress=not args.quiet)
     report_dir = Path(args.report) if args.report else Path("reports") / plan.name
     formats = _figure_formats(args.formats)

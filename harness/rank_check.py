@@ -154,8 +154,10 @@ class SplitHalf:
         return kendall(self.half_a, self.half_b)
 
 
-def split_half(config: RunConfig, *, count: int = SAMPLE_ARCHS, seed: int = SAMPLE_SEED, progress: bool = False) -> SplitHalf:
-    """Score a seeded sample of archs within the config's MAC limit on the full protocol and on each validation half."""
+def split_half(config: RunConfig, *, count: int | None = None, seed: int = SAMPLE_SEED, progress: bool = False) -> SplitHalf:
+    """Score a seeded sample of ``count`` (default SAMPLE_ARCHS) archs within the config's MAC limit on the full
+    protocol and on each validation half."""
+    count = SAMPLE_ARCHS if count is None else count
     start = time.process_time()
     workspace = workflow.open_workspace(workflow.resolve(config), progress=progress)
     protocol, splits = workspace.protocol, workspace.splits

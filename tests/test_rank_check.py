@@ -130,3 +130,44 @@ def test_a_report_with_rank_checks_scores_the_sample_on_both_halves(small_config
     agreement = next(line for line in text.splitlines() if line.startswith(f"| {SMALL_NET} | 200 |"))
     assert agreement.rstrip(" |").endswith("(n = 5)")
 
+
+
+@pytest.mark.slow
+def test_reproduce_with_retrain_writes_rank_checks_stand_alone_results_and_a_report_that_reads_them(
+    small_checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness import reproduce
+    from harness.cli import main
+    from conftest import SMALL_EVOLUTION, SMALL_PROTOCOL
+
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    protocol = "\n".join(f"{k} = {json_value(v)}" for k, v in dataclasses.asdict(SMALL_PROTOCOL).items())
+    params = "\n".join(f"{k} = {json_value(v)}" for k, v in {**SMALL_EVOLUTION, **FORCED_FREEZE, "monitor": 3}.items())
+    overrides = "\n".join(f"{k} = {json_value(v)}" for k, v in SMALL_OVERRIDES.items())
+    (plans / "reproduce-cpu.toml").write_text(
+        f'name = "tiny"\n[matrix]\nsupernets = ["{SMALL_NET}"]\nsearchers = ["evolution", "pcf-es"]\nseeds = 1\n'
+        f'[base]\ncheckpoint = "{small_checkpoint}"\n[base.supernet_overrides]\n{overrides}\n[base.searcher_params]\n{params}\n'
+        f"[base.protocol]\n{protocol}\n[resources]\nthreads = 1\n"
+    )
+    (tmp_path / "recipe.toml").write_text("epochs = 1\nbatch_size = 256\n")
+    monkeypatch.setattr(reproduce, "PLANS_DIR", plans)
+    monkeypatch.setattr(rank_check, "SAMPLE_ARCHS", 12)
+    monkeypatch.setattr(rank_check, "RETRAIN_ARCHS", 6)
+    out, report, cache = tmp_path / "runs", tmp_path / "report", tmp_path / "standalone"
+    assert main(["reproduce", "--out", str(out), "--report", str(report), "--retrain", "--recipe", str(tmp_path / "recipe.toml"),
+                 "--standalone", str(cache), "--quiet"]) == 0
+    [check] = rank_check.read_checks([out])
+    assert len(check.archs) == 12
+    assert 2 <= len(list(cache.iterdir())) <= 2 + 6  # the two answers and the sample's first 6 (some may coincide)
+    text = (report / "report.md").read_text()
+    rows = {r["searcher"]: r for r in table_rows(text, "| supernet | searcher | answers retrained")}
+    assert rows["pcf-es"]["answers retrained"] == "1 of 1"
+    assert next(line for line in text.splitlines() if line.startswith(f"| {SMALL_NET} | 200 |")).rstrip(" |").endswith("(n = 6)")
+
+
+def json_value(value: object) -> str:
+    """A TOML value for plain JSON-like data (lists, numbers, strings, booleans)."""
+    import json
+
+    return json.dumps(value)

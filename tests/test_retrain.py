@@ -13,8 +13,8 @@ from conftest import SMALL_NET, SMALL_OVERRIDES
 from harness import retrain
 from harness.cli import main
 from harness.config import RunConfig
+from harness import dataset_registry
 from harness.data import DatasetSplits, load_dataset, register_dataset
-from harness.dataset_registry import registered_datasets
 
 MINI = "fashion16-retrain-mini"
 CONFIG = RunConfig(supernet=SMALL_NET, supernet_overrides=SMALL_OVERRIDES, mac_limit="none")
@@ -30,8 +30,13 @@ def _mini(root: Path | None, seed: int) -> DatasetSplits:
     )
 
 
-if MINI not in registered_datasets():
+@pytest.fixture(autouse=True)
+def mini_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mini dataset, registered for this module's tests only (a copy of the registry)."""
+    monkeypatch.setattr(dataset_registry, "_REGISTRY", dict(dataset_registry._REGISTRY))
     register_dataset(MINI, _mini, takes_root=False)
+
+
 MINI_CONFIG = dataclasses.replace(CONFIG, protocol=dataclasses.replace(CONFIG.protocol, dataset=MINI))
 ARCH = (0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)
 
