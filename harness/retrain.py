@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import supernets
-from harness import schema, store, workflow
+from harness import plugins, schema, store, workflow
 from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown, run_config_from_dict
 from harness.data import DatasetSplits, load_dataset
 from harness.progress import progress_bar
@@ -363,8 +363,10 @@ def retrain(
         return train_standalone(job, splits, folder, on_epoch=on_epoch)
 
 
-def _worker(job: RetrainJob, cache: str, cwd: str, threads: int) -> RetrainResult:
+def _worker(job: RetrainJob, cache: str, cwd: str, threads: int, plugin_modules: Sequence[str]) -> RetrainResult:
+    """One retrain in a fresh process: the driver's working directory, thread count and plugins."""
     os.chdir(cwd)
+    plugins.load(plugin_modules)
     torch.set_num_threads(threads)
     return retrain(job, Path(cache))
 
@@ -403,7 +405,10 @@ def retrain_all(
             # spawn, not fork: a forked child would inherit the driver's torch/OpenMP thread state.
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = {pool.submit(_worker, keyed[key], str(cache.resolve()), os.getcwd(), threads): key for key in todo}
+                futures = {
+                    pool.submit(_worker, keyed[key], str(cache.resolve()), os.getcwd(), threads, plugins.requested()): key
+                    for key in todo
+                }
                 for future in concurrent.futures.as_completed(futures):
                     results[futures[future]] = future.result()
                     bar.update(1)

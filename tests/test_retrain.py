@@ -155,3 +155,14 @@ def test_the_example_recipe_spells_every_key_at_its_default() -> None:
     assert sorted(load_toml(example)) == sorted(f.name for f in dataclasses.fields(retrain.RetrainRecipe))
     assert retrain.load_recipe(example) == retrain.RetrainRecipe()
     assert retrain.load_recipe(example, {"epochs": 3}).epochs == 3
+
+
+@pytest.mark.slow
+def test_parallel_retrains_give_the_results_of_serial_ones(tmp_path: Path) -> None:
+    recipe = dataclasses.replace(ONE_EPOCH, batch_size=256)
+    jobs = [_job(arch=arch, recipe=recipe, config=CONFIG) for arch in (ARCH, (1,) * 12, ARCH)]
+    parallel = retrain.retrain_all(jobs, tmp_path / "parallel", workers=2, progress=False)
+    serial = retrain.retrain_all(jobs[:2], tmp_path / "serial", workers=1, progress=False)
+    assert parallel[0] == parallel[2] and len(list((tmp_path / "parallel").iterdir())) == 2
+    for a, b in zip(parallel, serial):
+        assert (a.key, a.test_accuracy, a.val_accuracy, [e["loss"] for e in a.epochs]) == (b.key, b.test_accuracy, b.val_accuracy, [e["loss"] for e in b.epochs])
