@@ -153,6 +153,17 @@ class SplitHalf:
     def agreement(self) -> RankAgreement:
         return kendall(self.half_a, self.half_b)
 
+    @property
+    def paired_noise(self) -> float:
+        """The noise of one full-protocol score as it matters for ranking, estimated from the halves (accuracy units).
+
+        Each half's scores are centred on their mean over the sample, which removes what the halves' images do to
+        every arch alike (the binomial SE of one score counts that too, so it overstates the noise of comparing archs
+        on the same images); half the std of the centred differences is the arch-specific noise of their mean.
+        """
+        a, b = np.asarray(self.half_a), np.asarray(self.half_b)
+        return float(np.std((a - a.mean()) - (b - b.mean()), ddof=1) / 2)
+
 
 def split_half(config: RunConfig, *, count: int | None = None, seed: int = SAMPLE_SEED, progress: bool = False) -> SplitHalf:
     """Score a seeded sample of ``count`` (default SAMPLE_ARCHS) archs within the config's MAC limit on the full

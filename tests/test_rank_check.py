@@ -85,13 +85,31 @@ def test_the_verdict_names_what_fails_and_what_falls() -> None:
     drift = Drift("pcf-es", "{}", 20, (20, 20), (19, 20, 20))
     text = verdict(Trust("net-b", noisy, rank_check.RankAgreement(0.05, -0.1, 0.2, 100, 0.4), None, (drift,)))
     assert text.startswith("net-b: its rankings cannot be trusted at this protocol")
-    for part in ("two halves of the validation split do not agree", "is at least the spread of the top decile",
+    for part in ("two halves of the validation split do not agree",
+                 "the binomial noise of one score, an upper bound for comparing archs on the same images (1.26 points) is at least",
                  "its savings, being costs, stand", "; pcf-es freezes as deep on scores without any signal"):
         assert part in text, part
     unmeasured = verdict(Trust("net-c", noise, None, None, ()))
     assert "whether its rankings can be trusted is not established" in unmeasured
     drift_only = verdict(Trust("net-d", noise, agree, agree, (drift,)))
     assert drift_only.startswith("net-d: its rankings can be trusted") and "pcf-es freezes as deep" in drift_only
+    # With the split halves measured, the paired noise (not the binomial bound) is weighed against the spread.
+    paired = verdict(Trust("net-e", dataclasses.replace(noise, spread_top=0.01), agree, agree, (), paired_noise=0.004))
+    assert paired.startswith("net-e: its rankings can be trusted")
+    loud = verdict(Trust("net-f", noise, agree, agree, (), paired_noise=0.03))
+    assert "the paired noise of one score, from the split halves (3.00 points) is at least the spread" in loud
+
+
+def test_paired_noise_ignores_what_the_halves_do_to_every_arch_alike() -> None:
+    base = [0.70 + 0.01 * i for i in range(10)]
+    wobble = [0.002 * (-1) ** i for i in range(10)]
+    def check(a, b):
+        return rank_check.SplitHalf("n", {}, "d", "c", "p", 200, 100, None, 0, ["0"] * 10, base, list(a), list(b), 0.0)
+    harder = check(base, [v - 0.05 for v in base])  # the second half's images are harder for every arch
+    assert harder.paired_noise == pytest.approx(0.0, abs=1e-12) and harder.agreement.tau == pytest.approx(1.0)
+    noisy = check([v + w for v, w in zip(base, wobble)], [v - w for v, w in zip(base, wobble)])
+    differences = np.array([2 * w for w in wobble])
+    assert noisy.paired_noise == pytest.approx(np.std(differences - differences.mean(), ddof=1) / 2)
 
 
 @pytest.mark.slow

@@ -50,6 +50,16 @@ class Trust:
     standalone: RankAgreement | None
     drift: tuple[Drift, ...]
     notes: tuple[str, ...] = ()  # checks that could not be made, and why
+    paired_noise: float | None = None  # SplitHalf.paired_noise: the noise of one score for comparing archs
+
+    @property
+    def ranking_noise(self) -> tuple[float, str] | None:
+        """The noise the verdict weighs against the top decile's spread, and what it is."""
+        if self.paired_noise is not None:
+            return self.paired_noise, "the paired noise of one score, from the split halves"
+        if self.noise is not None:
+            return self.noise.se, "the binomial noise of one score, an upper bound for comparing archs on the same images"
+        return None
 
 
 def _interval(agreement: RankAgreement | None, hint: str) -> str:
@@ -121,6 +131,7 @@ def assess(
         standalone=_standalone_agreement(check, results, recipe_hash) if check else None,
         drift=drift,
         notes=notes,
+        paired_noise=check.paired_noise if check else None,
     )
 
 
@@ -137,9 +148,10 @@ def verdict(trust: Trust) -> str:
         problems.append("its scores on two halves of the validation split do not agree on the order of archs")
     if _excludes_zero(trust.standalone) is False:
         problems.append("its order of archs does not agree with their stand-alone accuracy")
-    if trust.noise is not None and trust.noise.ratio_top >= 1:
+    noise = trust.ranking_noise
+    if noise is not None and trust.noise is not None and noise[0] >= trust.noise.spread_top:
         problems.append(
-            f"the noise of one score ({100 * trust.noise.se:.2f} points) is at least the spread of the top decile "
+            f"{noise[1]} ({100 * noise[0]:.2f} points) is at least the spread of the candidates' top decile "
             f"({100 * trust.noise.spread_top:.2f} points), so which near-best candidate wins is luck"
         )
     protocol = "this protocol" if trust.noise is None else f"this protocol ({trust.noise.val_images:,} validation images)"
@@ -170,7 +182,8 @@ def trust_md(trusts: Sequence[Trust]) -> str:
     """The section body: the noise, τ and drift tables, then one sentence per supernet."""
     header = [
         "supernet", "validation images", "SE of one score (points)", "score spread, all (points)", "noise/signal, all",
-        "score spread, top decile (points)", "noise/signal, top decile", "split-half Kendall τ [95% CI]",
+        "score spread, top decile (points)", "noise/signal, top decile", "paired noise of one score (points)",
+        "paired noise/signal, top decile", "split-half Kendall τ [95% CI]",
         "one-shot vs stand-alone Kendall τ [95% CI]",
     ]
     rows = []
@@ -181,12 +194,20 @@ def trust_md(trusts: Sequence[Trust]) -> str:
              f"{100 * n.spread_top:.2f}", f"{n.ratio_top:.2f}"]
             if n is not None else ["n/a (no candidate scored on the whole validation split)"] + ["–"] * 5
         )
-        rows.append([t.supernet, *cells, _interval(t.split_half, SPLIT_HALF_HINT), _interval(t.standalone, STANDALONE_HINT)])
+        if t.paired_noise is None:
+            paired = [SPLIT_HALF_HINT.split(":")[0], "–"]
+        else:
+            ratio = "–" if n is None or n.spread_top == 0 else f"{t.paired_noise / n.spread_top:.2f}"
+            paired = [f"{100 * t.paired_noise:.2f}", ratio]
+        rows.append([t.supernet, *cells, *paired, _interval(t.split_half, SPLIT_HALF_HINT), _interval(t.standalone, STANDALONE_HINT)])
     parts = [
         md_table(header, rows),
         "SE: the binomial standard error of one candidate's accuracy at the median candidate score and the protocol's "
         "validation size; spread: the standard deviation of the distinct candidates' scores in candidates.csv (all, and "
-        "the top 10%); a noise/signal ratio near or above 1 means the scores cannot order those candidates. Split-half: "
+        "the top 10%); a noise/signal ratio near or above 1 means the scores cannot order those candidates. The binomial "
+        "SE counts what the images do to every arch alike, so it overstates the noise of comparing two archs on the same "
+        "images; the paired noise removes it: half the std, over the split-half sample, of the difference between an "
+        "arch's score on the two halves after centring each half on its mean. Split-half: "
         f"{rank_check.SAMPLE_ARCHS} archs drawn uniformly under the MAC limit (seed {rank_check.SAMPLE_SEED}) scored on "
         "each half of the validation split. Intervals: Fieller-Hartley-Pearson on atanh τ.\n",
     ]
