@@ -69,6 +69,16 @@ def _add_supernet_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     ]
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
 def _mac_limit(text: str) -> int | str:
     """``--mac-limit``: auto, none, or a positive whole number of MACs (330e6 and 330_000_000 read alike)."""
     word = text.strip().lower()
@@ -238,16 +248,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.sweep:
         path = sweep_report(args.runs, Path(args.output), args.sweep, formats=formats)
     else:
-        path = write_report(args.runs, Path(args.output), formats=formats, progress=not args.quiet)
+        path = write_report(
+            args.runs, Path(args.output), formats=formats, standalone=_standalone_folder(args.standalone),
+            rank_checks=args.rank_check, progress=not args.quiet,
+        )
     print(f"report: {path}")
     return 0
+
+
+def _standalone_folder(given: str | None) -> Path | None:
+    """--standalone: the folder named, else the default retrain cache where it exists (None: no stand-alone results)."""
+    if given is not None:
+        if not Path(given).is_dir():
+            raise FileNotFoundError(f"--standalone {given}: no such folder of stand-alone results (pcfes retrain writes them)")
+        return Path(given)
+    default = Path("results") / "standalone"
+    return default if default.is_dir() else None
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     seeds = _seeds(args) if args.seeds is not None else None
     formats = _figure_formats(args.formats)
     _start_torch(args)
-    from harness import reproduce, sweep
+    from harness import reproduce, store, sweep
     from harness.report import sweep_report, write_report
 
     supernets = args.supernet.split(",") if args.supernet else None
@@ -256,17 +279,57 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.scale == "gpu":
         print(_reuse_plans(plan))
     print(f"{len(sweep.expand(plan))} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+    recipe = None
+    if args.retrain:
+        from harness import retrain
+
+        recipe = retrain.load_recipe(args.recipe)  # before any run: a bad recipe fails now
     out, outcomes = sweep.run_sweep(plan, out, jobs=args.jobs, progress=not args.quiet)
     failed = [o for o in outcomes if o.status == "failed"]
     for outcome in failed:
         print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
+    standalone = Path(args.standalone) if args.standalone else Path(plan.base.results_dir) / "standalone"
+    if not args.sweep:
+        from harness import rank_check
+
+        records = store.load_records([out], skip_bad=True)
+        checks = rank_check.write_checks(records, out)  # split-half reliability: one cheap pass per supernet
+        print(f"rank checks: {', '.join(map(str, checks))}")
+        if recipe is not None:
+            samples = rank_check.sample_jobs(rank_check.read_checks([out]), recipe, rank_check.RETRAIN_ARCHS)
+            jobs = retrain.answer_jobs(records, recipe) + samples
+            retrain.retrain_all(jobs, standalone, workers=args.jobs, progress=not args.quiet)
     report_dir = Path(args.report) if args.report else Path("reports") / plan.name
-    path = (
-        sweep_report([out], report_dir, args.sweep, formats=formats) if args.sweep
-        else write_report([out], report_dir, formats=formats, progress=not args.quiet)
-    )
+    if args.sweep:
+        path = sweep_report([out], report_dir, args.sweep, formats=formats)
+    else:
+        path = write_report(
+            [out], report_dir, formats=formats, standalone=standalone if standalone.is_dir() else None, progress=not args.quiet
+        )
     print(f"report: {path}")
     return 1 if failed else 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    _start_torch(args)
+    from harness import retrain, store
+
+    recipe = retrain.load_recipe(args.recipe, cfg.parse_overrides(args.recipe_overrides))
+    if bool(args.arch) == bool(args.runs):
+        raise ValueError("give the archs to retrain: --arch A (repeatable) or --runs FOLDER... (their answers), not both")
+    if args.runs:
+        from harness import rank_check
+
+        jobs = retrain.answer_jobs(store.load_records(args.runs, skip_bad=True), recipe)
+        count = rank_check.RETRAIN_ARCHS if args.rank_archs is None else args.rank_archs
+        jobs += rank_check.sample_jobs(rank_check.read_checks([Path(p) for p in args.runs]), recipe, count)
+    else:
+        config = build_config(args)
+        jobs = [retrain.RetrainJob(config, retrain.parse_arch(a), recipe) for a in args.arch]
+    results = retrain.retrain_all(jobs, Path(args.cache), workers=args.jobs, progress=not args.quiet)
+    _print_table(retrain.result_rows(results))
+    print(f"stand-alone results: {args.cache} (recipe {recipe.hash()}); reports read them with --standalone {args.cache}")
+    return 0
 
 
 def _reuse_plans(plan: Any) -> str:
@@ -541,7 +604,30 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the runs (default results/reproduce-<scale>[-sweep-<p>])")
     p.add_argument("--report", metavar="DIR", help="report folder (default reports/<same name>)")
     p.add_argument("--formats", default="png", metavar="LIST", help="figure formats: png (always), pdf, svg")
+    p.add_argument("--retrain", action="store_true",
+                   help="also train every run's answer and the first archs of each split-half sample (RETRAIN_ARCHS) stand-alone "
+                   "(identical archs once, cached, resumable; --jobs processes)")
+    p.add_argument("--recipe", help="with --retrain: TOML stand-alone training recipe (default: harness.retrain.RetrainRecipe)")
+    p.add_argument("--standalone", help="stand-alone result cache (default <results_dir>/standalone)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("retrain", help="train archs from scratch as stand-alone networks and record held-out test accuracy")
+    p.add_argument("--arch", action="append", default=[], help="an arch of the space, e.g. 0-3-1-2 (repeatable)")
+    p.add_argument("--runs", nargs="+", metavar="FOLDER", help="retrain the answer of every complete run under these folders")
+    p.add_argument("--supernet", help="with --arch: registered supernet (default: the embedded CPU default)")
+    p.add_argument("--dataset", help="with --arch: dataset name (default fashion16)")
+    p.add_argument("--data-root", help="with --arch: folder of a dataset that is not embedded")
+    p.add_argument("--mac-limit", type=_mac_limit, help="with --arch: refuse archs over it (default auto: the supernet's limit)")
+    p.add_argument("--recipe", help="TOML training recipe (epochs, batch_size, lr, momentum, nesterov, weight_decay, label_smoothing, seed)")
+    p.add_argument("--set", dest="recipe_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set epochs=5 (repeatable)")
+    p.add_argument("--rank-archs", type=_non_negative, metavar="N",
+                   help="with --runs: also the first N archs of each rank_check-*.json sample there, for the one-shot vs "
+                   "stand-alone rank agreement (default: harness.rank_check.RETRAIN_ARCHS, 24; 0: answers only)")
+    p.add_argument("--cache", default="results/standalone", help="result cache, one folder per arch + recipe (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, help="archs trained in parallel processes (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("sweep", help="a run matrix from a sweep TOML, run locally or as Ray tasks (complete runs are skipped)")
     p.add_argument("config", help="sweep TOML: [matrix] (+ [matrix.grid]), [base] run config, [resources]; see examples/sweep.toml")
@@ -556,6 +642,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
     p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
+    p.add_argument("--standalone", metavar="DIR",
+                   help="stand-alone results of pcfes retrain (default: results/standalone where it exists)")
+    p.add_argument("--rank-check", action="store_true",
+                   help="first score a fixed sample of archs on both halves of the validation split with each group's "
+                   "checkpoint (split-half reliability; written to the report folder, reused after)")
     p.add_argument("--formats", default="png", metavar="LIST",
                    help="figure formats, comma-separated: png (always, shown in report.md), pdf, svg (default: png)")
     p.add_argument("--quiet", action="store_true", help="no progress")

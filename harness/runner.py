@@ -61,6 +61,7 @@ class RunIdentity:
     protocol: dict[str, Any]
     protocol_hash: str
     provenance: dict[str, Any]  # versions, git, machine, device
+    test_images: int | None = None  # size of the dataset's test split (None: it has none)
 
 
 def _now() -> str:
@@ -276,7 +277,10 @@ class Runner:
             except ValueError:
                 test_accuracy = None
         return dataclasses.asdict(
-            schema.RunResult(best_arch=list(arch), search_score=search_score, final_score=final_score, test_accuracy=test_accuracy)
+            schema.RunResult(
+                best_arch=list(arch), search_score=search_score, final_score=final_score, test_accuracy=test_accuracy,
+                test_images=None if test_accuracy is None else self.identity.test_images,
+            )
         )
 
     # --- records ----------------------------------------------------------------------

@@ -152,6 +152,7 @@ class RunResult:
     search_score: float
     final_score: float
     test_accuracy: float | None  # None where the dataset has no test split
+    test_images: int | None = None  # size of the test split test_accuracy was measured on (None: no split, or older runs)
 
 
 RESULT_KEYS = _names(RunResult)

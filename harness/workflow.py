@@ -306,6 +306,7 @@ def _locked_search(
         dataset=workspace.splits.name,
         protocol=dataclasses.asdict(config.protocol),
         protocol_hash=config.protocol.hash(),
+        test_images=None if workspace.splits.test_x is None else len(workspace.splits.test_x),
         provenance={
             "versions": provenance.versions(),
             "git": provenance.git_state(),

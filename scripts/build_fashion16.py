@@ -1,7 +1,8 @@
 """Build the embedded ``fashion16`` dataset (harness/datasets/fashion16.npz) from Fashion-MNIST IDX files.
 
-20,000 train + 2,000 validation images drawn class-balanced from the 60k training set and 2,000
-test images from the 10k test set (seeded), area-averaged from 28x28 to 16x16 in exact integer
+20,000 train + 2,000 validation images drawn class-balanced from the 60k training set and all
+10,000 test images of the 10k test set in a seeded order whose first 2,000 are the test split of
+the first release (so train, validation and that prefix are unchanged), area-averaged from 28x28 to 16x16 in exact integer
 arithmetic, stored as uint8 with their source indices and the train split's mean/std. The npz is
 written reproducibly (fixed zip timestamps); the printed arrays sha256 is the one
 ``load_dataset("fashion16").source`` reports.
@@ -31,7 +32,10 @@ from harness.data import (
 
 SEED = 0
 SIZE = 16
-TRAIN, VAL, TEST = 20_000, 2_000, 2_000
+TRAIN, VAL = 20_000, 2_000
+# The first release held 2,000 test images; they stay the first 2,000 of the whole test set, which
+# resolves a paired difference in held-out accuracy about 2.2x finer (standard error ~ 1 / sqrt(n)).
+TEST_PREFIX, TEST = 2_000, 10_000
 
 
 def area_matrix(src: int, dst: int) -> np.ndarray:
@@ -56,7 +60,8 @@ def build(source: Path, seed: int = SEED) -> dict[str, np.ndarray]:
     raw = {key: read_idx(source / f"{stem}.gz") for key, stem in FASHION_MNIST_FILES.items()}
     rng = np.random.default_rng(seed)
     train_idx, val_idx, _ = stratified_split(raw["train_y"], [TRAIN, VAL], rng)
-    test_idx, _ = stratified_split(raw["test_y"], [TEST], rng)
+    prefix, rest, _ = stratified_split(raw["test_y"], [TEST_PREFIX, TEST - TEST_PREFIX], rng)
+    test_idx = np.concatenate([prefix, rest])
     arrays: dict[str, np.ndarray] = {}
     for split, idx, images, labels in (
         ("train", train_idx, raw["train_x"], raw["train_y"]),

@@ -5,7 +5,7 @@ any majority share above 1 / choices comes from the evolution operators alone (1
 mutations, 25 crossovers). A freeze rule whose threshold drift passes on most blocks freezes
 whatever the supernet says: compare these depths with the frozen depths of real runs
 (reports/reference-cpu/README.md). The space, its MAC limit and the searcher's preset are the
-ones ``pcfes search`` uses.
+ones ``pcfes search`` uses; reports run the same check (harness.rank_check.drift_depths) beside each real run.
 
     python scripts/freeze_under_drift.py --supernet fairnas-cpu --searcher pcf-es --seeds 20
 """
@@ -15,31 +15,9 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import numpy as np
-
 from harness import workflow
 from harness.config import RunConfig
-from supernets import Supernet, get_supernet
-
-
-def frozen_depths(net: Supernet, supernet: str, searcher: str, seeds: int, generations: int) -> list[tuple[int | None, int]]:
-    """Per seed: the generation after which the first freeze happened (None: never) and the final frozen depth."""
-    outcomes = []
-    for seed in range(seeds):
-        config = workflow.resolve(RunConfig(supernet=supernet, searcher=searcher, seed=seed))
-        search = workflow.make_searcher(config, net)
-        scores = np.random.default_rng([seed, 1])  # independent of the searcher's own stream
-        first, depth = None, 0
-        for generation in range(1, generations + 1):
-            if search.done():
-                break
-            archs = search.ask()
-            search.tell(list(zip(archs, scores.random(len(archs)).tolist())))
-            depth = len(search.hints().frozen)
-            if depth and first is None:
-                first = generation
-        outcomes.append((first, depth))
-    return outcomes
+from harness.rank_check import drift_depths
 
 
 def main() -> None:
@@ -49,16 +27,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--generations", type=int, default=20)
     args = parser.parse_args()
-    net = get_supernet(args.supernet)
-    params = workflow.resolve(RunConfig(supernet=args.supernet, searcher=args.searcher)).searcher_params
-    outcomes = frozen_depths(net, args.supernet, args.searcher, args.seeds, args.generations)
+    config = workflow.resolve(RunConfig(supernet=args.supernet, searcher=args.searcher))
+    limit = workflow.mac_limit(config)
+    outcomes = drift_depths(args.supernet, {}, args.searcher, dict(config.searcher_params), limit, seeds=args.seeds, generations=args.generations)
+    blocks = len(workflow.build_supernet(config).blocks)
     depths = [depth for _, depth in outcomes]
     firsts = [first for first, _ in outcomes if first is not None]
     first_text = f"first freeze after generation {statistics.median(firsts):g} (median of those that froze)" if firsts else "never froze"
     print(
-        f"{args.searcher} {dict(params)} on {args.supernet} ({net.num_blocks} blocks) with random scores, "
+        f"{args.searcher} {dict(config.searcher_params)} on {args.supernet} ({blocks} blocks) with random scores, "
         f"{args.seeds} seeds: final frozen depth median {statistics.median(depths):g} (min {min(depths)}, "
-        f"max {max(depths)}); all blocks frozen in {sum(d == net.num_blocks for d in depths)}; no freeze in "
+        f"max {max(depths)}); all blocks frozen in {sum(d == blocks for d in depths)}; no freeze in "
         f"{sum(d == 0 for d in depths)}; {first_text}"
     )
 

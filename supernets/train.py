@@ -87,7 +87,8 @@ def sample_arch(choices: Sequence[int], generator: torch.Generator) -> Arch:
     return tuple(int(torch.randint(n, (1,), generator=generator)) for n in choices)
 
 
-def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+def sgd_optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    """SGD with the config's momentum and weight decay on conv/linear weights only (supernet and stand-alone training)."""
     # Weight decay on conv/linear weights only; BN and biases are not decayed (as in SPOS).
     decay = [p for p in net.parameters() if p.ndim > 1]
     rest = [p for p in net.parameters() if p.ndim <= 1]
@@ -223,7 +224,7 @@ def train_supernet(
         init_weights(net, generator)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     net.to(device=device, memory_format=memory_format)
-    optimizer = _optimizer(net, config)
+    optimizer = sgd_optimizer(net, config)
     steps = len(train_x) // config.batch_size
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps, eta_min=0.0)
     session = _Session(net, optimizer, schedule, generator, memory_format)

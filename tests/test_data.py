@@ -99,7 +99,7 @@ def test_fashion16_shapes_dtypes_and_balanced_classes(fashion16: DatasetSplits) 
     s = fashion16
     assert (s.name, s.num_classes, s.input_shape) == ("fashion16", 10, (1, 16, 16))
     assert s.test_x is not None and s.test_y is not None
-    for x, y, n in ((s.train_x, s.train_y, 20_000), (s.val_x, s.val_y, 2_000), (s.test_x, s.test_y, 2_000)):
+    for x, y, n in ((s.train_x, s.train_y, 20_000), (s.val_x, s.val_y, 2_000), (s.test_x, s.test_y, 10_000)):
         assert x.shape == (n, 1, 16, 16) and x.dtype == torch.float32 and x.is_contiguous()
         assert y.shape == (n,) and y.dtype == torch.int64
         assert torch.bincount(y, minlength=10).tolist() == [n // 10] * 10
@@ -123,14 +123,28 @@ def test_fashion16_loads_identically_and_names_its_content_hash(
 
 
 def test_fashion16_file_is_small_complete_and_splits_do_not_overlap(fashion16_arrays: dict[str, np.ndarray]) -> None:
-    assert FASHION16_FILE.stat().st_size < 4_000_000
+    assert FASHION16_FILE.stat().st_size < 5_000_000
     assert sorted(fashion16_arrays) == sorted(FASHION16_KEYS)
     a = fashion16_arrays
     train, val, test = (set(a[k].tolist()) for k in ("train_idx", "val_idx", "test_idx"))
-    assert (len(train), len(val), len(test)) == (20_000, 2_000, 2_000)  # no index used twice within a split
+    assert (len(train), len(val), len(test)) == (20_000, 2_000, 10_000)  # no index used twice within a split
     assert not train & val  # train and val come from the same 60k file
     assert max(train | val) < 60_000 and max(test) < 10_000
     assert (FASHION16_FILE.parent / "LICENSE-fashion-mnist.txt").read_text().count("Zalando SE") == 1
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=f"{FASHION_MNIST_DIR} absent (apt-get install dataset-fashion-mnist)")
+def test_fashion16_train_val_and_the_first_release_test_split_are_unchanged(fashion16_arrays: dict[str, np.ndarray]) -> None:
+    # Hashes of the first release (2,000 test images): its checkpoints and search-split scores stay valid.
+    first_release = {
+        "train_x": "fd6c7fdf62d562fb", "train_y": "f043b4e1f71c42d7", "train_idx": "c1eafa6e87f4b6a9",
+        "val_x": "820afd9b38525557", "val_y": "d31854c3f87d0966", "val_idx": "62b69ba89eb99a55",
+        "mean": "76697fc8053b3d9d", "std": "360f5069732ea084",
+    }
+    for key, digest in first_release.items():
+        assert arrays_sha256({key: fashion16_arrays[key]})[:16] == digest, key
+    prefix = {key: fashion16_arrays[key][:2_000] for key in ("test_x", "test_y", "test_idx")}
+    assert [arrays_sha256({k: v})[:16] for k, v in prefix.items()] == ["d81b6fa2a49c11c8", "9ea2addc5d06084a", "5d695d0051d01a9d"]
 
 
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=f"{FASHION_MNIST_DIR} absent (apt-get install dataset-fashion-mnist)")

@@ -19,7 +19,8 @@ from harness import schema
 from harness.report import style
 from harness.report import PAPER_RESULTS, searcher_colour, sweep_report, write_report
 from harness.report.figures import FIGURE_FILES
-from fixtures_runs import FixtureRun, totals_for, write_fixture_runs, write_run
+from harness.report.statistics import SCORE_DIFFERENCE, SEARCH_SCORE_DIFFERENCE, SELECTION_GAP
+from fixtures_runs import TEST_IMAGES, FixtureRun, result_for, table_rows, totals_for, write_fixture_runs, write_run
 
 SEEDS = (3, 11)
 PAGE_WIDE = ("majority_share_per_block.png", "savings_per_seed.png", "majority_vs_final_choice.png")
@@ -58,17 +59,11 @@ def _interval_text(per_seed: pd.Series) -> str:
     return text if not low <= 0 <= high else f"{text} not significant"
 
 
-def _table_rows(markdown: str, header_start: str) -> list[dict[str, str]]:
-    """Parse the first markdown table whose header begins with ``header_start`` into dicts."""
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    header = [c.strip() for c in lines[start].strip("|").split(" | ")]
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split(" | ")))))
-    return rows
+def _interval_pts(per_seed: pd.Series) -> str:
+    """The expected score-difference cell (2 decimals), computed independently with scipy."""
+    low, high = scipy.stats.t.interval(0.95, len(per_seed) - 1, loc=per_seed.mean(), scale=scipy.stats.sem(per_seed))
+    text = f"{per_seed.mean():.2f} [{low:.2f}, {high:.2f}]"
+    return text if not low <= 0 <= high else f"{text} not significant"
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +111,7 @@ def test_summary_numbers_match_independent_pandas(basic: tuple[Path, Path]) -> N
     assert (summary["runs"] == 2).all() and (summary["seeds"] == "3 11").all()
 
     evolution = runs[runs["searcher"] == "evolution"].set_index("seed")
-    table = {r["searcher"]: r for r in _table_rows(report.read_text(), "| supernet | searcher | paired seeds")}
+    table = {r["searcher"]: r for r in table_rows(report.read_text(), "| supernet | searcher | paired seeds")}
     for searcher in ("random", "pcf-es", "pcf-es-is"):
         mine = runs[runs["searcher"] == searcher].set_index("seed")
         for quantity in ("wall_s", "energy_j", "co2_g", "macs"):
@@ -136,7 +131,7 @@ def test_summary_numbers_match_independent_pandas(basic: tuple[Path, Path]) -> N
 
 def test_paper_comparison_sits_next_to_our_numbers(basic: tuple[Path, Path]) -> None:
     _, report = basic
-    rows = _table_rows(report.read_text(), "| family (ours)")
+    rows = table_rows(report.read_text(), "| family (ours)")
     pcf = next(r for r in rows if r["searcher (ours)"] == "pcf-es")
     assert (pcf["family (ours)"], pcf["paper time saved (%)"], pcf["paper energy saved (%)"]) == ("SPOS (spos-tiny)", "55", "51")
     summary = pd.read_csv(report.parent / "summary.csv").set_index("searcher")
@@ -201,10 +196,10 @@ def test_unavailable_energy_is_na_with_reason_never_zero(tmp_path: Path) -> None
     write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"), unavailable={"energy_j": NO_ENERGY})
     report = write_report([root], tmp_path / "out")
     text = report.read_text()
-    for row in _table_rows(text, "| supernet | searcher | seeds"):
+    for row in table_rows(text, "| supernet | searcher | seeds"):
         assert row["energy (J)"] == f"n/a ({NO_ENERGY})"
         assert row["wall time (s)"] != "" and not row["wall time (s)"].startswith("n/a")
-    pcf = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    pcf = next(r for r in table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
     assert pcf["energy saved (%)"] == f"n/a ({NO_ENERGY})"
     assert f"- energy (total): {NO_ENERGY}" in text
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
@@ -222,10 +217,10 @@ def test_partly_unavailable_cell_is_na_and_all_sources_are_listed(tmp_path: Path
         report = write_report([root], tmp_path / "out")
     assert any(lone.name in r.getMessage() and "no evolution run with the same seed" in r.getMessage() for r in caplog.records)
     text = report.read_text()
-    pcf = next(r for r in _table_rows(text, "| supernet | searcher | seeds") if r["searcher"] == "pcf-es")
+    pcf = next(r for r in table_rows(text, "| supernet | searcher | seeds") if r["searcher"] == "pcf-es")
     assert pcf["seeds"] == "3 5 11"
     assert pcf["energy (J)"] == f"n/a ({NO_ENERGY})"  # not the mean of the two runs that have it
-    saved = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    saved = next(r for r in table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
     assert saved["paired seeds"] == "2" and not saved["energy saved (%)"].startswith("n/a")
     assert f"- energy (total): rapl [4 runs]; {NO_ENERGY} [1 run]" in text
 
@@ -244,15 +239,18 @@ def test_sweep_report_figure_and_table(tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "out" / "sweep_threshold.csv")
     pcf = table[table["searcher"] == "pcf-es"].sort_values("value")
     assert list(pcf["value"]) == list(thresholds)
-    for threshold, saved in zip(thresholds, pcf["wall_s_reduction_pct_mean"]):
+    for threshold, saved in zip(thresholds, pcf["cpu_s_reduction_pct_mean"]):
         per_seed = [
-            100.0 * (1.0 - totals_for(FixtureRun("pcf-es", s, searcher_params={"threshold": threshold}))["wall_s"] / totals_for(FixtureRun("evolution", s))["wall_s"])
+            100.0 * (1.0 - totals_for(FixtureRun("pcf-es", s, searcher_params={"threshold": threshold}))["cpu_s"] / totals_for(FixtureRun("evolution", s))["cpu_s"])
             for s in SEEDS
         ]
         assert saved == pytest.approx(sum(per_seed) / 2, rel=1e-12)
-    rows = _table_rows(report.read_text(), "| searcher | threshold")
+    rows = table_rows(report.read_text(), "| searcher | threshold")
     assert [(r["searcher"], r["threshold"]) for r in rows] == [("evolution", "–"), ("pcf-es", "0.6"), ("pcf-es", "0.7"), ("pcf-es", "0.8")]
-    assert rows[1]["time saved (%)"].startswith(f"{pcf['wall_s_reduction_pct_mean'].iloc[0]:.1f} [")
+    assert rows[1]["CPU time saved (%)"].startswith(f"{pcf['cpu_s_reduction_pct_mean'].iloc[0]:.1f} [")
+    held_out = [100 * (result_for(FixtureRun("pcf-es", s))["test_accuracy"] - result_for(FixtureRun("evolution", s))["test_accuracy"]) for s in SEEDS]
+    assert rows[1][SCORE_DIFFERENCE[1]] == _interval_pts(pd.Series(held_out))
+    assert rows[1]["held-out test accuracy"].startswith(f"{np.mean([result_for(FixtureRun('pcf-es', s))['test_accuracy'] for s in SEEDS]):.4f} ±")
 
 
 def test_sweep_report_rejects_bad_requests(tmp_path: Path) -> None:
@@ -347,13 +345,13 @@ def test_contended_run_is_flagged_and_its_cpu_time_saving_shown(tmp_path: Path) 
     # Two threads: wall > CPU time is then no sign of waiting, and such a run is never flagged.
     write_run(root, FixtureRun("pcf-es-is", SEEDS[0], cpu_ratio=0.3, threads=2))
     text = write_report([root], tmp_path / "report").read_text()
-    rows = {r["searcher"]: r for r in _table_rows(text, "| supernet | searcher | paired seeds")}
+    rows = {r["searcher"]: r for r in table_rows(text, "| supernet | searcher | paired seeds")}
     assert rows["pcf-es"]["time saved (%)"].endswith(" †")
     assert not rows["random"]["time saved (%)"].endswith("†") and not rows["pcf-es-is"]["time saved (%)"].endswith("†")
     contended = FixtureRun("pcf-es", SEEDS[0]).name
     footnote = next(line for line in text.splitlines() if line.startswith("† contended:"))
     assert contended in footnote and "rely on the CPU-time saving" in footnote
-    runs = {r["run_id"]: r for r in _table_rows(text, "| run_id |")}
+    runs = {r["run_id"]: r for r in table_rows(text, "| run_id |")}
     assert runs[contended]["contended"] == "yes" and runs[FixtureRun("pcf-es", SEEDS[1]).name]["contended"] == "no"
     # The CPU-time saving is computed from CPU times, not wall times.
     cpu = pd.Series([100.0 * (1.0 - totals_for(FixtureRun("pcf-es", s, cpu_ratio=r))["cpu_s"] / totals_for(FixtureRun("evolution", s))["cpu_s"])
@@ -365,16 +363,17 @@ def test_one_seed_savings_say_so_instead_of_an_interval(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     write_fixture_runs(root, seeds=(3,), searchers=("evolution", "pcf-es"))
     text = write_report([root], tmp_path / "report").read_text()
-    row = next(r for r in _table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
-    for label in ("time saved (%)", "CPU time saved (%)", "MACs saved (%)", "final score − evolution (points)"):
+    row = next(r for r in table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    for label in ("time saved (%)", "CPU time saved (%)", "MACs saved (%)", SCORE_DIFFERENCE[1], SEARCH_SCORE_DIFFERENCE[1]):
         assert row[label].endswith("(1 seed: no interval)") and "±" not in row[label] and "[" not in row[label], row[label]
     from harness.report.console import console_summary
     from harness.store import load_records
 
     summary = console_summary(load_records([root]))
     assert list(summary.table.columns[-3:]) == ["time_saved_%", "CPU_time_saved_%", "MACs_saved_%"]
-    assert summary.notes[1:] == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
+    assert summary.notes[2:] == ("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.",)
     assert summary.notes[0].startswith("macs_without_reuse: what reuse level none would have executed")
+    assert summary.notes[1].startswith("test_acc: the answer's accuracy on held-out test images, the quality measure")
     assert list(summary.table["time_saved_%"]) == ["baseline", summary.table["time_saved_%"].iloc[1]]
     assert isinstance(summary.table["time_saved_%"].iloc[1], float)
 
@@ -390,7 +389,7 @@ def test_a_single_search_prints_its_own_costs_without_none_or_a_pairing_warning(
     assert not caplog.records, [r.getMessage() for r in caplog.records]
     text = summary.format()
     assert "None" not in text and "saved" not in " ".join(summary.table.columns)
-    assert {"wall_s", "cpu_s", "macs", "energy_j", "co2_g", "final_score"} <= set(summary.table.columns)
+    assert {"wall_s", "cpu_s", "macs", "energy_j", "co2_g", "search_split_score", "test_acc"} <= set(summary.table.columns)
     assert summary.notes[-1].startswith("Savings need a evolution run with the same seed")
     # Beside an evolution run of another seed: the unpaired run says why, never None.
     write_run(root, FixtureRun("evolution", 4))
@@ -588,3 +587,69 @@ def test_summary_csv_reads_back_with_stable_dtypes(tmp_path: Path) -> None:
     # The same with plain pandas and the schema's dtypes, as a user outside the package would read it.
     plain = pd.read_csv(out / schema.SUMMARY_CSV, dtype=schema.summary_dtypes(pd.read_csv(out / schema.SUMMARY_CSV, nrows=0).columns))
     pd.testing.assert_frame_equal(plain, summary)
+
+
+def test_quality_is_the_paired_held_out_difference_and_the_selection_gap_is_shown(basic: tuple[Path, Path]) -> None:
+    _, report = basic
+    text = report.read_text()
+    rows = {r["searcher"]: r for r in table_rows(text, "| supernet | searcher | paired seeds")}
+    for searcher in ("pcf-es", "pcf-es-is", "random"):
+        held_out, search_split = [], []
+        for seed in SEEDS:
+            mine, base = result_for(FixtureRun(searcher, seed)), result_for(FixtureRun("evolution", seed))
+            held_out.append(100 * (mine["test_accuracy"] - base["test_accuracy"]))
+            search_split.append(100 * (mine["final_score"] - base["final_score"]))
+        assert rows[searcher][SCORE_DIFFERENCE[1]] == _interval_pts(pd.Series(held_out)), searcher
+        # The fixtures' search-split differences are the same every seed: a zero-width interval.
+        assert rows[searcher][SEARCH_SCORE_DIFFERENCE[1]].startswith(f"{np.mean(search_split):.2f} ["), searcher
+        gaps = [100 * (result_for(FixtureRun(searcher, seed))["final_score"] - result_for(FixtureRun(searcher, seed))["test_accuracy"]) for seed in SEEDS]
+        assert rows[searcher][SELECTION_GAP[1]] == _interval_pts(pd.Series(gaps)), searcher
+    # Evolution is the baseline of the differences but has a winner's curse of its own: 2 points every seed.
+    assert rows["evolution"][SCORE_DIFFERENCE[1]] == "baseline"
+    assert rows["evolution"][SELECTION_GAP[1]] == "2.00 [2.00, 2.00]"
+    # The held-out and search-split differences disagree in sign for pcf-es: the table must not mix them up.
+    assert rows["pcf-es"][SEARCH_SCORE_DIFFERENCE[1]].startswith("0.00")
+    assert rows["pcf-es"][SCORE_DIFFERENCE[1]].startswith("0.45")
+    accuracy = pd.read_csv(report.parent / "summary.csv")["test_accuracy_mean"].mean()
+    se = 100 * np.sqrt(accuracy * (1 - accuracy) / TEST_IMAGES)
+    assert f"Test split: {TEST_IMAGES:,} images; at accuracy {accuracy:.3f} one held-out accuracy has a binomial standard error of {se:.2f} points" in text
+
+
+def test_a_report_without_test_split_says_the_held_out_column_is_missing_and_why(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_fixture_runs(root, seeds=SEEDS, searchers=("evolution", "pcf-es"), test_split=False)
+    text = write_report([root], tmp_path / "report").read_text()
+    row = next(r for r in table_rows(text, "| supernet | searcher | paired seeds") if r["searcher"] == "pcf-es")
+    assert row[SCORE_DIFFERENCE[1]] == "n/a (dataset has no test split)"
+    assert row[SELECTION_GAP[1]] == "n/a (dataset has no test split)"
+    assert row[SEARCH_SCORE_DIFFERENCE[1]].startswith("0.00")  # still shown, named for what it is
+    assert "Held-out column missing: dataset has no test split (datasets fashion16)." in text
+
+
+def test_stand_alone_table_pairs_each_answers_retrained_accuracy_with_evolutions(tmp_path: Path) -> None:
+    from fixtures_runs import standalone_accuracy, write_standalone
+
+    root, cache = tmp_path / "runs", tmp_path / "standalone"
+    write_fixture_runs(root, seeds=SEEDS)
+    for searcher in ("evolution", "pcf-es", "random"):  # pcf-es-is answers as pcf-es does: no training of its own
+        for seed in SEEDS:
+            if (searcher, seed) != ("random", 11):
+                write_standalone(cache, FixtureRun(searcher, seed))
+    write_standalone(cache, FixtureRun("evolution", 3), recipe_seed=5)  # another recipe, covering less: not used
+    text = write_report([root], tmp_path / "report", standalone=cache).read_text()
+    rows = {r["searcher"]: r for r in table_rows(text, "| supernet | searcher | answers retrained")}
+    assert rows["pcf-es"]["answers retrained"] == "2 of 2" and rows["pcf-es-is"]["answers retrained"] == "2 of 2"
+    for searcher in ("pcf-es", "pcf-es-is"):
+        per_seed = [100 * (standalone_accuracy(FixtureRun(searcher, s)) - standalone_accuracy(FixtureRun("evolution", s))) for s in SEEDS]
+        assert rows[searcher]["stand-alone test accuracy − evolution (points)"].startswith(f"{np.mean(per_seed):.2f} [")
+    evolution = [standalone_accuracy(FixtureRun("evolution", s)) for s in SEEDS]
+    assert rows["evolution"]["stand-alone test accuracy"] == f"{np.mean(evolution):.4f} ± {np.std(evolution, ddof=1):.4f}"
+    assert rows["random"]["answers retrained"] == "1 of 2"
+    assert rows["random"]["stand-alone test accuracy − evolution (points)"] == "n/a (answer not retrained: pcfes retrain --runs <runs folder>)"
+    assert "1 other recipe(s) in the folder were not used" in text
+    assert "7 of 8 answers covered by 5 distinct archs" in text  # pcf-es and pcf-es-is share their 2 archs
+
+
+def test_a_report_without_stand_alone_results_says_the_columns_are_missing_and_why(basic: tuple[Path, Path]) -> None:
+    _, report = basic
+    assert "Stand-alone columns missing: no stand-alone results given: pcfes retrain --runs <runs folder>" in report.read_text()

@@ -140,6 +140,7 @@ def test_run_files_follow_the_schema(small_config, tmp_path):
         assert record.generations[column].sum() == run["totals"][column]
     assert run["totals"]["store_peak_bytes"] <= run["reuse"]["budget_bytes"]
     assert 0 <= run["result"]["final_score"] <= 1 and run["result"]["test_accuracy"] is not None
+    assert run["result"]["test_images"] == 10_000  # fashion16's whole test split
     emissions = record.emissions
     assert emissions["co2_g"] == pytest.approx(emissions["energy_kwh"] * emissions["grid_intensity_g_per_kwh"], rel=1e-6)
     assert emissions["tracking_mode"] == "process" and emissions["attribution"].startswith("process: ")

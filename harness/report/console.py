@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness import schema
 from harness.report.runs import BASELINE, CONTENTION_RATIO, runs_frame
-from harness.report.statistics import SAVINGS, pair_with_baseline, summarise
+from harness.report.statistics import SAVINGS, SCORE_DIFFERENCE, SEARCH_SCORE_DIFFERENCE, pair_with_baseline, summarise
 from harness.report.tables import CONTENDED_MARK, configuration_name, estimate_cell
 from harness.store import RunRecord
 
@@ -54,7 +54,7 @@ def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
             "energy_source": run[schema.source_column("energy_j")],
             "co2_g": _rounded(run["co2_g"], 4),
             "candidates": run["candidates_evaluated"],
-            "final_score": _rounded(run["final_score"], 4),
+            "search_split_score": _rounded(run["final_score"], 4),
             "test_acc": _rounded(run["test_accuracy"], 4),
         }
         for quantity, label in SAVINGS if with_baseline else ():
@@ -69,7 +69,10 @@ def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
         rows.append(row)
     notes: list[str] = [
         "macs_without_reuse: what reuse level none would have executed for the same candidates "
-        "(the work counter's executed + avoided MACs; no second run)."
+        "(the work counter's executed + avoided MACs; no second run).",
+        "test_acc: the answer's accuracy on held-out test images, the quality measure; search_split_score re-scores "
+        "it on the validation images it was selected on (biased upward by selection)"
+        + ("." if runs["test_accuracy"].notna().all() else "; test_acc n/a: the dataset has no test split."),
     ]
     if runs["contended"].any():
         notes.append(
@@ -88,7 +91,11 @@ def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
         notes.append(f"Savings vs {BASELINE}, mean [95% CI] over paired seeds:")
         for _, r in multi.iterrows():
             cells = "; ".join(f"{label.removesuffix(' (%)')} {estimate_cell(r, f'{q}_reduction_pct')}%" for q, label in SAVINGS)
-            notes.append(f"  {configuration_name(r)} ({r['paired_seeds']} seeds): {cells}")
+            scores = "; ".join(
+                f"{label.split(' (')[0]} {estimate_cell(r, f'{q}_diff_pts', '.2f')} points"
+                for q, label in (SCORE_DIFFERENCE, SEARCH_SCORE_DIFFERENCE)
+            )
+            notes.append(f"  {configuration_name(r)} ({r['paired_seeds']} seeds): {cells}; {scores}")
     elif (runs["searcher"] != BASELINE).any() and runs["paired"].any():
         notes.append("1 seed: the savings above have no confidence interval; run --seeds 2 or more to get one.")
     return ConsoleSummary(pd.DataFrame(rows), tuple(notes))

@@ -10,12 +10,15 @@ from pathlib import Path
 import matplotlib as mpl
 import pandas as pd
 
+from harness import rank_check, retrain
 from harness.progress import progress_bar
 from harness.report.figures import FIGURE_FILES, seed_strips, supernet_figures
 from harness.report.premises import distance_figure, premise_threshold, premises, premises_md
 from harness.report.paper import paper_md
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame
 from harness.report.style import RC_PARAMS, figure_dir
+from harness.report.standalone import attach_standalone, standalone_md
+from harness.report.trust import assess, trust_md
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, runs_md, savings_md, sources_md, summary_md
 from harness import schema
@@ -99,14 +102,31 @@ def _premises_section(
 
 
 def write_report(
-    paths: Iterable[str | Path], out_dir: str | Path, *, title: str | None = None, formats: Sequence[str] = ("png",),
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    formats: Sequence[str] = ("png",),
+    standalone: str | Path | None = None,
+    rank_checks: bool = False,
     progress: bool = False,
 ) -> Path:
-    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``;
-    ``progress`` counts the figure sections (one per group and supernet)."""
+    """Write report.md, summary.csv and the figures (PNG, plus each of ``formats``) for the runs under ``paths``.
+
+    ``standalone``: the folder of ``pcfes retrain`` results (None: the stand-alone columns say they are missing).
+    ``rank_checks``: first score the split-half sample of every group (``harness.rank_check``, needs the runs'
+    checkpoints) into ``out_dir``; without it the report uses the rank_check-*.json files found there and in ``paths``.
+    ``progress`` counts the figure sections (one per group and supernet).
+    """
+    paths = list(paths)
     out_dir = report_dir(out_dir)
     records, skipped = load(paths)
-    runs = pair_with_baseline(runs_frame(records))
+    if rank_checks:
+        rank_check.write_checks(records, out_dir)
+    checks = rank_check.read_checks([*map(Path, paths), out_dir])
+    results = retrain.results_frame(None if standalone is None else Path(standalone))
+    with_standalone, source = attach_standalone(runs_frame(records), records, standalone)
+    runs = pair_with_baseline(with_standalone)
     summary = summarise(runs)
     write_csv(out_dir / schema.SUMMARY_CSV, summary)
     gens = generations_frame(records).merge(runs[["run_id", "variant"]], on="run_id")
@@ -130,6 +150,7 @@ def write_report(
             md.append(_group_heading(index, protocol_hash, checkpoint_hash, group_runs))
             md += ["### Summary\n", summary_md(group_summary), sources_md(group_runs, TABLE_SOURCES)]
             md += [f"### Savings vs {BASELINE} (paired by seed)\n", savings_md(group_summary), sources_md(group_runs, TABLE_SOURCES)]
+            md += ["### Stand-alone ground truth (cf. the paper's Table 1)\n", standalone_md(group_summary, source)]
             paper = paper_md(group_summary)
             if paper:
                 md += [
@@ -150,11 +171,17 @@ def write_report(
                 strips = seed_strips(supernet_runs, supernet, folder / FIGURE_FILES["seed_savings"], formats)
                 if strips is not None:
                     caption = (
-                        f"CPU time saved and final-score difference vs {BASELINE}, one point per paired seed: "
+                        f"CPU time saved and held-out test accuracy difference vs {BASELINE}, one point per paired seed: "
                         "a bimodal outcome shows as two clusters that a mean would hide"
                     )
                     md.append(_figure_md(caption, strips, out_dir))
                 md += _premises_section(supernet_gens, group_runs, supernet, out_dir, folder, formats)
+                mine = [
+                    r for r in records
+                    if (r.run["protocol_hash"], r.run["checkpoint_hash"], r.run["supernet"]) == (protocol_hash, checkpoint_hash, supernet)
+                ]
+                trust = assess(supernet, mine, checks, results, source.recipe_hash if source else None)
+                md += [f"### Can {supernet} rank?\n", trust_md([trust])]
                 bar.set_postfix(done=folder.relative_to(out_dir).as_posix())
                 bar.update(1)
     md += ["## Runs\n", runs_md(runs)]

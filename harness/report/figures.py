@@ -305,7 +305,7 @@ def supernet_figures(
 
 
 def seed_strips(runs: pd.DataFrame, supernet: str, path: Path, formats: Sequence[str]) -> Path | None:
-    """Per-seed CPU-time saving and score difference vs evolution, one strip per configuration (bimodality shows)."""
+    """Per-seed CPU-time saving and held-out accuracy difference vs evolution, one strip per configuration (bimodality shows)."""
     paired = runs[runs["paired"] & (runs["searcher"] != BASELINE)]
     if paired.empty:
         return None
@@ -316,7 +316,7 @@ def seed_strips(runs: pd.DataFrame, supernet: str, path: Path, formats: Sequence
     for row, (searcher, variant) in enumerate(configurations):
         mine = paired[(paired["searcher"] == searcher) & (paired["variant"] == variant)]
         jitter = np.linspace(-0.15, 0.15, len(mine)) if len(mine) > 1 else np.zeros(1)
-        for axes, column in ((saved_axes, "cpu_s_reduction_pct"), (score_axes, "final_score_diff_pts")):
+        for axes, column in ((saved_axes, "cpu_s_reduction_pct"), (score_axes, "test_accuracy_diff_pts")):
             axes.scatter(mine[column], row + jitter, s=14, color=searcher_colour(searcher), zorder=3)
     labels = [searcher if not variant else f"{searcher} ({variant})" for searcher, variant in configurations]
     saved_axes.set_yticks(range(len(configurations)), [textwrap.fill(label, 28) for label in labels])
@@ -325,6 +325,6 @@ def seed_strips(runs: pd.DataFrame, supernet: str, path: Path, formats: Sequence
         axes.axvline(0.0, color="#555555", linewidth=0.8)
         axes.xaxis.set_major_locator(MaxNLocator(nbins=5))
     saved_axes.set_xlabel(f"CPU time saved vs {BASELINE} (%)")
-    score_axes.set_xlabel(f"final score − {BASELINE} (percentage points)")
+    score_axes.set_xlabel(f"held-out test accuracy − {BASELINE} (points)")
     figure.suptitle(f"{supernet}: one point per seed")
     return save(figure, path, formats)

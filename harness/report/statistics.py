@@ -6,6 +6,12 @@ so the paper's pairing (PCF-ES with its frozen-prefix cache against evolution fr
 the fair one (both with prefix reuse) both find their baseline. Per configuration, the mean
 per-seed saving gets a Student-t interval over the paired seeds (n >= 2); with one seed there is
 no interval, and the tables say so instead of showing ± 0.
+
+Quality is compared on held-out images: the paired difference in test accuracy of the answers
+(``SCORE_DIFFERENCE``). The answer's re-score on the validation images the search selected on
+(``final_score``) is kept as ``SEARCH_SCORE_DIFFERENCE``, but it is biased upward by selection (the
+winner's curse: the more near-optimal candidates a searcher looks at, the more of its answer's
+score is luck on those images); ``SELECTION_GAP`` measures that bias per run.
 """
 
 from __future__ import annotations
@@ -33,7 +39,14 @@ SAVINGS: tuple[tuple[str, str], ...] = (
     ("co2_g", "CO2 saved (%)"),
     ("macs", "MACs saved (%)"),
 )
-SCORE_DIFFERENCE = ("final_score", "final score − evolution (points)")
+SCORE_DIFFERENCE = ("test_accuracy", "held-out test accuracy − evolution (points)")
+SEARCH_SCORE_DIFFERENCE = ("final_score", "search-split score − evolution (points; biased upward by selection)")
+SELECTION_GAP = ("selection_gap", "search-split score − held-out accuracy (points; winner's curse)")
+NO_TEST_SPLIT = UNMEASURED_REASONS["test_accuracy"]
+# The answer trained from scratch and tested on held-out images (harness.retrain): the paper's Table 1 measure.
+STANDALONE_DIFFERENCE = ("standalone_accuracy", "stand-alone test accuracy − evolution (points)")
+# Per-run reason a stand-alone accuracy is missing, in column STANDALONE_REASON of the runs frame.
+STANDALONE_REASON = "standalone_accuracy_reason"
 NO_BASELINE = f"no {BASELINE} run with the same seed"
 PAIR_KEYS = (*GROUP_KEYS, "supernet", "seed", "baseline_level")
 
@@ -73,17 +86,21 @@ def baseline_level(level: str) -> str:
 
 
 def pair_with_baseline(runs: pd.DataFrame) -> pd.DataFrame:
-    """Add per run ``<q>_reduction_pct`` and ``final_score_diff_pts`` vs its same-seed evolution run, with reasons."""
+    """Add per run ``<q>_reduction_pct``, ``test_accuracy_diff_pts`` and ``final_score_diff_pts`` vs its same-seed
+    evolution run, and ``selection_gap_pts`` (its own search-split score minus its held-out accuracy), with reasons."""
     runs = runs.assign(baseline_level=runs["reuse"].map(baseline_level))
     quantities = [q for q, _ in SAVINGS]
     base = runs[runs["searcher"] == BASELINE]
     for key, mates in base.groupby(list(PAIR_KEYS)):
         if mates["params"].nunique() > 1 or mates["reuse"].nunique() > 1:
             log.warning("several %s configurations for %s; pairing with their mean: %s", BASELINE, key, list(mates["run_id"]))
-    aggregations: dict[str, Any] = {q: lambda s: s.mean() if s.notna().all() else np.nan for q in (*quantities, "final_score")}
+    scores = [q for q in (SCORE_DIFFERENCE[0], SEARCH_SCORE_DIFFERENCE[0], STANDALONE_DIFFERENCE[0]) if q in runs]
+    aggregations: dict[str, Any] = {q: lambda s: s.mean() if s.notna().all() else np.nan for q in (*quantities, *scores)}
     aggregations |= {schema.source_column(q): lambda s: "; ".join(sorted(set(s))) for q in quantities if q in SOURCE_LABELS}
     aggregations["contended"] = "any"
     aggregations["run_id"] = lambda s: ", ".join(s)
+    if STANDALONE_REASON in runs:
+        aggregations[STANDALONE_REASON] = lambda s: "; ".join(sorted(set(s) - {""}))
     baseline = base.groupby(list(PAIR_KEYS)).agg(aggregations).add_suffix("_base").reset_index()
     out = runs.merge(baseline, on=list(PAIR_KEYS), how="left", indicator=True)
     out["paired"] = out.pop("_merge") == "both"
@@ -97,11 +114,30 @@ def pair_with_baseline(runs: pd.DataFrame) -> pd.DataFrame:
         else:
             reason = np.full(len(out), "not recorded")
         out[f"{q}_reduction_reason"] = np.where(out["paired"], reason, NO_BASELINE)
-    out["final_score_diff_pts"] = 100.0 * (out["final_score"] - out["final_score_base"])
-    out["final_score_diff_reason"] = np.where(out["paired"], "not recorded", NO_BASELINE)
+    for q in scores:
+        out[f"{q}_diff_pts"] = 100.0 * (out[q] - out[f"{q}_base"])
+        if q == STANDALONE_DIFFERENCE[0]:
+            reason = np.where(out[q].isna(), out[STANDALONE_REASON], f"{BASELINE}: " + out[f"{STANDALONE_REASON}_base"].fillna(""))
+        else:
+            reason = np.full(len(out), NO_TEST_SPLIT if q == SCORE_DIFFERENCE[0] else "not recorded")
+        unmeasured = out[q].isna() | out[f"{q}_base"].isna()
+        out[f"{q}_diff_reason"] = np.where(out["paired"], np.where(unmeasured, reason, ""), NO_BASELINE)
+    out["selection_gap_pts"] = 100.0 * (out["final_score"] - out["test_accuracy"])
+    out["selection_gap_reason"] = np.where(out["test_accuracy"].isna(), NO_TEST_SPLIT, "")
     out["baseline_contended"] = out["contended_base"].fillna(False).astype(bool)
     out["baseline_run"] = out["run_id_base"]
     return out.drop(columns=[c for c in out if c.endswith("_base")])
+
+
+def _test_images(runs: pd.DataFrame) -> str:
+    """The test split size(s) the runs' held-out accuracies were measured on ("" where not recorded)."""
+    sizes = sorted({int(n) for n in runs.get("test_images", pd.Series(dtype=float)).dropna()})
+    return ", ".join(f"{n:,}" for n in sizes)
+
+
+def binomial_se_pts(accuracy: float, images: int) -> float:
+    """Standard error, in points, of an accuracy near ``accuracy`` measured on ``images`` independent images."""
+    return 100.0 * math.sqrt(accuracy * (1.0 - accuracy) / images)
 
 
 def _cell(values: pd.Series, reasons: pd.Series) -> tuple[Estimate, str]:
@@ -127,6 +163,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = dict(zip(ROW_KEYS, key))
         row["searcher_params"] = row.pop("params")
         row["variant"] = cell["variant"].iloc[0]
+        row["dataset"] = ", ".join(sorted(set(cell["dataset"].astype(str))))
         row["runs"] = len(cell)
         row["seeds"] = " ".join(str(s) for s in sorted(cell["seed"]))
         for metric, _, _ in METRICS:
@@ -139,7 +176,14 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         for q, _ in SAVINGS:
             column = f"{q}_reduction_pct"
             _put(row, column, _cell(paired[column], paired[f"{q}_reduction_reason"]), interval=True)
-        _put(row, "final_score_diff_pts", _cell(paired["final_score_diff_pts"], paired["final_score_diff_reason"]), interval=True)
+        for q in (SCORE_DIFFERENCE[0], SEARCH_SCORE_DIFFERENCE[0], STANDALONE_DIFFERENCE[0]):
+            if f"{q}_diff_pts" in paired:
+                _put(row, f"{q}_diff_pts", _cell(paired[f"{q}_diff_pts"], paired[f"{q}_diff_reason"]), interval=True)
+        if STANDALONE_DIFFERENCE[0] in cell:
+            _put(row, STANDALONE_DIFFERENCE[0], _cell(cell[STANDALONE_DIFFERENCE[0]], cell[STANDALONE_REASON]), interval=False)
+            row["standalone_answers"] = int(cell[STANDALONE_DIFFERENCE[0]].notna().sum())
+        _put(row, "selection_gap_pts", _cell(cell["selection_gap_pts"], cell["selection_gap_reason"]), interval=True)
+        row["test_images"] = _test_images(cell)
         contended = sorted(set(cell.loc[cell["contended"], "run_id"]) | set(paired.loc[paired["baseline_contended"], "baseline_run"]))
         row["contended_runs"] = ", ".join(contended)
         rows.append(row)

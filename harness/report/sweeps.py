@@ -15,8 +15,8 @@ from matplotlib.ticker import MaxNLocator
 from harness.report.document import dropped_lines, load, report_dir
 from harness.report.style import AXES_HEIGHT_IN, COLUMN_WIDTH_IN, RC_PARAMS, figure_dir, legend, new_figure, save, searcher_colour
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame, searcher_rank
-from harness.report.statistics import pair_with_baseline, summarise
-from harness.report.tables import TABLE_SOURCES, estimate_cell, md_table, sources_md, summary_cell
+from harness.report.statistics import SAVINGS, SCORE_DIFFERENCE, SELECTION_GAP, pair_with_baseline, summarise
+from harness.report.tables import TABLE_SOURCES, estimate_cell, md_table, quality_note, sources_md, summary_cell
 from harness.store import write_csv, write_text
 
 SWEEP_PARAMETERS: Mapping[str, str] = MappingProxyType(
@@ -25,31 +25,37 @@ SWEEP_PARAMETERS: Mapping[str, str] = MappingProxyType(
 
 
 def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Path, formats: Sequence[str]) -> Path:
-    """Saved time vs final score, one point per parameter value with error bars (paper Figs 9-11)."""
-    figure = new_figure(COLUMN_WIDTH_IN, AXES_HEIGHT_IN + 0.3)
+    """CPU time saved vs held-out test accuracy, one point per parameter value with error bars (paper Figs 9-11).
+
+    Without a test split the x axis is the search-split score, and its label says so.
+    """
+    figure = new_figure(COLUMN_WIDTH_IN, AXES_HEIGHT_IN + 0.5)
     axes = figure.add_subplot()
+    held_out = points["test_accuracy_missing_reason"].eq("").all()
+    score = "test_accuracy" if held_out else "final_score"
     labelled: list[tuple[str, list[tuple[float, float, str]]]] = []
     for searcher, mine in points.groupby("searcher", sort=False):
         colour = searcher_colour(searcher)
         mine = mine.sort_values("value")
-        time = mine["wall_s_reduction_pct_mean"]  # evolution is paired with itself: 0 %
+        time = mine["cpu_s_reduction_pct_mean"]  # evolution is paired with itself: 0 %
         axes.errorbar(
-            mine["final_score_mean"], time,
-            xerr=mine["final_score_std"].fillna(0.0), yerr=mine["wall_s_reduction_pct_std"].fillna(0.0),
+            mine[f"{score}_mean"], time,
+            xerr=mine[f"{score}_std"].fillna(0.0), yerr=mine["cpu_s_reduction_pct_std"].fillna(0.0),
             color=colour, marker="o" if searcher != BASELINE else "s", markersize=4, capsize=2, linewidth=0.8,
             linestyle=":" if searcher != BASELINE else "none", label=searcher,
         )
-        labelled.append((colour, list(zip(mine["final_score_mean"], time, mine["point_label"]))))
+        labelled.append((colour, list(zip(mine[f"{score}_mean"], time, mine["point_label"]))))
     # Values that end at (nearly) the same point, e.g. every monitor size when no window ever
     # passes, get one joint label instead of labels drawn over each other.
     axes.autoscale_view()
     for colour, spots in labelled:
         for x, y, labels in _label_clusters(spots, axes.transData.transform, figure.dpi):
             axes.annotate(_joint_label(labels), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color=colour)
-    axes.set_title(f"{supernet}: time saved vs final score\nper {SWEEP_PARAMETERS[parameter]}")
-    axes.set_xlabel("final score (full protocol, accuracy)")
+    quality = "held-out test accuracy" if held_out else "search-split score"
+    axes.set_title(f"{supernet}: CPU time saved vs {quality}\nper {SWEEP_PARAMETERS[parameter]}")
+    axes.set_xlabel("held-out test accuracy" if held_out else "search-split score (no test split;\nbiased upward by selection)")
     axes.xaxis.set_major_locator(MaxNLocator(nbins=4))  # accuracy ticks are wide: more would overlap
-    axes.set_ylabel(f"wall time saved vs {BASELINE} (%)")
+    axes.set_ylabel(f"CPU time saved vs {BASELINE} (%)")
     legend(figure, axes)
     return save(figure, path, formats)
 
@@ -102,11 +108,16 @@ def sweep_report(
 
     md = [f"# Sweep of {SWEEP_PARAMETERS[parameter]} (`{parameter}`)\n"]
     md.append(
-        f"Each point is one `{parameter}` value: mean ± sample std over seeds; time saved is paired per seed "
-        f"with the {BASELINE} run of the same seed, group and supernet.\n"
+        f"Each point is one `{parameter}` value: mean ± sample std over seeds; CPU time saved (process CPU time, "
+        f"not wall time) and the held-out accuracy difference are paired per seed with the {BASELINE} run of the "
+        "same seed, group and supernet.\n"
     )
     md += dropped_lines(records, skipped)
-    header = ["searcher", parameter, "other params", "paired seeds", "time saved (%)", "energy saved (%)", "MACs saved (%)", "final score", "test accuracy"]
+    saved = [q for q in ("cpu_s", "energy_j", "macs")]
+    header = [
+        "searcher", parameter, "other params", "paired seeds", *(dict(SAVINGS)[q] for q in saved),
+        "held-out test accuracy", SCORE_DIFFERENCE[1], "search-split score (biased upward by selection)", SELECTION_GAP[1],
+    ]
     with mpl.rc_context(RC_PARAMS):
         groups = sorted(set(zip(summary["protocol_hash"], summary["checkpoint_hash"])))
         for (protocol_hash, checkpoint_hash, supernet), points in summary.groupby([*GROUP_KEYS, "supernet"], sort=True):
@@ -121,19 +132,23 @@ def sweep_report(
                     str(r["paired_seeds"]),
                     *(
                         "baseline" if r["searcher"] == BASELINE else estimate_cell(r, f"{q}_reduction_pct")
-                        for q in ("wall_s", "energy_j", "macs")
+                        for q in saved
                     ),
-                    summary_cell(r, "final_score", ".4f"), summary_cell(r, "test_accuracy", ".4f"),
+                    summary_cell(r, "test_accuracy", ".4f"),
+                    "baseline" if r["searcher"] == BASELINE else estimate_cell(r, "test_accuracy_diff_pts", ".2f"),
+                    summary_cell(r, "final_score", ".4f"),
+                    estimate_cell(r, "selection_gap_pts", ".2f"),
                 ]
                 for _, r in points.iterrows()
             ]
             md.append(md_table(header, rows))
+            md.append(quality_note(points) + "\n")
             cell_runs = runs[(runs["protocol_hash"] == protocol_hash) & (runs["checkpoint_hash"] == checkpoint_hash) & (runs["supernet"] == supernet)]
             md.append(sources_md(cell_runs, TABLE_SOURCES))
             path = figure_dir(out_dir, supernet, group, len(groups)) / f"sweep_{parameter}.png"
             _sweep_figure(points, parameter, supernet, path, formats)
             name = path.relative_to(out_dir).as_posix()
-            caption = f"Time saved vs final score for each {SWEEP_PARAMETERS[parameter]} (cf. paper Figs 9-11)"
+            caption = f"CPU time saved vs held-out test accuracy for each {SWEEP_PARAMETERS[parameter]} (cf. paper Figs 9-11)"
             md.append(f"![{caption}]({name})\n\n*{caption}.*\n")
     report = out_dir / f"sweep_{parameter}.md"
     write_text(report, "\n".join(md))

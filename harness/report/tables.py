@@ -9,7 +9,15 @@ import pandas as pd
 
 from harness import schema
 from harness.report.runs import BASELINE, CONTENTION_RATIO, METRICS, SOURCE_LABELS
-from harness.report.statistics import CONFIDENCE, SAVINGS, SCORE_DIFFERENCE
+from harness.report.statistics import (
+    CONFIDENCE,
+    NO_TEST_SPLIT,
+    SAVINGS,
+    SCORE_DIFFERENCE,
+    SEARCH_SCORE_DIFFERENCE,
+    SELECTION_GAP,
+    binomial_se_pts,
+)
 
 TABLE_SOURCES = ("wall_s", "cpu_s", "gpu_s", "gpu_energy_j", "cpu_energy_j", "energy_j", "co2_g")
 CONTENDED_MARK = "†"
@@ -69,24 +77,33 @@ def summary_md(summary: pd.DataFrame) -> str:
     return md_table(header, rows)
 
 
+QUALITY_COLUMNS = (
+    (f"{SCORE_DIFFERENCE[0]}_diff_pts", SCORE_DIFFERENCE[1]),
+    (f"{SEARCH_SCORE_DIFFERENCE[0]}_diff_pts", SEARCH_SCORE_DIFFERENCE[1]),
+)
+
+
 def savings_md(summary: pd.DataFrame) -> str:
-    """Savings vs evolution (mean [95% CI] over paired seeds), the score difference, contention marks and notes."""
-    header = ["supernet", "searcher", "paired seeds", *(label for _, label in SAVINGS), SCORE_DIFFERENCE[1]]
+    """Savings vs evolution (mean [95% CI] over paired seeds), the held-out and search-split score differences, the
+    selection gap of every configuration (evolution's too), contention marks and notes."""
+    header = ["supernet", "searcher", "paired seeds", *(label for _, label in SAVINGS), *(label for _, label in QUALITY_COLUMNS), SELECTION_GAP[1]]
     rows, contended = [], []
     for _, r in summary.iterrows():
         if r["searcher"] == BASELINE:
-            cells = ["baseline"] * (len(SAVINGS) + 1)
+            cells = ["baseline"] * (len(SAVINGS) + len(QUALITY_COLUMNS))
         else:
             cells = [estimate_cell(r, f"{q}_reduction_pct") for q, _ in SAVINGS]
-            cells.append(estimate_cell(r, "final_score_diff_pts", ".2f"))
+            cells += [estimate_cell(r, column, ".2f") for column, _ in QUALITY_COLUMNS]
             if r["contended_runs"]:
                 cells[0] += f" {CONTENDED_MARK}"
                 contended.append(r["contended_runs"])
+        cells.append(estimate_cell(r, "selection_gap_pts", ".2f"))
         rows.append([r["supernet"], configuration_name(r), str(r["paired_seeds"]), *cells])
     notes = [
         f"Mean over seeds of the per-seed saving against the same seed's {BASELINE} run, with its "
         f"{CONFIDENCE:.0%} Student-t confidence interval in brackets; `not significant` marks an interval that "
-        f"includes 0; with one paired seed there is no interval (`{ONE_SEED}`)."
+        f"includes 0; with one paired seed there is no interval (`{ONE_SEED}`).",
+        quality_note(summary),
     ]
     if contended:
         runs = ", ".join(sorted({run for group in contended for run in group.split(", ")}))
@@ -96,6 +113,28 @@ def savings_md(summary: pd.DataFrame) -> str:
             f"reflects other load on the machine, so rely on the CPU-time saving ({runs})."
         )
     return md_table(header, rows) + "\n" + "\n\n".join(notes) + "\n"
+
+
+def quality_note(summary: pd.DataFrame) -> str:
+    """What the score columns measure, the test split size and the noise of a held-out accuracy at that size."""
+    text = (
+        "Quality is the held-out column: the answer's accuracy on test images no searcher ever saw, paired by seed. "
+        "The search-split score re-scores the answer on the validation images it was selected on, so it is biased "
+        "upward by selection; the last column is that bias per configuration (it also holds any validation/test "
+        "shift common to all searchers: compare it between searchers)."
+    )
+    if summary["test_accuracy_missing_reason"].astype(bool).all():
+        return text + f" Held-out column missing: {NO_TEST_SPLIT} (datasets {', '.join(sorted(set(summary['dataset'])))})."
+    sizes = sorted({int(size.replace(",", "")) for sizes in summary["test_images"] for size in sizes.split(", ") if size})
+    if not sizes:
+        return text + " The runs do not record their test split size (recorded since the runs' schema gained test_images)."
+    accuracy = float(summary["test_accuracy_mean"].mean())
+    se = binomial_se_pts(accuracy, sizes[0])  # the smallest split: the noisiest
+    return text + (
+        f" Test split: {' / '.join(f'{n:,}' for n in sizes)} images; at accuracy {accuracy:.3f} one held-out accuracy has a binomial "
+        f"standard error of {se:.2f} points, a paired difference of two answers at most {math.sqrt(2) * se:.2f} points "
+        "(less when they err on the same images); the seeds' intervals above include this noise."
+    )
 
 
 def sources_md(runs: pd.DataFrame, quantities: Iterable[str]) -> str:
