@@ -88,6 +88,7 @@ class CostSample:
     """One run's costs: search-phase CPU time and MACs, whole-run rusage, store counts."""
 
     search_cpu_s: float
+    search_wall_s: float
     user_s: float
     kernel_s: float
     minor_faults: int
@@ -118,6 +119,11 @@ class CostRow:
         return self.sample.search_cpu_s / self.reference.search_cpu_s
 
     @property
+    def wall_ratio(self) -> float:
+        """Wall-time ratio (what counts on a GPU, where process CPU time is mostly kernel launches)."""
+        return self.sample.search_wall_s / self.reference.search_wall_s
+
+    @property
     def quotient(self) -> float:
         """CPU seconds per MAC with this level over without reuse."""
         return self.cpu_ratio / self.mac_ratio
@@ -129,28 +135,35 @@ class CostRow:
     def to_dict(self) -> dict[str, Any]:
         return {
             "searcher": self.searcher, "level": self.level, "mac_ratio": self.mac_ratio, "cpu_ratio": self.cpu_ratio,
-            "cpu_per_mac_ratio": self.quotient, "gmac_per_cpu_s": self.gmac_per_cpu_s,
+            "cpu_per_mac_ratio": self.quotient, "wall_ratio": self.wall_ratio, "gmac_per_cpu_s": self.gmac_per_cpu_s,
             "roofline_gmac_per_s": self.roofline_gmac_s, "samples": self.samples,
             **{k: v for k, v in dataclasses.asdict(self.sample).items() if k != "unit_macs"},
         }
 
 
-def conv_roofline(shapes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]], batch: int, *, min_s: float = 0.2) -> list[float]:
-    """GMAC per CPU-second of a 1x1 convolution per (input, output) per-image shape, at ``batch`` images.
+def conv_roofline(
+    shapes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]], batch: int, device: str = "cpu", *, min_s: float = 0.2
+) -> list[float]:
+    """GMAC/s of a 1x1 convolution per (input, output) per-image shape: c_in -> c_out at the output's size, ``batch`` images.
 
-    Channels-last float32 like the protocol's default; each shape is timed by process CPU time
-    for at least ``min_s`` after one warm-up call.
+    Channels-last float32 like the protocol's default; timed for at least ``min_s`` after one
+    warm-up call, by process CPU time on the CPU and by synchronised wall time on a GPU.
     """
+    cuda = torch.device(device).type == "cuda"
+    clock = time.perf_counter if cuda else time.process_time
     rates = []
     for (c_in, _, _), (c_out, h, w) in shapes:
-        x = torch.randn(batch, c_in, h, w).contiguous(memory_format=torch.channels_last)
-        weight = torch.randn(c_out, c_in, 1, 1).contiguous(memory_format=torch.channels_last)
+        x = torch.randn(batch, c_in, h, w, device=device).contiguous(memory_format=torch.channels_last)
+        weight = torch.randn(c_out, c_in, 1, 1, device=device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             F.conv2d(x, weight)
-            calls, start = 0, time.process_time()
-            while (spent := time.process_time() - start) < min_s:
+            calls, start, spent = 0, clock(), 0.0
+            while spent < min_s:
                 F.conv2d(x, weight)
                 calls += 1
+                if cuda:
+                    torch.cuda.synchronize(device)
+                spent = clock() - start
         rates.append(calls * batch * h * w * c_in * c_out / spent / 1e9)
     return rates
 
@@ -181,6 +194,7 @@ def measure_run(config: RunConfig, workspace: workflow.Workspace, run_dir: Path)
     unit_macs = tuple(sum(units) for units in zip(*(work.block_macs[p] for p in SEARCH_WORK_PHASES)))
     return CostSample(
         search_cpu_s=float(totals["cpu_s"]),
+        search_wall_s=float(totals["wall_s"]),
         user_s=after.ru_utime - before.ru_utime,
         kernel_s=after.ru_stime - before.ru_stime,
         minor_faults=after.ru_minflt - before.ru_minflt,
@@ -198,7 +212,7 @@ def run_cost(config: CostConfig, cache_dir: Path, *, progress: Callable[[str], N
     runs = config.run_configs(workspace.checkpoint.path)
     rows = []
     with torch_threads(config.threads):
-        rates = conv_roofline(unit_shapes(workspace), config.protocol.eval_batch_size)
+        rates = conv_roofline(unit_shapes(workspace), config.protocol.eval_batch_size, config.protocol.device)
         for name, base in runs.items():
             samples: dict[str, list[CostSample]] = {level: [] for level in config.levels}
             for repeat in range(config.repeats):
@@ -218,15 +232,20 @@ def format_cost(rows: Sequence[CostRow], config: CostConfig) -> str:
     lines = [
         f"cost of reuse on {config.supernet} (seed {config.seed}, {config.generations} generations, budget "
         f"{config.budget_bytes}, {config.threads} thread(s), min of {config.repeats} alternating runs, process CPU time)",
-        f"{'run':<22} {'MACs':>7} {'CPU':>7} {'CPU/MAC':>8} {'user_s':>8} {'kernel_s':>8} {'minflt':>10} "
+        f"{'run':<22} {'MACs':>7} {'CPU':>7} {'CPU/MAC':>8} {'wall':>7} {'user_s':>8} {'kernel_s':>8} {'minflt':>10} "
         f"{'GMAC/cpu-s':>10} {'roofline':>8} {'captured':>8} {'read':>6}",
     ]
     for r in rows:
         s = r.sample
         lines.append(
             f"{r.searcher + '[' + r.level + ']':<22} {r.mac_ratio:>6.3f}x {r.cpu_ratio:>6.3f}x {r.quotient:>8.3f} "
+            f"{r.wall_ratio:>6.3f}x "
             f"{s.user_s:>8.1f} {s.kernel_s:>8.1f} {s.minor_faults:>10,d} {r.gmac_per_cpu_s:>10.2f} "
             f"{r.roofline_gmac_s:>8.2f} {s.captured:>8,d} {s.read_again:>6,d}"
         )
-    lines.append("ratios: to the same searcher at level none; roofline: one-thread 1x1 conv of the run's unit shapes (GMAC/s)")
+    lines.append(
+        "ratios: to the same searcher at level none (MACs, search-phase CPU and wall time); user / kernel time and "
+        "page faults: the whole run; roofline: 1x1 conv of the run's unit shapes (GMAC/s, same threads, device "
+        f"{config.protocol.device})"
+    )
     return "\n".join(lines)
