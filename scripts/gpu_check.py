@@ -34,7 +34,7 @@ OVERRIDES = {"widths": [8, 16, 32], "last_width": 64, "stem_width": 8}
 TRAIN_IMAGES = 4000
 PROTOCOL = dict(calib_batches=4, calib_batch_size=128, val_size=1000, eval_batch_size=500)
 CANDIDATES = 8
-COST_GENERATIONS = 3  # keeps the whole check within minutes on a GPU
+COST_GENERATIONS = {"cuda": 3, "cpu": 1}  # keeps the whole check within minutes
 
 
 def section(title: str) -> None:
@@ -200,7 +200,7 @@ def compare(device: str, checkpoint: Path, workdir: Path) -> list[str]:
 
 def reuse_cost(device: str, workdir: Path) -> list[str]:
     """The `pcfes bench --cost` table on ``device``: do time savings follow the MACs reuse saves?"""
-    config = cost.CostConfig(protocol=EvalProtocol(device=device), generations=COST_GENERATIONS, repeats=1)
+    config = cost.CostConfig(protocol=EvalProtocol(device=device), generations=COST_GENERATIONS[device], repeats=1)
     rows = cost.run_cost(config, workdir / "cost")
     print(cost.format_cost(rows, config))
     return [f"{r.searcher}[{r.level}] executed {r.mac_ratio:.3f}x the MACs of level none" for r in rows if r.mac_ratio > 1]
