@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.evaluation.prefix_store import IDLE_REQUESTS, PrefixStore, capture_order
+from harness.evaluation.prefix_store import IDLE_WALKS, PrefixStore, capture_order
 
 
 def _fill(store: PrefixStore, prefixes, nbytes=10):
@@ -110,21 +110,22 @@ def test_eviction_goes_by_value_per_byte_reads_and_hints_then_recency():
     assert store.evictions == 3
 
 
-def test_unread_unhinted_nodes_retire():
+def test_unread_unhinted_nodes_retire_after_idle_walks_not_ticks():
     store = PrefixStore(budget_bytes=10**6)
-    store.tick()
+    store.tick(walk=True)
     _fill(store, [(), (0,), (1,), (2,)])
     store.pin(())
     store.expect([(1, 3)])
-    for _ in range(IDLE_REQUESTS - 1):
-        store.tick()
+    for _ in range(IDLE_WALKS - 1):
+        store.tick()  # a frozen-node build: no walk
+        store.tick(walk=True)
         store.touch([(2,)])
         assert store.retire() == 0  # stored within the window
-    store.tick()
+    store.tick(walk=True)
     assert store.retire() == 1  # (0,): unread, unhinted; (1,) hinted, (2,) read, () pinned
     assert (0,) not in store and store.evictions == 1 and store.nbytes == 30
-    for _ in range(IDLE_REQUESTS - 1):
-        store.tick()
+    for _ in range(IDLE_WALKS - 1):
+        store.tick(walk=True)
     assert store.retire() == 1 and (2,) not in store
     assert len(store) == 2 and () in store and (1,) in store
 

@@ -361,7 +361,7 @@ class Evaluator:
     def _evaluate_tree(self, archs: list[Arch]) -> list[CandidateResult]:
         """Level prefix: the new archs of one request as one streamed prefix-tree walk."""
         store = self._store
-        store.tick()
+        store.tick(walk=True)
         plan = plan_walk(archs, lambda a: -1 if (node := store.deepest(a)) is None else len(node.prefix))
         used = {a[:start] for a, start in zip(plan.archs, plan.starts) if start >= 0}
         store.touch(used)

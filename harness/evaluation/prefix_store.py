@@ -15,10 +15,11 @@ reader are memory the allocator cannot recycle, and every new one lands on fresh
   stamped when it is stored and whenever a walk starts from it (counted in ``reads``).
 - *Expected*: the prefixes of the archs the searcher hints (``Hints.reuse_from``: evolution's
   parents, whose mutants and crossovers start from them), ``expect``-ed before each request.
-- *Retirement*: after a request has chosen the nodes it starts from, ``retire`` evicts every
-  unpinned node that is not expected and that neither this request nor the previous
-  ``IDLE_REQUESTS - 1`` stored or read: what a searcher's last generations did not read and
-  its hints do not name.
+- *Retirement*: after a walk (a request that evaluates: ``tick(walk=True)``) has chosen the
+  nodes it starts from, ``retire`` evicts every unpinned node that is not expected and that
+  neither this walk nor the previous ``IDLE_WALKS - 1`` stored or read: what a searcher's
+  last generations did not read and its hints do not name. Walks, not ticks, so that building
+  a frozen-prefix node does not shorten the window.
 - *Eviction* to make room: the lowest value per byte first, value = (1 + reads + the number of
   hinted archs through the node) x the MACs that recomputing it from the input costs (exact
   integer ratios); among equal values the least recently used, then the deeper, then the
@@ -45,8 +46,8 @@ import torch
 
 from supernets.base import Arch
 
-# The requests after the one that stored or last read a node within which one must read it again (unless hinted).
-IDLE_REQUESTS = 2
+# The walks after the one that stored or last read a node within which one must read it again (unless hinted).
+IDLE_WALKS = 2
 
 
 @dataclass
@@ -66,6 +67,7 @@ class StoredNode:
     last_used: int
     outputs: NodeOutputs | None = None
     reads: int = 0  # requests that started from this node
+    last_walk: int = 0  # the walk that stored or last read it
     macs: int = 0  # what recomputing it from the input costs
 
 
@@ -95,6 +97,7 @@ class PrefixStore:
         self._queue: list[StoredNode] | None = None
         self._queue_bytes = 0
         self.clock = 0
+        self.walks = 0
         self.peak_bytes = 0
         self.evictions = 0  # nodes evicted to make room or retired for lack of expected reuse
         self.dropped = 0  # nodes dropped because no later candidate can use them
@@ -125,9 +128,10 @@ class PrefixStore:
                 return node
         return None
 
-    def tick(self) -> int:
-        """Start a new request: what it touches or stores is more recent than anything before."""
+    def tick(self, *, walk: bool = False) -> int:
+        """Start a new request (``walk``: one that evaluates): what it touches or stores is more recent than anything before."""
         self.clock += 1
+        self.walks += walk
         self._queue = None
         return self.clock
 
@@ -139,6 +143,7 @@ class PrefixStore:
                 self.read_again += node.reads == 0
                 node.reads += 1
             node.last_used = self.clock
+            node.last_walk = self.walks
         self._queue = None
 
     def expect(self, archs: Iterable[Arch]) -> None:
@@ -151,10 +156,10 @@ class PrefixStore:
         self._queue = None
 
     def retire(self) -> int:
-        """Evict unpinned nodes neither expected nor stored or read in the last ``IDLE_REQUESTS`` requests."""
+        """Evict unpinned nodes neither expected nor stored or read in the last ``IDLE_WALKS`` walks."""
         idle = [
             n.prefix for n in self._nodes.values()
-            if n.last_used <= self.clock - IDLE_REQUESTS and n.prefix not in self._pins and n.prefix not in self._expected
+            if n.last_walk <= self.walks - IDLE_WALKS and n.prefix not in self._pins and n.prefix not in self._expected
         ]
         for prefix in sorted(idle):
             self._remove(prefix)
@@ -200,7 +205,7 @@ class PrefixStore:
             raise ValueError(f"prefix {prefix} is already stored")
         if not self.make_room(nbytes):
             return False
-        self._nodes[prefix] = StoredNode(prefix, int(nbytes), self.clock, macs=int(macs))
+        self._nodes[prefix] = StoredNode(prefix, int(nbytes), self.clock, macs=int(macs), last_walk=self.walks)
         self._bytes += int(nbytes)
         self.captured += 1
         self.peak_bytes = max(self.peak_bytes, self._bytes)
@@ -252,7 +257,8 @@ class PrefixStore:
         return {
             "budget_bytes": self.budget_bytes,
             "clock": self.clock,
-            "nodes": [[list(n.prefix), n.nbytes, n.last_used, n.reads, n.macs] for n in sorted(self._nodes.values(), key=lambda n: n.prefix)],
+            "walks": self.walks,
+            "nodes": [[list(n.prefix), n.nbytes, n.last_used, n.reads, n.macs, n.last_walk] for n in sorted(self._nodes.values(), key=lambda n: n.prefix)],
             "pins": sorted(list(p) for p in self._pins),
             "expected": [[list(p), count] for p, count in sorted(self._expected.items())],
             "peak_bytes": self.peak_bytes,
@@ -266,9 +272,10 @@ class PrefixStore:
         """Restore a logical state, budget included (an "auto" budget is kept from the run's start)."""
         self.budget_bytes = int(state["budget_bytes"])
         self.clock = int(state["clock"])
+        self.walks = int(state["walks"])
         self._nodes = {
-            tuple(prefix): StoredNode(tuple(prefix), int(nbytes), int(used), reads=int(reads), macs=int(macs))
-            for prefix, nbytes, used, reads, macs in state["nodes"]
+            tuple(prefix): StoredNode(tuple(prefix), int(nbytes), int(used), reads=int(reads), macs=int(macs), last_walk=int(walk))
+            for prefix, nbytes, used, reads, macs, walk in state["nodes"]
         }
         self._pins = {tuple(p) for p in state["pins"]}
         self._expected = {tuple(p): int(count) for p, count in state["expected"]}
