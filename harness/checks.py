@@ -42,7 +42,7 @@ RUNS_TO_DONE = "runs to done(), asking something every generation"
 IN_SPACE = "asks are in the space and meet its constraint"
 DISTINCT = "asks are distinct and never repeat a told arch"
 FROZEN = "asks keep the hinted frozen prefix"
-HINTS = "hints are valid (frozen prefix in the space, importance rate in (0, 1])"
+HINTS = "hints are valid (frozen prefix in the space, importance rate in (0, 1], reuse_from archs of the space)"
 STATE_JSON = "state_dict() after every tell is JSON"
 RESUMES = "a copy loaded from state_dict() asks the same"
 SEEDED = "the same seed gives the same asks"
@@ -127,6 +127,12 @@ class _Run:
             self.fail(HINTS, f"generation {generation}: frozen prefix {frozen} is not a prefix of an arch in the space")
         if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0 < rate <= 1):
             self.fail(HINTS, f"generation {generation}: importance_rate {rate!r} is not in (0, 1]")
+        stray = [
+            a for a in hints.reuse_from
+            if len(a) != self.space.num_blocks or any(not 0 <= c < n for c, n in zip(a, self.space.choices))
+        ]
+        if stray:
+            self.fail(HINTS, f"generation {generation}: reuse_from arch {tuple(stray[0])} is not an arch of the space")
 
     def check_asks(self, generation: int, hints: Hints, archs: tuple[Arch, ...]) -> None:
         outside = [a for a in archs if not self.space.contains(a)]

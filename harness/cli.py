@@ -369,12 +369,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if counts.get("failed") else 0
 
 
+def _bench_cost(args: argparse.Namespace) -> int:
+    from harness.bench import cost
+
+    config = cost.CostConfig(supernet=args.cost, generations=args.generations, repeats=args.repeats)
+    rows = cost.run_cost(config, args.cache_dir, progress=None if args.quiet else print)
+    print(cost.format_cost(rows, config))
+    if args.record:
+        store.write_json(args.record, {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
+        print(f"wrote {args.record}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     _start_torch(args)
     from harness import bench
 
     if not args.verbose:  # many short runs: their per-freeze info lines would drown the verdict
         logging.getLogger("searchers").setLevel(logging.WARNING)
+    if args.cost:
+        return _bench_cost(args)
     config = bench.BenchConfig(disable_reuse=args.no_cache)
     folder = args.baseline_dir or bench.BASELINE_DIR
     args.baseline = args.baseline or folder / bench.BASELINE_NAME
@@ -692,6 +706,11 @@ def make_parser() -> argparse.ArgumentParser:
                    help="also write each replay's absolute CPU seconds on this runner in that format (noisy across runners)")
     p.add_argument("--record", type=Path, help="also write this run in the baseline's own format")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--cost", nargs="?", const="spos-tiny", metavar="SUPERNET",
+                   help="instead of the gate: per searcher and reuse level, MAC ratio against CPU-time ratio, kernel "
+                   "time, page faults, GMAC per CPU-second next to a conv roofline, one thread (default supernet: "
+                   "%(const)s; --repeats alternating runs; --record writes the rows as JSON)")
+    p.add_argument("--generations", type=int, default=10, help="--cost: generations per search (default %(default)s)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -308,6 +308,8 @@ class Runner:
                 macs_avoided=work.search_avoided_macs(),
                 store_peak_bytes=evaluator.store.peak_bytes,
                 store_evictions=evaluator.store.evictions,
+                store_captured=evaluator.store.captured,
+                store_read_again=evaluator.store.read_again,
                 rebuild_macs=work.macs["rebuild"],
                 rebuild_images=work.images["rebuild"],
                 meter_overhead_s=self.meters.overhead_s,

@@ -135,6 +135,8 @@ class RunTotals:
     macs_avoided: int  # MACs that reuse level "none" would have run on top of "macs"
     store_peak_bytes: int  # peak bytes of all stored prefix nodes (<= the reuse budget)
     store_evictions: int
+    store_captured: int  # prefix nodes the store took (level prefix)
+    store_read_again: int  # of those, nodes a later request started from
     rebuild_macs: int  # recomputing stored nodes' tensors after a resume: never in "macs"
     rebuild_images: int
     meter_overhead_s: float

@@ -1,7 +1,8 @@
-"""GPU smoke check (run via scripts/gpu_check.sh): NVML readings, equal scores at every reuse level, a tiny compare.
+"""GPU smoke check (run via scripts/gpu_check.sh): NVML readings, equal scores at every reuse level, a tiny compare,
+and the cost-of-reuse table of `pcfes bench --cost`.
 
 Offline and self-contained: it trains a tiny supernet on the embedded fashion16 data in a
-temporary folder. Exit 0 when every check passes, 1 when one fails, 2 without CUDA
+temporary folder (the cost table uses seeded initial weights: cost per MAC does not depend on them). Exit 0 when every check passes, 1 when one fails, 2 without CUDA
 (``--cpu`` runs the same checks on the CPU, NVML aside).
 """
 
@@ -19,6 +20,7 @@ import torch
 
 import supernets
 from harness import cli, store
+from harness.bench import cost
 from harness.config import EvalProtocol, ReuseConfig
 from harness.data import load_dataset
 from harness.evaluation import Evaluator
@@ -32,6 +34,7 @@ OVERRIDES = {"widths": [8, 16, 32], "last_width": 64, "stem_width": 8}
 TRAIN_IMAGES = 4000
 PROTOCOL = dict(calib_batches=4, calib_batch_size=128, val_size=1000, eval_batch_size=500)
 CANDIDATES = 8
+COST_GENERATIONS = {"cuda": 3, "cpu": 1}  # keeps the whole check within minutes
 
 
 def section(title: str) -> None:
@@ -195,6 +198,14 @@ def compare(device: str, checkpoint: Path, workdir: Path) -> list[str]:
     return problems
 
 
+def reuse_cost(device: str, workdir: Path) -> list[str]:
+    """The `pcfes bench --cost` table on ``device``: do time savings follow the MACs reuse saves?"""
+    config = cost.CostConfig(protocol=EvalProtocol(device=device), generations=COST_GENERATIONS[device], repeats=1)
+    rows = cost.run_cost(config, workdir / "cost")
+    print(cost.format_cost(rows, config))
+    return [f"{r.searcher}[{r.level}] executed {r.mac_ratio:.3f}x the MACs of level none" for r in rows if r.mac_ratio > 1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="run the checks on the CPU (no NVML)")
@@ -227,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = train(device, workdir)  # nothing below can run without it: a failure ends the script
         check("scores at every reuse level", lambda: exactness(device, checkpoint))
         check("pcfes compare with the real meters", lambda: compare(device, checkpoint, workdir))
+        check("cost of reuse (pcfes bench --cost)", lambda: reuse_cost(device, workdir))
     section("result")
     print(f"checks on {device} took {time.perf_counter() - start:.0f} s")
     for failure in failures:

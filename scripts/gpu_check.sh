@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU smoke check for pcfes-bench, offline, in under 5 minutes: NVML counter readings, equal scores at
-# every reuse level on CUDA (float32, float16, bfloat16 where supported), and a tiny `pcfes compare` with the real meters.
+# GPU smoke check for pcfes-bench, offline, in minutes: NVML counter readings, equal scores at every reuse
+# level on CUDA (float32, float16, bfloat16 where supported), a tiny `pcfes compare` with the real meters, and
+# the `pcfes bench --cost` table (MAC vs CPU / wall time ratios of reuse per searcher, spos-tiny, 3 generations).
 #
 #   scripts/gpu_check.sh            # on a GPU machine; exit 2 when torch sees no CUDA device
 #   scripts/gpu_check.sh --cpu      # the same checks on the CPU (NVML aside)

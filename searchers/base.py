@@ -28,10 +28,16 @@ DRAW_ATTEMPTS_PER_CANDIDATE = 10
 
 @dataclass(frozen=True)
 class Hints:
-    """What a searcher tells the evaluator: the frozen prefix and whether to importance-sample."""
+    """What a searcher tells the evaluator: the frozen prefix, whether to importance-sample, and what it reuses.
+
+    ``reuse_from``: archs whose prefixes the coming candidates will likely start from (evolution:
+    its parents, which mutation and crossover copy). The evaluator keeps their stored prefix
+    nodes; a hint never changes a score, only what reuse costs.
+    """
 
     frozen: tuple[int, ...] = ()
     importance_rate: float | None = None
+    reuse_from: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class EvolutionSearcher(GenerationalSearcher):
         self._frozen: Arch = ()
 
     def hints(self) -> Hints:
-        return Hints(frozen=self._frozen)
+        return Hints(frozen=self._frozen, reuse_from=tuple(self._top))
 
     def propose(self) -> list[Arch]:
         p = self.params

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from searchers.base import Arch, Hints, Score, check_fraction, check_int
@@ -186,6 +186,6 @@ class ImportanceSampledPCFSearcher(ProgressiveChoiceFreezingSearcher):
     params: PCFISParams
 
     def hints(self) -> Hints:
-        frozen = super().hints().frozen
+        hints = super().hints()
         # Sampling starts at the first freeze (DESIGN.md step 4); before it, full validation.
-        return Hints(frozen=frozen, importance_rate=self.params.rate if frozen else None)
+        return replace(hints, importance_rate=self.params.rate if hints.frozen else None)

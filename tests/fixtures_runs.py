@@ -104,6 +104,8 @@ def totals_for(spec: FixtureRun) -> dict[str, Any]:
         "macs_avoided": 0,
         "store_peak_bytes": 0 if spec.searcher in ("evolution", "random") else 4096,
         "store_evictions": 0,
+        "store_captured": 0,
+        "store_read_again": 0,
         "rebuild_macs": 0,
         "rebuild_images": 0,
         "meter_overhead_s": 0.01,

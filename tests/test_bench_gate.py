@@ -231,7 +231,7 @@ def test_baseline_and_replay_file_errors(tmp_path, recorded, replay, workspace):
         bench.check({"format": "other"}, result)
     with pytest.raises(FileNotFoundError, match="--update-replay"):
         bench.load_replay(tmp_path / "missing.json")
-    with pytest.raises(ValueError, match="not a pcfes-bench-replay v1 file"):
+    with pytest.raises(ValueError, match="not a pcfes-bench-replay v2 file"):
         bench.Replay.from_dict({"format": "pcfes-bench-replay", "format_version": 0})
     with pytest.raises(ValueError, match="recorded for another bench configuration"):
         bench.run_bench(dataclasses.replace(SMOKE, seed=3), workspace, replay, tmp_path, timing_repeats=0)

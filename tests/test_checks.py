@@ -42,6 +42,8 @@ class ToySearcher(Searcher):
         frozen = (1,) if self.told_generations >= 2 else ()
         if self.params.defect == "bad-hint":
             frozen = (9,)
+        if self.params.defect == "bad-reuse-hint":
+            return Hints(frozen=frozen, reuse_from=((0, 1),))
         return Hints(frozen=frozen)
 
     def ask(self) -> list[Arch]:
@@ -119,6 +121,7 @@ def test_a_correct_toy_searcher_passes_every_check():
     ("repeats", checks.DISTINCT, "generation 1 asked "),
     ("ignores-frozen", checks.FROZEN, "generation 2 asked "),
     ("bad-hint", checks.HINTS, "generation 0: frozen prefix (9,) is not a prefix of an arch in the space"),
+    ("bad-reuse-hint", checks.HINTS, "generation 0: reuse_from arch (0, 1) is not an arch of the space"),
     ("numpy-state", checks.STATE_JSON, "after generation 0: TypeError: Object of type int64 is not JSON serializable"),
     ("forgets-rng", checks.RESUMES, "generation 2: the loaded copy's hints or asks differ from the original's"),
     ("unseeded", checks.SEEDED, "generation 0 differs between two runs with seed 0"),

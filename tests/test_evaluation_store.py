@@ -1,10 +1,11 @@
-"""PrefixStore: the budget holds, eviction follows recency then depth, pins stay, the logical state round-trips."""
+"""PrefixStore: the budget holds, eviction by value per byte then recency and depth, unread nodes retire, pins stay,
+captured / read-again counts are exact, the logical state round-trips."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.evaluation.prefix_store import PrefixStore, capture_order
+from harness.evaluation.prefix_store import IDLE_WALKS, PrefixStore, capture_order
 
 
 def _fill(store: PrefixStore, prefixes, nbytes=10):
@@ -74,14 +75,70 @@ def test_logical_state_round_trips_without_tensors():
     store.tick()
     store.touch([(0, 1)])
     store.drop_where(lambda p: p == (0,))
+    store.expect([(0, 1, 2)])
     state = store.state_dict()
     again = PrefixStore(budget_bytes=999)  # an "auto" budget resolved differently on resume
     again.load_state_dict(state)
     assert again.state_dict() == state
     assert again.budget_bytes == 40 and again.dropped == 1
     assert again.get((0, 1)).outputs is None and again.is_pinned(())
+    assert state["expected"] == [[[], 1], [[0], 1], [[0, 1], 1]] and state["captured"] == 3 and state["read_again"] == 1
 
 
 def test_capture_order_is_shallow_first_then_most_shared_then_by_prefix():
     shares = {(1, 0): 1, (0,): 2, (): 5, (1,): 3, (0, 2): 2, (0, 1): 2}
     assert capture_order(shares) == [(), (1,), (0,), (0, 1), (0, 2), (1, 0)]
+
+
+def test_eviction_goes_by_value_per_byte_reads_and_hints_then_recency():
+    store = PrefixStore(budget_bytes=100)
+    store.tick()
+    # value per byte = (1 + reads + hinted archs through it) x macs / bytes
+    store.reserve((0,), 20, macs=40)  # 2 per byte
+    store.reserve((1,), 20, macs=20)  # 1 per byte
+    store.reserve((2,), 20, macs=20)  # 1 per byte, read once below: 2
+    store.reserve((3,), 20, macs=10)  # 0.5 per byte, hinted twice below: 1.5
+    store.reserve((4,), 20, macs=30)  # 1.5 per byte
+    store.tick()
+    store.touch([(2,)])
+    store.expect([(3, 0), (3, 1)])
+    store.tick()
+    assert store.reserve((5,), 20)  # (1,) is the cheapest per byte
+    assert (1,) not in store
+    assert store.reserve((6,), 40)  # (3,) and (4,) tie at 1.5 per byte: the older (both) then the deeper / smaller prefix
+    assert [p for p in [(0,), (1,), (2,), (3,), (4,), (5,), (6,)] if p in store] == [(0,), (2,), (5,), (6,)]
+    assert store.evictions == 3
+
+
+def test_unread_unhinted_nodes_retire_after_idle_walks_not_ticks():
+    store = PrefixStore(budget_bytes=10**6)
+    store.tick(walk=True)
+    _fill(store, [(), (0,), (1,), (2,)])
+    store.pin(())
+    store.expect([(1, 3)])
+    for _ in range(IDLE_WALKS - 1):
+        store.tick()  # a frozen-node build: no walk
+        store.tick(walk=True)
+        store.touch([(2,)])
+        assert store.retire() == 0  # stored within the window
+    store.tick(walk=True)
+    assert store.retire() == 1  # (0,): unread, unhinted; (1,) hinted, (2,) read, () pinned
+    assert (0,) not in store and store.evictions == 1 and store.nbytes == 30
+    for _ in range(IDLE_WALKS - 1):
+        store.tick(walk=True)
+    assert store.retire() == 1 and (2,) not in store
+    assert len(store) == 2 and () in store and (1,) in store
+
+
+def test_captured_and_read_again_count_nodes_once_each():
+    store = PrefixStore(budget_bytes=100)
+    store.tick()
+    _fill(store, [(), (0,), (0, 1)])
+    store.touch([(0,)])  # stored this request: not a read
+    store.tick()
+    store.touch([(0,), (0, 1)])
+    store.tick()
+    store.touch([(0,)])  # read again by a third request: still one node
+    _fill(store, [(1,)])
+    assert (store.captured, store.read_again) == (4, 2)
+    assert store.get((0,)).reads == 2 and store.get((0, 1)).reads == 1

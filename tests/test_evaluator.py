@@ -189,6 +189,30 @@ def test_a_small_budget_evicts_stays_within_it_and_is_exact():
     assert 0 < small.store.peak_bytes <= budget and small.store.evictions > 0
 
 
+@pytest.mark.parametrize("hinted", [False, True])
+def test_unread_unhinted_nodes_retire_and_captured_read_again_counts_are_exact(hinted):
+    evaluators = _evaluators("conv-tiny", EvalProtocol(**SMALL), {"none": LEVELS["none"], "prefix": LEVELS["prefix"]})
+    ev = evaluators["prefix"]
+    a = (2,) * 12
+    b = a[:6] + (1,) * 6
+    requests = [[a, b], [a[:11] + (3,), b[:11] + (3,)], [(0,) * 12]]
+    hints = [Hints(), Hints(), Hints(reuse_from=(a,) if hinted else ())]
+    scores = {level: [] for level in evaluators}
+    for level, evaluator in evaluators.items():
+        for hint, archs in zip(hints, requests):
+            evaluator.prepare(hint)
+            scores[level] += evaluator.score(archs)
+    assert scores["prefix"] == scores["none"] and evaluators["none"].store.captured == 0
+    # Request 1 stores a's prefixes of depth 0..11 (12) and b's of depth 7..11 (5); request 2 reads a[:11] and
+    # b[:11] and stores nothing (full archs are scored once); request 3 reads the stem and stores (0,)*k, k = 1..11.
+    assert (ev.store.captured, ev.store.read_again) == (12 + 5 + 11, 3)
+    # Request 3 retires what request 2 did not read: b[:7..10] and (unless hinted) a[:1..10].
+    assert ev.store.evictions == (4 if hinted else 14)
+    kept = {(), a[:11], b[:11], *((0,) * k for k in range(1, 12)), *(a[:k] for k in range(1, 11) if hinted)}
+    assert len(ev.store) == len(kept) and all(p in ev.store for p in kept)
+    assert ev.store.nbytes == sum(ev._node_bytes(len(p)) for p in kept)
+
+
 @pytest.mark.parametrize("level", ["frozen", "prefix"])
 def test_budget_too_small_for_the_frozen_node_records_an_event_and_stays_exact(level):
     evaluators = _evaluators("conv-tiny", EvalProtocol(**SMALL), {"none": LEVELS["none"], level: ReuseConfig(level, 1000)})

@@ -40,7 +40,10 @@ def test_same_seed_and_config_give_identical_candidates(small_config, tmp_path):
 
 COST_COLUMNS = ["executed_macs", "reused_depth"]
 LEVELS = ("none", "frozen", "prefix")
-COUNT_TOTALS = ("macs", "images", "macs_avoided", "cache_peak_bytes", "store_peak_bytes", "store_evictions", "candidates_evaluated")
+COUNT_TOTALS = (
+    "macs", "images", "macs_avoided", "cache_peak_bytes", "store_peak_bytes", "store_evictions", "store_captured",
+    "store_read_again", "candidates_evaluated",
+)
 
 
 def _at(config, level, **changes):

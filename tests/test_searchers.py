@@ -298,10 +298,20 @@ def test_threshold_above_one_reproduces_evolution_exactly(name):
     assert never.asks == evolution.asks
     assert never.searcher.best() == evolution.searcher.best()
     assert [len(b) for b in evolution.asks] == [50] * 20
-    assert all(h == Hints() for h in never.hints)
+    assert never.hints == evolution.hints  # the same parents hinted for reuse
+    assert all(h.frozen == () and h.importance_rate is None for h in never.hints)
     # The same seed and score with H = 0.7 does freeze, so the equality above is not vacuous.
     frozen = run(get_searcher(name, space(), seed=3, threshold=0.7), PROGRESSIVE)
     assert frozen.asks[:4] == evolution.asks[:4] and frozen.asks[4] != evolution.asks[4]
+
+
+def test_evolution_hints_its_parents_for_reuse():
+    trace = run(get_searcher("evolution", space(), seed=0), PROGRESSIVE, max_generations=3)
+    searcher = trace.searcher
+    assert trace.hints[0].reuse_from == ()  # nothing told yet
+    told = [arch for batch in trace.asks for arch in batch]
+    parents = sorted(told, key=lambda a: (-PROGRESSIVE(a), told.index(a)))[: searcher.params.top_k]
+    assert searcher.hints().reuse_from == tuple(parents) and len(parents) == 10
 
 
 def test_evolution_follows_spos():

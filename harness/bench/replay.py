@@ -20,7 +20,7 @@ from harness.bench.landscape import GenerationTrace, SearchTrace
 from searchers import Arch, Hints, NoParams, Score, Searcher, SearchSpace
 
 FORMAT = "pcfes-bench-replay"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each generation's reuse_from hint
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ def _trace_to_dict(trace: SearchTrace) -> dict[str, Any]:
             {
                 "frozen": schema.arch_to_str(g.hints.frozen),
                 "importance_rate": g.hints.importance_rate,
+                "reuse_from": [schema.arch_to_str(a) for a in g.hints.reuse_from],
                 "best": _arch_pair(g.best),
                 "archs": [schema.arch_to_str(a) for a in g.archs],
             }
@@ -95,7 +96,11 @@ def _best_from(value: Sequence[Any] | None) -> tuple[Arch, float] | None:
 def _trace_from_dict(name: str, data: Mapping[str, Any]) -> SearchTrace:
     generations = tuple(
         GenerationTrace(
-            Hints(frozen=schema.arch_from_str(g["frozen"]), importance_rate=g["importance_rate"]),
+            Hints(
+                frozen=schema.arch_from_str(g["frozen"]),
+                importance_rate=g["importance_rate"],
+                reuse_from=tuple(schema.arch_from_str(a) for a in g["reuse_from"]),
+            ),
             _best_from(g["best"]),
             tuple(schema.arch_from_str(a) for a in g["archs"]),
         )

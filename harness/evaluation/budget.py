@@ -6,10 +6,12 @@ memory where the store lives: ``AUTO_DEVICE_SHARE`` (half) of the free device me
 model, the protocol's data and the tree walk's per-batch activations; ``AUTO_HOST_SHARE`` (a
 quarter) of the available host memory (``MemAvailable`` of /proc/meminfo, else
 ``os.sysconf``) on the CPU or with ``location = "host"``, since the host also runs the data,
-the operating system and other processes. (On the default ``pcfes compare`` the store's
-returns flatten early: evolution executes 0.51x the MACs of level "none" with 1 GB, 0.45x
-with 4 GB, 0.41x with every node kept, 17 GB.) The resolved number is recorded in run.json
-and kept on resume.
+the operating system and other processes. The budget is a cap, not the store's size: the
+store keeps only what it expects to be read again (hinted prefixes, nodes read by the last
+requests: harness.evaluation.prefix_store), so on spos-tiny under the default protocol
+evolution's store peaks at 4.0 GB (5 generations of 50) under any larger cap; capped at
+3 / 2 / 1 GB it executes 1.5 / 4.6 / 10% more MACs (``pcfes bench --cost`` measures what a
+cap costs in time). The resolved number is recorded in run.json and kept on resume.
 
 Node sizes come from output shapes: one probe image through every choice of every block,
 never counted as search work.

@@ -196,6 +196,8 @@ class Evaluator:
                 if not reference_archs:
                     raise ValueError("importance sampling needs a reference arch (the best arch with the frozen prefix)")
                 self._draw_subset(self.net.check_arch(reference_archs[0]), hints.importance_rate, frozen)
+        if self.reuse.level == "prefix":
+            self._store.expect(self.net.check_arch(a) for a in hints.reuse_from)
         if self.reuse.level == "none" or not frozen or frozen == self._hinted:
             return
         self._hinted = frozen
@@ -264,6 +266,10 @@ class Evaluator:
 
     def _node_bytes(self, depth: int) -> int:
         return self._node_bytes_per_image[depth] * (self._calib_images + self._set.size)
+
+    def _node_macs(self, prefix: Arch) -> int:
+        """What recomputing the node of ``prefix`` from the input costs."""
+        return sum(unit_macs(self.net, prefix, u) for u in range(len(prefix) + 1)) * (self._calib_images + self._set.size)
 
     def _park(self, t: torch.Tensor) -> torch.Tensor:
         if self.reuse.location == "host" and t.device.type != "cpu":
@@ -355,10 +361,11 @@ class Evaluator:
     def _evaluate_tree(self, archs: list[Arch]) -> list[CandidateResult]:
         """Level prefix: the new archs of one request as one streamed prefix-tree walk."""
         store = self._store
-        store.tick()
+        store.tick(walk=True)
         plan = plan_walk(archs, lambda a: -1 if (node := store.deepest(a)) is None else len(node.prefix))
         used = {a[:start] for a, start in zip(plan.archs, plan.starts) if start >= 0}
         store.touch(used)
+        store.retire()
         self._materialise(sorted(used, key=len))
         captures = self._reserve_captures(plan.shares)
         walk = TreeWalk(
@@ -401,7 +408,7 @@ class Evaluator:
         n = self.net.num_blocks
         # A full arch is scored once (memo), so its own node would never be read again.
         offered = capture_order({p: s for p, s in shares.items() if len(p) < n})
-        return {p for p in offered if self._store.reserve(p, self._node_bytes(len(p)))}
+        return {p for p in offered if self._store.reserve(p, self._node_bytes(len(p)), self._node_macs(p))}
 
     # --- internals: the frozen-prefix node and rebuilds -------------------------------
 
@@ -438,10 +445,10 @@ class Evaluator:
         source = store.deepest(frozen, len(frozen) - 1)
         if source is not None:
             store.touch([source.prefix])
-            if not store.reserve(frozen, need):  # the ancestor and the new node do not fit together
+            if not store.reserve(frozen, need, self._node_macs(frozen)):  # the ancestor and the new node do not fit together
                 store.evict(source.prefix)
                 source = None
-        if source is None and not store.reserve(frozen, need):
+        if source is None and not store.reserve(frozen, need, self._node_macs(frozen)):
             raise AssertionError("an empty-enough store could not take a node within its budget")
         if source is not None:
             self._materialise([source.prefix])
