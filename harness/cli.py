@@ -370,6 +370,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _bench_cost(args: argparse.Namespace) -> int:
+    from harness import store
     from harness.bench import cost
 
     config = cost.CostConfig(supernet=args.cost, generations=args.generations, repeats=args.repeats)
