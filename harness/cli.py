@@ -573,7 +573,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="one instrumented search run")
     run_flags = _add_run_options(p)
     run_flags += [
-        p.add_argument("--searcher", help="random, evolution, cf-es, pcf-es, pcf-es-is (default pcf-es)"),
+        p.add_argument("--searcher", help=f"registered searcher (default {cfg.RunConfig().searcher}; see pcfes list)"),
         p.add_argument("--seed", type=int, help="seed of the searcher (default 0)"),
         p.add_argument("--run-id", help="results folder name (default derived from the config)"),
     ]
@@ -641,7 +641,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables and figures from recorded runs")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
-    p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
+    p.add_argument("--sweep", metavar="PARAMETER",
+                   help=f"make a sensitivity-sweep report over a searcher parameter declared sweepable "
+                        f"({', '.join(searchers.sweep_parameters())}, or a plugin's)")
     p.add_argument("--standalone", metavar="DIR",
                    help="stand-alone results of pcfes retrain (default: results/standalone where it exists)")
     p.add_argument("--rank-check", action="store_true",

@@ -209,10 +209,11 @@ def _within(net: supernets.Supernet, limit: int) -> searchers.CostLimit:
 
 def check_importance_rate(config: RunConfig, workspace: Workspace) -> None:
     """Reject, before any search, an importance rate that scores fewer than one validation image."""
-    params = getattr(make_searcher(resolve(config), workspace.net), "params", None)
-    if isinstance(params, searchers.PCFISParams):
+    entry = searchers.searcher_entry(config.searcher)
+    if entry.uses_importance_sampling:
+        rate = entry.importance_rate(make_searcher(resolve(config), workspace.net).params)
         try:
-            workspace.evaluator.check_importance_rate(params.rate)
+            workspace.evaluator.check_importance_rate(rate)
         except ValueError as exc:
             raise ValueError(f"{config.searcher}: {exc}") from None
 
