@@ -25,7 +25,7 @@ import supernets
 from harness import config as cfg
 from harness import plugins
 from harness.bench import settings as bench_settings
-from harness.data import available_datasets, dataset_entry, dataset_options
+from harness.datasets import available_datasets, dataset_entry, dataset_options
 
 log = logging.getLogger("pcfes")
 

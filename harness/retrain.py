@@ -38,7 +38,7 @@ from torch import nn
 import supernets
 from harness import plugins, schema, store, workflow
 from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown, run_config_from_dict
-from harness.data import DatasetSplits, load_dataset
+from harness.datasets import DatasetSplits, load_dataset
 from harness.progress import progress_bar
 from supernets.checkpoint import TrainConfig, code_fingerprint, data_hash
 from supernets.train import init_weights, sgd_optimizer

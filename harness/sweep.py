@@ -31,7 +31,7 @@ from harness import plugins, store, workflow
 from harness.config import RunConfig, check_fields, content_hash, load_toml, merge, reject_unknown, run_config_from_dict
 from harness.matrix import Matrix, build
 from harness.progress import progress_bar
-from harness.data import load_dataset
+from harness.datasets import load_dataset
 
 log = logging.getLogger(__name__)
 

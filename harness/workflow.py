@@ -18,7 +18,7 @@ import searchers
 import supernets
 from harness import provenance, schema, store
 from harness.config import EvalProtocol, RunConfig, content_hash, run_config_from_dict
-from harness.data import DatasetSplits, available_datasets, load_dataset
+from harness.datasets import DatasetSplits, available_datasets, load_dataset
 from harness.evaluation import Evaluator
 from harness.meters import codecarbon_missing, default_meters, validate_country_iso_code
 from harness.progress import progress_bar

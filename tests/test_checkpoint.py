@@ -13,7 +13,7 @@ import pytest
 import supernets
 from harness import workflow
 from harness.config import EvalProtocol, RunConfig
-from harness.data import load_dataset
+from harness.datasets import load_dataset
 from supernets.checkpoint import StaleCheckpointError, code_fingerprint, load_checkpoint, read_checkpoint, save_checkpoint
 from supernets.train import TrainConfig, train_supernet
 
