@@ -140,27 +140,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = build_config(args)
     _check_names(config)
     _start_torch(args)
-    from harness import workflow
+    from harness import checkpoints, workflow
 
     overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed, "device": args.device}.items() if v is not None}
-    train_config = workflow.default_train_config(config, **overrides)
+    train_config = checkpoints.default_train_config(config, **overrides)
     workflow.validate(config)
-    splits = workflow.load_dataset(config.protocol.dataset, root=config.data_root or None)
-    path = workflow.checkpoint_path(config)
-    if path.exists() and not args.overwrite and not workflow.is_partial(path):
-        stale = workflow.stale_reason(path)
-        if stale:
-            raise ValueError(stale)
-        print(f"{path} already exists (pass --overwrite to retrain)")
+    outcome = checkpoints.train_checkpoint(config, train_config, overwrite=args.overwrite, progress=not args.quiet)
+    info = outcome.trained
+    if info is None:
+        print(f"{outcome.path} already exists (pass --overwrite to retrain)")
         return 0
-    if args.overwrite and path.exists():
-        workflow.remove_checkpoint(path)
-    _, info = workflow.ensure_checkpoint(
-        config, splits, train_config=train_config, progress=not args.quiet, train_named=True
-    )
     last = info.epochs[-1]
     print(
-        f"trained {info.spec.name} on {splits.name} in {info.train_time_s:.1f} s: {path} (hash {info.content_hash[:16]})\n"
+        f"trained {info.spec.name} on {outcome.dataset} in {info.train_time_s:.1f} s: {outcome.path} "
+        f"(hash {info.content_hash[:16]})\n"
         f"  epoch {last.epoch}: loss {last.loss:.4f}, train accuracy {last.accuracy:.4f}"
     )
     return 0
@@ -336,15 +329,16 @@ def _reuse_plans(plan: Any) -> str:
     """Before a real-scale matrix starts: the bytes a stored prefix node needs at each depth, and whether they fit."""
     import torch
 
-    from harness import workflow
+    from harness import checkpoints
+    from harness.datasets import load_dataset
     from harness.evaluation import format_reuse_plan, resolve_budget, reuse_plan
 
     base = plan.base
-    splits = workflow.load_dataset(base.protocol.dataset, root=base.data_root or None)
+    splits = load_dataset(base.protocol.dataset, root=base.data_root or None)
     budget = resolve_budget(base.reuse, torch.device(base.protocol.device))
     lines = []
     for supernet in plan.matrix.supernets or (base.supernet,):
-        net = workflow.build_supernet(dataclasses.replace(base, supernet=supernet))
+        net = checkpoints.build_supernet(dataclasses.replace(base, supernet=supernet))
         lines.append(f"{supernet}: " + format_reuse_plan(reuse_plan(net, base.protocol, budget, val_images=len(splits.val_x)), budget))
     return "\n".join(lines)
 
