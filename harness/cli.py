@@ -369,42 +369,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # many short runs: their per-freeze info lines would drown the verdict
         logging.getLogger("searchers").setLevel(logging.WARNING)
-    config = bench.BenchConfig(disable_reuse=args.no_cache)
     folder = args.baseline_dir or bench.BASELINE_DIR
-    args.baseline = args.baseline or folder / bench.BASELINE_NAME
-    args.replay = args.replay or folder / bench.REPLAY_NAME
-    update = args.update_baseline or args.update_replay
-    baseline = None if update else bench.load_baseline(args.baseline)
-    if args.update_replay:
-        bench.write_replay(bench.record_replay(config), args.replay)
-        print(f"wrote {args.replay}")
-    replay = bench.load_replay(args.replay)
-    workspace = bench.prepare_workspace(config, args.cache_dir, progress=not args.quiet)
-    repeats = 0 if args.no_timing else args.repeats
-    result = bench.run_bench(config, workspace, replay, args.cache_dir / "runs", timing_repeats=repeats, progress=not args.quiet)
-    print(bench.format_result(result))
-    for series, path in (("costs", args.output), ("decisions", args.output_decisions), ("times", args.output_times)):
-        if path:
-            bench.write_benchmark_action(result, path, series)
-    if args.record:
-        bench.write_baseline(result, args.record)
-    passed = True
-    if baseline is None:
-        bench.write_baseline(result, args.baseline)
-        print(f"wrote {args.baseline}. Commit it with a message that says WHY the counts changed, "
-              f"e.g. git -C {Path(args.baseline).resolve().parent} commit -m 'bench baseline: <reason>' "
-              f"{Path(args.baseline).resolve()} {Path(args.replay).resolve()}")
-    else:
-        report = bench.check(baseline, result, margin=args.margin)
-        print(report.format())
-        passed = report.passed
-    if baseline is not None or args.save_machine_baseline:
-        machine = bench.machine_benchmark(save=args.save_machine_baseline)
-        print(f"pytest-benchmark layer {machine.status}: {machine.reason}")
-        if machine.status == "failed":
-            print(machine.output[-4000:])
-            passed = False
-    return 0 if passed else 1
+    outputs = {"costs": args.output, "decisions": args.output_decisions, "times": args.output_times}
+    options = bench.GateOptions(
+        baseline=args.baseline or folder / bench.BASELINE_NAME,
+        replay=args.replay or folder / bench.REPLAY_NAME,
+        cache_dir=args.cache_dir,
+        disable_reuse=args.no_cache,
+        update_baseline=args.update_baseline,
+        update_replay=args.update_replay,
+        timing_repeats=0 if args.no_timing else args.repeats,
+        margin=args.margin,
+        outputs={series: path for series, path in outputs.items() if path},
+        record=args.record,
+        save_machine_baseline=args.save_machine_baseline,
+        progress=not args.quiet,
+    )
+    return 0 if bench.run_gate(options, print) else 1
 
 
 def _figure_formats(text: str) -> tuple[str, ...]:
