@@ -25,7 +25,7 @@ import supernets
 from harness import config as cfg
 from harness import plugins
 from harness.bench import settings as bench_settings
-from harness.data import available_datasets, dataset_entry, dataset_options
+from harness.datasets import available_datasets, dataset_entry, dataset_options
 
 log = logging.getLogger("pcfes")
 
@@ -140,27 +140,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = build_config(args)
     _check_names(config)
     _start_torch(args)
-    from harness import workflow
+    from harness import checkpoints, workflow
 
     overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed, "device": args.device}.items() if v is not None}
-    train_config = workflow.default_train_config(config, **overrides)
+    train_config = checkpoints.default_train_config(config, **overrides)
     workflow.validate(config)
-    splits = workflow.load_dataset(config.protocol.dataset, root=config.data_root or None)
-    path = workflow.checkpoint_path(config)
-    if path.exists() and not args.overwrite and not workflow.is_partial(path):
-        stale = workflow.stale_reason(path)
-        if stale:
-            raise ValueError(stale)
-        print(f"{path} already exists (pass --overwrite to retrain)")
+    outcome = checkpoints.train_checkpoint(config, train_config, overwrite=args.overwrite, progress=not args.quiet)
+    info = outcome.trained
+    if info is None:
+        print(f"{outcome.path} already exists (pass --overwrite to retrain)")
         return 0
-    if args.overwrite and path.exists():
-        workflow.remove_checkpoint(path)
-    _, info = workflow.ensure_checkpoint(
-        config, splits, train_config=train_config, progress=not args.quiet, train_named=True
-    )
     last = info.epochs[-1]
     print(
-        f"trained {info.spec.name} on {splits.name} in {info.train_time_s:.1f} s: {path} (hash {info.content_hash[:16]})\n"
+        f"trained {info.spec.name} on {outcome.dataset} in {info.train_time_s:.1f} s: {outcome.path} "
+        f"(hash {info.content_hash[:16]})\n"
         f"  epoch {last.epoch}: loss {last.loss:.4f}, train accuracy {last.accuracy:.4f}"
     )
     return 0
@@ -336,15 +329,16 @@ def _reuse_plans(plan: Any) -> str:
     """Before a real-scale matrix starts: the bytes a stored prefix node needs at each depth, and whether they fit."""
     import torch
 
-    from harness import workflow
+    from harness import checkpoints
+    from harness.datasets import load_dataset
     from harness.evaluation import format_reuse_plan, resolve_budget, reuse_plan
 
     base = plan.base
-    splits = workflow.load_dataset(base.protocol.dataset, root=base.data_root or None)
+    splits = load_dataset(base.protocol.dataset, root=base.data_root or None)
     budget = resolve_budget(base.reuse, torch.device(base.protocol.device))
     lines = []
     for supernet in plan.matrix.supernets or (base.supernet,):
-        net = workflow.build_supernet(dataclasses.replace(base, supernet=supernet))
+        net = checkpoints.build_supernet(dataclasses.replace(base, supernet=supernet))
         lines.append(f"{supernet}: " + format_reuse_plan(reuse_plan(net, base.protocol, budget, val_images=len(splits.val_x)), budget))
     return "\n".join(lines)
 
@@ -390,42 +384,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         logging.getLogger("searchers").setLevel(logging.WARNING)
     if args.cost:
         return _bench_cost(args)
-    config = bench.BenchConfig(disable_reuse=args.no_cache)
     folder = args.baseline_dir or bench.BASELINE_DIR
-    args.baseline = args.baseline or folder / bench.BASELINE_NAME
-    args.replay = args.replay or folder / bench.REPLAY_NAME
-    update = args.update_baseline or args.update_replay
-    baseline = None if update else bench.load_baseline(args.baseline)
-    if args.update_replay:
-        bench.write_replay(bench.record_replay(config), args.replay)
-        print(f"wrote {args.replay}")
-    replay = bench.load_replay(args.replay)
-    workspace = bench.prepare_workspace(config, args.cache_dir, progress=not args.quiet)
-    repeats = 0 if args.no_timing else args.repeats
-    result = bench.run_bench(config, workspace, replay, args.cache_dir / "runs", timing_repeats=repeats, progress=not args.quiet)
-    print(bench.format_result(result))
-    for series, path in (("costs", args.output), ("decisions", args.output_decisions), ("times", args.output_times)):
-        if path:
-            bench.write_benchmark_action(result, path, series)
-    if args.record:
-        bench.write_baseline(result, args.record)
-    passed = True
-    if baseline is None:
-        bench.write_baseline(result, args.baseline)
-        print(f"wrote {args.baseline}. Commit it with a message that says WHY the counts changed, "
-              f"e.g. git -C {Path(args.baseline).resolve().parent} commit -m 'bench baseline: <reason>' "
-              f"{Path(args.baseline).resolve()} {Path(args.replay).resolve()}")
-    else:
-        report = bench.check(baseline, result, margin=args.margin)
-        print(report.format())
-        passed = report.passed
-    if baseline is not None or args.save_machine_baseline:
-        machine = bench.machine_benchmark(save=args.save_machine_baseline)
-        print(f"pytest-benchmark layer {machine.status}: {machine.reason}")
-        if machine.status == "failed":
-            print(machine.output[-4000:])
-            passed = False
-    return 0 if passed else 1
+    outputs = {"costs": args.output, "decisions": args.output_decisions, "times": args.output_times}
+    options = bench.GateOptions(
+        baseline=args.baseline or folder / bench.BASELINE_NAME,
+        replay=args.replay or folder / bench.REPLAY_NAME,
+        cache_dir=args.cache_dir,
+        disable_reuse=args.no_cache,
+        update_baseline=args.update_baseline,
+        update_replay=args.update_replay,
+        timing_repeats=0 if args.no_timing else args.repeats,
+        margin=args.margin,
+        outputs={series: path for series, path in outputs.items() if path},
+        record=args.record,
+        save_machine_baseline=args.save_machine_baseline,
+        progress=not args.quiet,
+    )
+    return 0 if bench.run_gate(options, print) else 1
 
 
 def _figure_formats(text: str) -> tuple[str, ...]:
@@ -588,7 +563,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="one instrumented search run")
     run_flags = _add_run_options(p)
     run_flags += [
-        p.add_argument("--searcher", help="random, evolution, cf-es, pcf-es, pcf-es-is (default pcf-es)"),
+        p.add_argument("--searcher", help=f"registered searcher (default {cfg.RunConfig().searcher}; see pcfes list)"),
         p.add_argument("--seed", type=int, help="seed of the searcher (default 0)"),
         p.add_argument("--run-id", help="results folder name (default derived from the config)"),
     ]
@@ -656,7 +631,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables and figures from recorded runs")
     p.add_argument("runs", nargs="+", help="run folders or folders of runs")
     p.add_argument("-o", "--output", required=True, help="report folder, e.g. reports/NAME")
-    p.add_argument("--sweep", choices=("threshold", "monitor", "rate"), help="make a sensitivity-sweep report")
+    p.add_argument("--sweep", metavar="PARAMETER",
+                   help=f"make a sensitivity-sweep report over a searcher parameter declared sweepable "
+                        f"({', '.join(searchers.sweep_parameters())}, or a plugin's)")
     p.add_argument("--standalone", metavar="DIR",
                    help="stand-alone results of pcfes retrain (default: results/standalone where it exists)")
     p.add_argument("--rank-check", action="store_true",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import searchers
-from harness import workflow
+from harness import checkpoints, workflow
 from harness.config import REUSE_LEVELS, RunConfig
 
 EVERY_SEARCHER = "*"
@@ -99,5 +99,5 @@ def by_supernet(configs: Sequence[RunConfig]) -> list[list[RunConfig]]:
     """Runs grouped by supernet, in first-seen order: each group shares one workspace."""
     groups: dict[str, list[RunConfig]] = {}
     for config in configs:
-        groups.setdefault(workflow.supernet_name(config), []).append(config)
+        groups.setdefault(checkpoints.supernet_name(config), []).append(config)
     return list(groups.values())

@@ -35,7 +35,7 @@ from types import ModuleType
 
 import searchers
 import supernets
-from harness.data import available_datasets
+from harness.datasets import available_datasets
 
 GROUPS = ("pcfes.searchers", "pcfes.supernets", "pcfes.datasets")
 KINDS = ("searcher", "supernet", "dataset")

@@ -32,7 +32,7 @@ import torch
 from scipy import stats
 
 import supernets
-from harness import schema, store, workflow
+from harness import checkpoints, schema, store, workflow
 from harness.config import RunConfig, run_config_from_dict
 from harness.evaluation import Evaluator
 
@@ -184,7 +184,7 @@ def split_half(config: RunConfig, *, count: int | None = None, seed: int = SAMPL
         evaluator = Evaluator(workspace.net, half_splits, dataclasses.replace(protocol, val_size=half), config.reuse)
         halves.append(evaluator.score(archs))
     return SplitHalf(
-        supernet=workflow.supernet_name(config), supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
+        supernet=checkpoints.supernet_name(config), supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
         dataset=splits.name, checkpoint_hash=workspace.checkpoint.content_hash, protocol_hash=protocol.hash(),
         val_images=protocol.val_size, half_images=half, mac_limit=limit, sample_seed=seed,
         archs=[schema.arch_to_str(a) for a in archs], full_scores=full, half_a=halves[0], half_b=halves[1],

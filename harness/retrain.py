@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import supernets
-from harness import plugins, schema, store, workflow
+from harness import checkpoints, plugins, schema, store, workflow
 from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown, run_config_from_dict
-from harness.data import DatasetSplits, load_dataset
+from harness.datasets import DatasetSplits, load_dataset
 from harness.progress import progress_bar
 from supernets.checkpoint import TrainConfig, code_fingerprint, data_hash
 from supernets.train import init_weights, sgd_optimizer
@@ -113,7 +113,7 @@ class RetrainJob:
 
     @property
     def supernet(self) -> str:
-        return workflow.supernet_name(self.config)
+        return checkpoints.supernet_name(self.config)
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class StandaloneNet(nn.Module):
 def build_standalone(job: RetrainJob) -> tuple[StandaloneNet, int]:
     """The job's stand-alone network, freshly initialised from the recipe's seed, and its MACs per image."""
     with torch.device("meta"):  # unchosen ops are never allocated
-        net = workflow.build_supernet(job.config)
+        net = checkpoints.build_supernet(job.config)
     model = StandaloneNet(net, job.arch)
     model.to_empty(device="cpu")
     init_weights(model, torch.Generator().manual_seed(job.recipe.seed))
@@ -166,8 +166,8 @@ def build_standalone(job: RetrainJob) -> tuple[StandaloneNet, int]:
 
 
 def _space_identity(config: RunConfig, dataset: str) -> dict[str, Any]:
-    net_config = supernets.default_config(workflow.supernet_name(config)) | dict(config.supernet_overrides)
-    return {"supernet": workflow.supernet_name(config), "supernet_config": net_config, "dataset": dataset}
+    net_config = supernets.default_config(checkpoints.supernet_name(config)) | dict(config.supernet_overrides)
+    return {"supernet": checkpoints.supernet_name(config), "supernet_config": net_config, "dataset": dataset}
 
 
 def answer_key(supernet: str, supernet_config: Mapping[str, Any], dataset: str, arch: Sequence[int] | str) -> str:
@@ -194,7 +194,7 @@ def job_key(job: RetrainJob, splits: DatasetSplits) -> str:
 def validate_arch(job: RetrainJob) -> supernets.Supernet:
     """Refuse, before any data is loaded, an arch outside the space or over its MAC limit; returns the (meta) supernet."""
     with torch.device("meta"):
-        net = workflow.build_supernet(job.config)
+        net = checkpoints.build_supernet(job.config)
     try:
         arch = net.check_arch(job.arch)
     except ValueError as exc:

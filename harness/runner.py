@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+import searchers
 from harness import schema, store
 from harness.evaluation import SEARCH_WORK_PHASES, Evaluator
 from harness.progress import progress_bar
@@ -164,7 +165,10 @@ class Runner:
 
     def run(self) -> store.RunRecord:
         """Search to the end, re-score the best under the full protocol, write the results; returns them."""
-        total = getattr(getattr(self.searcher, "params", None), "generations", None)
+        # A stand-in under a registered name (the gate's replays) declares no generation count.
+        entry = searchers.registered_searchers().get(self.identity.searcher)
+        known = entry is not None and isinstance(self.searcher, entry.cls)
+        total = entry.generation_count(self.searcher.params) if known else None
         bar = progress_bar(
             total, f"{self.identity.searcher} s{self.identity.seed}", "gen",
             enabled=self.progress, initial=self.searcher.generation, position=1, leave=False,

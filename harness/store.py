@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+import searchers
 from harness import schema
 
 log = logging.getLogger(__name__)
@@ -378,7 +379,7 @@ def run_summary_row(record: RunRecord) -> dict[str, Any]:
         "config_hash": run["config_hash"],
         "device": run["device"].get("type"),
     }
-    row.update({k: run["searcher_params"].get(k) for k in ("threshold", "monitor", "rate") if k in run["searcher_params"]})
+    row.update({k: run["searcher_params"][k] for k in searchers.sweep_parameters() if k in run["searcher_params"]})
     row.update(run["totals"])
     result = dict(run["result"])
     result["best_arch"] = schema.arch_to_str(result["best_arch"])

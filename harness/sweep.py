@@ -27,11 +27,11 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from harness import plugins, store, workflow
+from harness import checkpoints, plugins, store, workflow
 from harness.config import RunConfig, check_fields, content_hash, load_toml, merge, reject_unknown, run_config_from_dict
 from harness.matrix import Matrix, build
 from harness.progress import progress_bar
-from harness.data import load_dataset
+from harness.datasets import load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,11 @@ def prepare_checkpoints(configs: Sequence[RunConfig], *, progress: bool = True) 
     """Train (or check) each distinct supernet checkpoint once, before any run is started."""
     done: set[Path] = set()
     for config in map(workflow.resolve, configs):
-        path = workflow.checkpoint_path(config)
+        path = checkpoints.checkpoint_path(config)
         if path in done:
             continue
         splits = load_dataset(config.protocol.dataset, root=config.data_root or None)
-        workflow.ensure_checkpoint(config, splits, progress=progress)
+        checkpoints.ensure_checkpoint(config, splits, progress=progress)
         done.add(path)
 
 

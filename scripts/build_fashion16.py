@@ -20,15 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data import (
-    FASHION16_FILE,
-    FASHION_MNIST_DIR,
-    FASHION_MNIST_FILES,
-    arrays_sha256,
-    channel_stats,
-    read_idx,
-    stratified_split,
-)
+from harness.datasets import arrays_sha256, channel_stats, stratified_split
+from harness.datasets.loaders import FASHION16_FILE, FASHION_MNIST_DIR, FASHION_MNIST_FILES, read_idx
 
 SEED = 0
 SIZE = 16

@@ -33,7 +33,7 @@ import torch
 
 from harness import reproduce
 from harness.config import ReuseConfig
-from harness.data import DatasetSplits, load_dataset
+from harness.datasets import DatasetSplits, load_dataset
 from harness.evaluation import Evaluator
 from supernets import Supernet, get_supernet, supernet_entry
 from supernets.checkpoint import load_checkpoint

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from harness import workflow
+from harness import checkpoints, workflow
 from harness.config import RunConfig
 from harness.rank_check import drift_depths
 
@@ -30,7 +30,7 @@ def main() -> None:
     config = workflow.resolve(RunConfig(supernet=args.supernet, searcher=args.searcher))
     limit = workflow.mac_limit(config)
     outcomes = drift_depths(args.supernet, {}, args.searcher, dict(config.searcher_params), limit, seeds=args.seeds, generations=args.generations)
-    blocks = len(workflow.build_supernet(config).blocks)
+    blocks = len(checkpoints.build_supernet(config).blocks)
     depths = [depth for _, depth in outcomes]
     firsts = [first for first, _ in outcomes if first is not None]
     first_text = f"first freeze after generation {statistics.median(firsts):g} (median of those that froze)" if firsts else "never froze"

@@ -22,7 +22,7 @@ import supernets
 from harness import cli, store
 from harness.bench import cost
 from harness.config import EvalProtocol, ReuseConfig
-from harness.data import load_dataset
+from harness.datasets import load_dataset
 from harness.evaluation import Evaluator
 from harness.meters import default_meters
 from searchers import Hints, SearchSpace

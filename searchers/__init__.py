@@ -20,10 +20,12 @@ from searchers.registry import (
     default_compare,
     display_rank,
     get_searcher,
+    paper_method_name,
     register_searcher,
     registered_searchers,
     searcher_defaults,
     searcher_entry,
+    sweep_parameters,
 )
 
 # Registration order is the order of the searchers everywhere (random before evolution, as
@@ -58,8 +60,10 @@ __all__ = [
     "display_rank",
     "freeze_depth",
     "get_searcher",
+    "paper_method_name",
     "register_searcher",
     "registered_searchers",
     "searcher_defaults",
     "searcher_entry",
+    "sweep_parameters",
 ]

@@ -42,7 +42,7 @@ class EvolutionParams:
             )
 
 
-@register_searcher("evolution", baseline=True, in_default_compare=True, colour="#000000")
+@register_searcher("evolution", baseline=True, in_default_compare=True, colour="#000000", generations_param="generations")
 class EvolutionSearcher(GenerationalSearcher):
     """SPOS evolution: random generation 0, then mutations and crossovers of the top-k, random top-up.
 

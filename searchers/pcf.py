@@ -28,6 +28,9 @@ _PROGRESSIVE_PRESETS = {
 }
 # CF-ES has no monitoring window, and the paper's Table 1 runs it with H = 0.5 on FairNAS (PCF-ES: 0.4).
 _CF_PRESETS = {"spos": {"threshold": 0.7}, "fairnas": {"threshold": 0.5}, "greedynas": {"threshold": 0.4}}
+# Each freezing searcher's sweep reports vary its own parameters (SearcherEntry.sweepable).
+_THRESHOLD_SWEEP = {"threshold": "threshold H"}
+_PROGRESSIVE_SWEEP = {**_THRESHOLD_SWEEP, "monitor": "monitor size f"}
 
 
 def freeze_depth(
@@ -117,7 +120,10 @@ class PCFISParams(PCFParams):
         check_fraction("rate", self.rate, low=0.0, high=1.0, open_low=True, open_high=False)
 
 
-@register_searcher("cf-es", freezing=True, presets=_CF_PRESETS, colour="#E69F00")
+@register_searcher(
+    "cf-es", freezing=True, generations_param="generations", threshold_param="threshold", presets=_CF_PRESETS,
+    sweepable=_THRESHOLD_SWEEP, colour="#E69F00",
+)
 class ChoiceFreezingSearcher(EvolutionSearcher):
     """CF-ES: evolution plus one initial freeze of the longest converged prefix."""
 
@@ -165,7 +171,11 @@ class ChoiceFreezingSearcher(EvolutionSearcher):
         self._frozen = prefix
 
 
-@register_searcher("pcf-es", freezing=True, presets=_PROGRESSIVE_PRESETS, in_default_compare=True, colour="#0072B2")
+@register_searcher(
+    "pcf-es", freezing=True, generations_param="generations", threshold_param="threshold",
+    presets=_PROGRESSIVE_PRESETS, sweepable=_PROGRESSIVE_SWEEP, paper_method=True, in_default_compare=True,
+    colour="#0072B2",
+)
 class ProgressiveChoiceFreezingSearcher(ChoiceFreezingSearcher):
     """PCF-ES: CF-ES plus progressive freezing of up to ``monitor`` blocks per generation."""
 
@@ -177,7 +187,9 @@ class ProgressiveChoiceFreezingSearcher(ChoiceFreezingSearcher):
 
 
 @register_searcher(
-    "pcf-es-is", freezing=True, presets=_PROGRESSIVE_PRESETS, in_default_compare=True, colour="#D55E00"
+    "pcf-es-is", freezing=True, generations_param="generations", threshold_param="threshold",
+    importance_rate_param="rate", presets=_PROGRESSIVE_PRESETS, sweepable={**_PROGRESSIVE_SWEEP, "rate": "sample rate"},
+    in_default_compare=True, colour="#D55E00",
 )
 class ImportanceSampledPCFSearcher(ProgressiveChoiceFreezingSearcher):
     """PCF-ES whose hints ask the evaluator for importance sampling once a prefix is frozen."""

@@ -4,8 +4,13 @@
 ``SearcherEntry``; nothing else keeps lists of searcher names. The metadata says which searcher
 savings are measured against (``baseline``), which ones freeze a prefix, the paper's settings per
 search-space family (``presets``), how a searcher gets the baseline's evaluation budget
-(``matched_budget``), whether ``compare`` runs it by default, and the colour it declares for figures
-(``harness.report.style`` gives the others a free one).
+(``matched_budget``), whether ``compare`` runs it by default, the colour it declares for figures
+(``harness.report.style`` gives the others a free one), and which of its ``Params`` fields hold its
+generation count, its importance-sampling rate, its majority-share threshold H and the parameters a
+sensitivity sweep may vary. ``paper_method`` marks the paper's proposed searcher (at most one): the
+report draws it beside the baseline in the majority-share heatmap (paper Fig. 2) and checks the
+premises against its preset H. The harness reads these facts, never a searcher's name, so a plugin
+that declares them gets the same treatment as the built-in searchers.
 """
 
 from __future__ import annotations
@@ -47,6 +52,28 @@ class SearcherEntry:
     matched_budget: MatchedBudget | None = None
     in_default_compare: bool = False
     colour: str | None = None  # declared "#RRGGBB"; None: the report's style picks a free one
+    generations_param: str | None = None  # the Params field of the generation count (progress total)
+    importance_rate_param: str | None = None  # the Params field of the importance-sampling rate
+    threshold_param: str | None = None  # the Params field of the majority-share threshold H
+    # Params field -> its label in sweep reports, e.g. "threshold" -> "threshold H"
+    sweepable: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    paper_method: bool = False
+
+    @property
+    def uses_importance_sampling(self) -> bool:
+        return self.importance_rate_param is not None
+
+    def generation_count(self, params: Any) -> int | None:
+        """How many generations a search with ``params`` runs; None when the searcher declares no count."""
+        return None if self.generations_param is None else getattr(params, self.generations_param)
+
+    def importance_rate(self, params: Any) -> float | None:
+        """The importance-sampling rate ``params`` set; None for a searcher that does not sample."""
+        return None if self.importance_rate_param is None else getattr(params, self.importance_rate_param)
+
+    def threshold(self, family: str | None) -> float | None:
+        """The preset majority-share threshold H for a search-space family; None without a declared threshold."""
+        return None if self.threshold_param is None else float(self.preset(family)[self.threshold_param])
 
     @property
     def builtin(self) -> bool:
@@ -78,6 +105,11 @@ def register_searcher(
     matched_budget: MatchedBudget | None = None,
     in_default_compare: bool = False,
     colour: str | None = None,
+    generations_param: str | None = None,
+    importance_rate_param: str | None = None,
+    threshold_param: str | None = None,
+    sweepable: Mapping[str, str] | None = None,
+    paper_method: bool = False,
 ) -> Any:
     """Register a Searcher class under ``name``: ``@register_searcher("x", ...)`` or ``register_searcher("x", cls, ...)``."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -98,6 +130,12 @@ def register_searcher(
             raise ValueError(f"searcher {name!r} is already registered, by {_REGISTRY[name].origin}; pick another name")
         if baseline and (current := baseline_name(missing_ok=True)):
             raise ValueError(f"searcher {name!r} cannot be the baseline: {current!r} is ({_REGISTRY[current].origin})")
+        if paper_method and (current := paper_method_name(missing_ok=True)):
+            raise ValueError(f"searcher {name!r} cannot be the paper's method: {current!r} is ({_REGISTRY[current].origin})")
+        declared = [("generations_param", generations_param), ("importance_rate_param", importance_rate_param),
+                    ("threshold_param", threshold_param), *(("sweepable", p) for p in sweepable or {})]
+        _check_fields(name, klass, [(role, f) for role, f in declared if f is not None])
+        labels = _checked_sweep_labels(name, sweepable or {})
         if matched_budget is not None and not callable(matched_budget):
             raise TypeError(f"searcher {name!r}: matched_budget must be callable, got {matched_budget!r}")
         checked = {family: _checked_preset(name, klass, family, values) for family, values in (presets or {}).items()}
@@ -116,6 +154,11 @@ def register_searcher(
             matched_budget=matched_budget,
             in_default_compare=in_default_compare,
             colour=colour,
+            generations_param=generations_param,
+            importance_rate_param=importance_rate_param,
+            threshold_param=threshold_param,
+            sweepable=MappingProxyType(labels),
+            paper_method=paper_method,
         )
         return klass
 
@@ -132,6 +175,27 @@ def _checked_preset(name: str, klass: type[Searcher], family: str, values: Mappi
     except (TypeError, ValueError) as exc:
         raise ValueError(f"searcher {name!r}: presets for {family!r} are invalid: {exc}") from None
     return MappingProxyType(dict(values))
+
+
+def _check_fields(name: str, klass: type[Searcher], declared: list[tuple[str, str]]) -> None:
+    fields = {f.name for f in dataclasses.fields(klass.Params)}
+    for role, field_name in declared:
+        if field_name not in fields:
+            raise ValueError(f"searcher {name!r}: {role} names {field_name!r}, which {klass.Params.__name__} lacks")
+
+
+def _checked_sweep_labels(name: str, sweepable: Mapping[str, str]) -> dict[str, str]:
+    """The sweep labels, each agreeing with any other searcher's label for the same parameter."""
+    known = sweep_parameters()
+    for parameter, label in sweepable.items():
+        if not (isinstance(label, str) and label.strip()):
+            raise ValueError(f"searcher {name!r}: sweepable {parameter!r} needs a label, got {label!r}")
+        if known.get(parameter, label) != label:
+            raise ValueError(
+                f"searcher {name!r}: sweepable {parameter!r} is labelled {label!r}, but another searcher labels it "
+                f"{known[parameter]!r}; one parameter name has one label in sweep reports"
+            )
+    return dict(sweepable)
 
 
 def _first_line(doc: str | None) -> str:
@@ -158,12 +222,31 @@ def available() -> list[str]:
 
 def baseline_name(*, missing_ok: bool = False) -> str:
     """The searcher whose runs savings are measured against (``evolution``)."""
+    return _holder(lambda e: e.baseline, "the baseline", "evolution", missing_ok)
+
+
+def paper_method_name(*, missing_ok: bool = False) -> str:
+    """The paper's proposed searcher (``pcf-es``): drawn beside the baseline, its preset H checks the premises."""
+    return _holder(lambda e: e.paper_method, "the paper's method", "pcf-es", missing_ok)
+
+
+def _holder(holds: Callable[[SearcherEntry], bool], role: str, builtin: str, missing_ok: bool) -> str:
+    """The one searcher holding a role; "" or an error when none does."""
     for entry in _REGISTRY.values():
-        if entry.baseline:
+        if holds(entry):
             return entry.name
     if missing_ok:
         return ""
-    raise ValueError("no searcher is registered as the baseline; import searchers (it registers evolution)")
+    raise ValueError(f"no searcher is registered as {role}; import searchers (it registers {builtin})")
+
+
+def sweep_parameters() -> Mapping[str, str]:
+    """Every parameter some registered searcher declares sweepable, with its label, in registration order."""
+    found: dict[str, str] = {}
+    for entry in _REGISTRY.values():
+        for parameter, label in entry.sweepable.items():
+            found.setdefault(parameter, label)
+    return MappingProxyType(found)
 
 
 def default_compare() -> tuple[str, ...]:

@@ -39,7 +39,7 @@ SMALL_TRAIN = {"epochs": 2, "batch_size": 64}
 def small_checkpoint(tmp_path_factory) -> Path:
     """conv-tiny at half its width, trained briefly (20 steps) on 640 fashion16 images."""
     import supernets
-    from harness.data import load_dataset
+    from harness.datasets import load_dataset
     from supernets.train import TrainConfig, train_supernet
 
     path = tmp_path_factory.mktemp("ckpt") / "small.pt"

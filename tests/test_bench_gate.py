@@ -275,8 +275,8 @@ def test_machine_layer_skips_without_a_run_saved_on_this_fingerprint(tmp_path):
 def test_cli_gate_exit_codes_and_outputs(cache_dir, tmp_path, monkeypatch, capsys):
     """`pcfes bench`: --update-replay writes both files; the same code passes (0); --no-cache fails (1)."""
     few = dataclasses.replace(SMOKE, searchers=("evolution", "pcf-es", "pcf-es-is"))
-    monkeypatch.setattr(bench, "BenchConfig", lambda disable_reuse: dataclasses.replace(few, disable_reuse=disable_reuse))
-    monkeypatch.setattr(bench, "machine_benchmark", lambda save: bench.MachineBenchOutcome("skipped", "not in this test"))
+    monkeypatch.setattr(bench.session, "BenchConfig", lambda disable_reuse: dataclasses.replace(few, disable_reuse=disable_reuse))
+    monkeypatch.setattr(bench.session, "machine_benchmark", lambda save: bench.MachineBenchOutcome("skipped", "not in this test"))
     path, replay = tmp_path / "baseline.json", tmp_path / "replay.json"
     common = ["bench", "--baseline", str(path), "--replay", str(replay), "--cache-dir", str(cache_dir), "--quiet", "--no-timing"]
     assert cli.main([*common, "--update-replay"]) == 0

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import supernets
-from harness import workflow
+from harness import checkpoints
 from harness.config import EvalProtocol, RunConfig
-from harness.data import load_dataset
+from harness.datasets import load_dataset
 from supernets.checkpoint import StaleCheckpointError, code_fingerprint, load_checkpoint, read_checkpoint, save_checkpoint
 from supernets.train import TrainConfig, train_supernet
 
@@ -81,7 +81,7 @@ def test_a_stale_default_checkpoint_is_retrained_out_loud_and_a_named_one_is_an_
     path, _ = family
     monkeypatch.chdir(tmp_path)
     config = RunConfig(supernet="probe-net", protocol=EvalProtocol(calib_batches=1, calib_batch_size=32, val_size=64))
-    default = workflow.checkpoint_path(config)
+    default = checkpoints.checkpoint_path(config)
     splits = load_dataset("fashion16")
     net = supernets.get_supernet("probe-net")
     save_checkpoint(default, net, metadata={"dataset": "fashion16", "input_shape": [1, 16, 16]})
@@ -89,8 +89,8 @@ def test_a_stale_default_checkpoint_is_retrained_out_loud_and_a_named_one_is_an_
     _reload(path, textwrap.dedent(FAMILY).replace("return conv_supernet(**config)  # WIDTH_MARK", "return conv_supernet(**config, act=relu6)"))
     named = RunConfig(supernet="probe-net", checkpoint=str(default), protocol=config.protocol)
     with pytest.raises(StaleCheckpointError, match="trained by other code"):
-        workflow.ensure_checkpoint(named, splits, progress=False)
+        checkpoints.ensure_checkpoint(named, splits, progress=False)
     with caplog.at_level(logging.WARNING):
-        _, info = workflow.ensure_checkpoint(config, splits, train_config=TrainConfig(epochs=1, device="cpu"), progress=False)
+        _, info = checkpoints.ensure_checkpoint(config, splits, train_config=TrainConfig(epochs=1, device="cpu"), progress=False)
     assert "retraining the default checkpoint" in caplog.text
     assert info.code_fingerprint == code_fingerprint(info.spec) != old.code_fingerprint

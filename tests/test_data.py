@@ -22,12 +22,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import harness.data
+import harness.datasets.loaders
 from harness import cli
-from harness.data import (
-    FASHION16_FILE,
-    FASHION16_KEYS,
-    FASHION_MNIST_DIR,
+from harness.datasets import (
     DatasetSplits,
     arrays_sha256,
     available_datasets,
@@ -35,9 +32,9 @@ from harness.data import (
     channel_stats,
     dataset_options,
     load_dataset,
-    read_idx,
     stratified_split,
 )
+from harness.datasets.loaders import FASHION16_FILE, FASHION16_KEYS, FASHION_MNIST_DIR, read_idx
 from supernets.checkpoint import data_hash
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_fashion16.py"
@@ -69,7 +66,7 @@ def test_registry_names_every_dataset_default_first() -> None:
 
 
 def test_a_registered_dataset_loads_with_its_defaults(monkeypatch) -> None:
-    from harness import dataset_registry
+    from harness.datasets import registry as dataset_registry
 
     monkeypatch.setattr(dataset_registry, "_REGISTRY", dict(dataset_registry._REGISTRY))
     seen = []
@@ -396,7 +393,7 @@ def test_cifar10_official_batches_load_as_plain_pickle_loads_them(
     opcodes = {op.name for op, _, _ in pickletools.genops(stream)}
     assert opcodes >= {"SHORT_BINSTRING", "BINSTRING"} and not opcodes & {"SHORT_BINBYTES", "BINBYTES", "BINUNICODE"}
     restricted = load_dataset("cifar10", root=folder, val_size=10)
-    monkeypatch.setattr(harness.data, "_CifarUnpickler", pickle.Unpickler)  # the unrestricted reader it replaced
+    monkeypatch.setattr(harness.datasets.loaders, "_CifarUnpickler", pickle.Unpickler)  # the unrestricted reader it replaced
     unrestricted = load_dataset("cifar10", root=folder, val_size=10)
     for field in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
         assert torch.equal(getattr(restricted, field), getattr(unrestricted, field)), field
@@ -577,3 +574,24 @@ def test_cifar10_allowed_global_with_bad_arguments_is_a_clear_error(tmp_path: Pa
     (folder / "test_batch").write_bytes(b"cnumpy\ndtype\n(S'no-such-type'\ntR.")  # numpy.dtype('no-such-type')
     with pytest.raises(ValueError, match=r"test_batch is not a CIFAR-10 python batch file: .*no-such-type"):
         load_dataset("cifar10", root=folder)
+
+
+def test_the_dataset_modules_import_one_another_without_a_cycle() -> None:
+    import ast
+
+    package = Path(harness.datasets.loaders.__file__).parent
+    imports = {}
+    for path in package.glob("*.py"):
+        module = f"harness.datasets.{path.stem}" if path.stem != "__init__" else "harness.datasets"
+        tree = ast.parse(path.read_text())
+        imports[module] = {
+            node.module for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness.datasets") and node.module != module
+        }
+    assert set(imports) == {"harness.datasets", *(f"harness.datasets.{m}" for m in ("calibration", "loaders", "registry", "splits"))}
+    done: set[str] = set()
+    while len(done) < len(imports):  # peel off modules whose imports are all done: a cycle would stall
+        ready = {m for m, needs in imports.items() if m not in done and needs - {"harness.datasets"} <= done}
+        assert ready, f"import cycle among {sorted(set(imports) - done)}"
+        done |= ready
+    assert all("harness.datasets" not in needs for m, needs in imports.items() if m != "harness.datasets")

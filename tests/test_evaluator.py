@@ -11,7 +11,7 @@ import torch
 
 import supernets
 from harness.config import EvalProtocol, ReuseConfig
-from harness.data import DatasetSplits, load_dataset
+from harness.datasets import DatasetSplits, load_dataset
 from harness.evaluation import EvaluationError, Evaluator
 from harness.evaluation.work import SEARCH_WORK_PHASES
 from searchers.base import Hints

@@ -13,7 +13,7 @@ import pytest
 
 import searchers
 import supernets
-from harness import cli, schema, workflow
+from harness import checkpoints, cli, schema, workflow
 from harness.config import RunConfig, run_config_from_dict
 from conftest import with_searcher
 
@@ -48,7 +48,7 @@ def test_spaces_without_a_registered_limit_search_unconstrained_and_a_given_limi
 @pytest.mark.parametrize("searcher", SEARCHERS)
 def test_every_asked_arch_meets_the_limit(searcher):
     config = workflow.resolve(RunConfig(supernet="spos-cpu", searcher=searcher))
-    net = workflow.build_supernet(config)
+    net = checkpoints.build_supernet(config)
     limit = config.mac_limit
     searcher_obj = workflow.make_searcher(config, net)
     rng = np.random.default_rng(0)
@@ -66,14 +66,14 @@ def test_every_asked_arch_meets_the_limit(searcher):
 
 def test_a_limit_below_the_cheapest_arch_is_a_clear_error():
     config = workflow.resolve(RunConfig(supernet="spos-cpu", searcher="evolution", mac_limit=1000))
-    net = workflow.build_supernet(config)
+    net = checkpoints.build_supernet(config)
     cheapest = net.mac_range()[0]
     with pytest.raises(ValueError, match=f"below the cheapest arch of spos-cpu \\({cheapest:,} MACs"):
         workflow.make_searcher(config, net)
 
 
 def test_a_searched_run_records_the_limit_and_evaluates_only_archs_within_it(small_config, tmp_path):
-    net = workflow.build_supernet(small_config)
+    net = checkpoints.build_supernet(small_config)
     limit = int(np.median(net.sample_macs(np.random.default_rng(0), 1000)))
     config = dataclasses.replace(with_searcher(small_config, "evolution"), mac_limit=limit)
     workspace = workflow.open_workspace(workflow.resolve(config), progress=False)

@@ -40,7 +40,7 @@ def sandbox(tmp_path, monkeypatch):
     directory is ``tmp_path`` and no entry point has been loaded yet."""
     import searchers.registry
     import supernets.registry
-    from harness import dataset_registry
+    from harness.datasets import registry as dataset_registry
 
     for registry in (searchers.registry, supernets.registry, dataset_registry):
         monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))

@@ -13,8 +13,8 @@ from conftest import SMALL_NET, SMALL_OVERRIDES
 from harness import retrain
 from harness.cli import main
 from harness.config import RunConfig
-from harness import dataset_registry
-from harness.data import DatasetSplits, load_dataset, register_dataset
+from harness.datasets import DatasetSplits, load_dataset, register_dataset
+from harness.datasets import registry as dataset_registry
 
 MINI = "fashion16-retrain-mini"
 CONFIG = RunConfig(supernet=SMALL_NET, supernet_overrides=SMALL_OVERRIDES, mac_limit="none")

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from harness.bench.landscape import Landscape, SearchTrace, trace_search
     from harness.bench.machine import SUITE, MachineBenchOutcome, machine_benchmark, machine_storage
     from harness.bench.replay import Replay, ReplaySearcher, load_replay, write_replay
+    from harness.bench.session import GateOptions, run_gate
     from harness.bench.settings import BASELINE_DIR, BASELINE_NAME, REPLAY_NAME, BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, MACHINE_FAIL, REPLAY_PATH
 
 _MODULES = {
@@ -54,10 +55,11 @@ _MODULES = {
     "harness.bench.landscape": ("Landscape", "SearchTrace", "trace_search"),
     "harness.bench.machine": ("SUITE", "MachineBenchOutcome", "machine_benchmark", "machine_storage"),
     "harness.bench.replay": ("Replay", "ReplaySearcher", "load_replay", "write_replay"),
+    "harness.bench.session": ("GateOptions", "run_gate"),
     "harness.bench.settings": ("BASELINE_DIR", "BASELINE_NAME", "REPLAY_NAME", "BASELINE_PATH", "CACHE_DIR", "DEFAULT_MARGIN", "DEFAULT_REPEATS", "MACHINE_FAIL", "REPLAY_PATH"),
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
-_SUBMODULES = ("gate", "landscape", "machine", "replay", "settings")
+_SUBMODULES = ("gate", "landscape", "machine", "replay", "session", "settings")
 
 __all__ = sorted(_HOME)
 

@@ -42,6 +42,7 @@ from harness.bench.landscape import Landscape, SearchTrace, trace_search
 from harness.bench.replay import Replay, ReplaySearcher
 from harness.bench.settings import BASELINE_DIR, BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, REPLAY_PATH
 from harness.config import EvalProtocol, ReuseConfig, RunConfig, content_hash
+from harness.datasets import load_dataset
 from harness.matrix import Matrix, build
 from harness.progress import progress_bar
 from supernets.checkpoint import code_fingerprint, save_checkpoint
@@ -250,7 +251,7 @@ def prepare_workspace(config: BenchConfig, cache_dir: Path = CACHE_DIR, *, progr
     path = Path(cache_dir) / f"{config.supernet}-init{config.weights_seed}-{key}.pt"
     if not path.exists():
         init_weights(net, torch.Generator().manual_seed(config.weights_seed))
-        splits = workflow.load_dataset(config.protocol.dataset)
+        splits = load_dataset(config.protocol.dataset)
         save_checkpoint(path, net, metadata={"dataset": splits.name, "input_shape": list(splits.input_shape)})
     run = config.run_config(path, REFERENCE, NO_REUSE)
     return workflow.open_workspace(run, progress=progress)

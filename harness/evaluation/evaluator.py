@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import EvalProtocol, ReuseConfig
-from harness.data import DatasetSplits, calibration_batches
+from harness.datasets import DatasetSplits, calibration_batches
 from harness.evaluation.budget import element_size, node_shapes, numel, resolve_budget
 from harness.evaluation.importance import ImportanceSubset, check_rate, importance_sample
 from harness.evaluation.prefix_store import NodeOutputs, PrefixStore, capture_order

@@ -4,11 +4,10 @@ from harness.report.document import write_report
 from harness.report.style import searcher_colour, searcher_style
 from harness.report.paper import PAPER_RESULTS, PaperResult, supernet_family
 from harness.report.statistics import Estimate, estimate, pair_with_baseline, summarise
-from harness.report.sweeps import SWEEP_PARAMETERS, sweep_report
+from harness.report.sweeps import sweep_report
 
 __all__ = [
     "PAPER_RESULTS",
-    "SWEEP_PARAMETERS",
     "Estimate",
     "PaperResult",
     "estimate",

@@ -144,8 +144,8 @@ def _share_columns(gens: pd.DataFrame) -> list[str]:
 
 
 def _heatmap(gens: pd.DataFrame, supernet: str, path: Path, formats: Sequence[str]) -> Path | None:
-    """Majority-choice share per block over generations for evolution and pcf-es of one seed (paper Fig. 2)."""
-    wanted = [s for s in (BASELINE, "pcf-es") if s in set(gens["searcher"])]
+    """Majority-choice share per block over generations for the baseline and the paper's method, one seed (paper Fig. 2)."""
+    wanted = [s for s in (BASELINE, searchers.paper_method_name(missing_ok=True)) if s in set(gens["searcher"])]
     if not wanted:
         return None
     seeds_per = [set(gens.loc[gens["searcher"] == s, "seed"]) for s in wanted]
@@ -248,11 +248,11 @@ def supernet_figures(
     )
     path = _heatmap(gens, supernet, folder / FIGURE_FILES["majority_share"], formats)
     if path is None:
-        yield f"Majority-share heatmap not drawn: no {BASELINE} or pcf-es runs", None
+        yield f"Majority-share heatmap not drawn: no {BASELINE} or {searchers.paper_method_name(missing_ok=True)} runs", None
     else:
         yield (
-            "Share of the population taking each block's most common choice, per generation, evolution vs pcf-es "
-            "(cf. paper Fig. 2); a frozen block is 1 by construction",
+            f"Share of the population taking each block's most common choice, per generation, {BASELINE} vs "
+            f"{searchers.paper_method_name(missing_ok=True)} (cf. paper Fig. 2); a frozen block is 1 by construction",
             path,
         )
     # A freezing search ends early only once every block is frozen (then its last arch is scored): it

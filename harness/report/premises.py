@@ -30,8 +30,12 @@ from harness.report.tables import md_table
 
 
 def premise_threshold(supernet: str) -> float:
-    """PCF-ES's preset threshold H for the family of ``supernet`` (SPOS 0.7; FairNAS and GreedyNAS 0.4)."""
-    return float(searchers.searcher_entry("pcf-es").preset(family_key(supernet))["threshold"])
+    """The paper method's preset threshold H for the family of ``supernet`` (PCF-ES: SPOS 0.7; FairNAS and GreedyNAS 0.4)."""
+    method = searchers.searcher_entry(searchers.paper_method_name())
+    threshold = method.threshold(family_key(supernet))
+    if threshold is None:
+        raise ValueError(f"searcher {method.name!r}, the paper's method, declares no threshold_param; the premises need its H")
+    return threshold
 
 
 def _blocks(gens: pd.DataFrame) -> list[int]:

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import MappingProxyType
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+import searchers
 from harness.report.document import dropped_lines, load, report_dir
 from harness.report.style import AXES_HEIGHT_IN, COLUMN_WIDTH_IN, RC_PARAMS, figure_dir, legend, new_figure, save, searcher_colour
 from harness.report.runs import BASELINE, GROUP_KEYS, runs_frame, searcher_rank
 from harness.report.statistics import SAVINGS, SCORE_DIFFERENCE, SELECTION_GAP, pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, estimate_cell, md_table, quality_note, sources_md, summary_cell
 from harness.store import write_csv, write_text
-
-SWEEP_PARAMETERS: Mapping[str, str] = MappingProxyType(
-    {"threshold": "threshold H", "monitor": "monitor size f", "rate": "sample rate"}
-)
-
 
 def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Path, formats: Sequence[str]) -> Path:
     """CPU time saved vs held-out test accuracy, one point per parameter value with error bars (paper Figs 9-11).
@@ -52,7 +47,7 @@ def _sweep_figure(points: pd.DataFrame, parameter: str, supernet: str, path: Pat
         for x, y, labels in _label_clusters(spots, axes.transData.transform, figure.dpi):
             axes.annotate(_joint_label(labels), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color=colour)
     quality = "held-out test accuracy" if held_out else "search-split score"
-    axes.set_title(f"{supernet}: CPU time saved vs {quality}\nper {SWEEP_PARAMETERS[parameter]}")
+    axes.set_title(f"{supernet}: CPU time saved vs {quality}\nper {searchers.sweep_parameters()[parameter]}")
     axes.set_xlabel("held-out test accuracy" if held_out else "search-split score (no test split;\nbiased upward by selection)")
     axes.xaxis.set_major_locator(MaxNLocator(nbins=4))  # accuracy ticks are wide: more would overlap
     axes.set_ylabel(f"CPU time saved vs {BASELINE} (%)")
@@ -88,8 +83,9 @@ def sweep_report(
     paths: Iterable[str | Path], out_dir: str | Path, parameter: str, *, formats: Sequence[str] = ("png",)
 ) -> Path:
     """Sensitivity sweep over a searcher parameter (threshold, monitor or rate); returns the markdown path."""
-    if parameter not in SWEEP_PARAMETERS:
-        raise ValueError(f"unknown sweep parameter {parameter!r}; choose one of {', '.join(SWEEP_PARAMETERS)}")
+    labels = searchers.sweep_parameters()
+    if parameter not in labels:
+        raise ValueError(f"unknown sweep parameter {parameter!r}; choose one of {', '.join(labels)}")
     out_dir = report_dir(out_dir)
     records, skipped = load(paths)
     swept = [r for r in records if r.run["searcher"] != BASELINE and parameter in r.run["searcher_params"]]
@@ -99,14 +95,14 @@ def sweep_report(
     runs = pair_with_baseline(runs_frame(swept + baselines, unlabelled=(parameter,)))
     summary = summarise(runs)
     summary["value"] = pd.to_numeric(summary["searcher_params"].map(lambda p: json.loads(p).get(parameter)))
-    symbol = SWEEP_PARAMETERS[parameter].split()[-1]  # "H", "f", "rate"
+    symbol = labels[parameter].split()[-1]  # "H", "f", "rate"
     summary["point_label"] = [
         BASELINE if searcher == BASELINE else f"{symbol}={value:g}" + (f" ({variant})" if variant else "")
         for searcher, value, variant in zip(summary["searcher"], summary["value"], summary["variant"])
     ]
     write_csv(out_dir / f"sweep_{parameter}.csv", summary.drop(columns="point_label"))
 
-    md = [f"# Sweep of {SWEEP_PARAMETERS[parameter]} (`{parameter}`)\n"]
+    md = [f"# Sweep of {labels[parameter]} (`{parameter}`)\n"]
     md.append(
         f"Each point is one `{parameter}` value: mean ± sample std over seeds; CPU time saved (process CPU time, "
         f"not wall time) and the held-out accuracy difference are paired per seed with the {BASELINE} run of the "
@@ -148,7 +144,7 @@ def sweep_report(
             path = figure_dir(out_dir, supernet, group, len(groups)) / f"sweep_{parameter}.png"
             _sweep_figure(points, parameter, supernet, path, formats)
             name = path.relative_to(out_dir).as_posix()
-            caption = f"CPU time saved vs held-out test accuracy for each {SWEEP_PARAMETERS[parameter]} (cf. paper Figs 9-11)"
+            caption = f"CPU time saved vs held-out test accuracy for each {labels[parameter]} (cf. paper Figs 9-11)"
             md.append(f"![{caption}]({name})\n\n*{caption}.*\n")
     report = out_dir / f"sweep_{parameter}.md"
     write_text(report, "\n".join(md))

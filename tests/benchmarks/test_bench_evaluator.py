@@ -15,7 +15,7 @@ from torch import nn
 
 import supernets
 from harness.config import EvalProtocol, ReuseConfig
-from harness.data import load_dataset
+from harness.datasets import load_dataset
 from harness.evaluation import Evaluator
 from searchers.base import Hints
 

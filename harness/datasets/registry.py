@@ -3,21 +3,26 @@
 ``register_dataset(name, loader, *, defaults, takes_root)`` (or ``@register_dataset(name, ...)``
 on the loader) adds a ``DatasetEntry``. A loader is called as ``loader(root, seed, **options)``
 with ``root`` a ``Path`` or None and every option of ``defaults`` filled in, and returns a
-``harness.data.DatasetSplits``.
+:class:`harness.datasets.DatasetSplits`; :func:`load_dataset` checks a name and its options and calls it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from harness.data import DatasetSplits
+from harness.datasets.splits import DatasetSplits
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATASET = "fashion16"
 
 # Names go into run configs, checkpoint names and the --dataset option.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -103,3 +108,24 @@ def available_datasets() -> list[str]:
 def dataset_options(name: str) -> dict[str, Any]:
     """Option names of a dataset with their defaults."""
     return copy.deepcopy(dict(dataset_entry(name).defaults))
+
+
+def load_dataset(name: str, *, root: str | Path | None = None, seed: int = 0, **options: Any) -> DatasetSplits:
+    """Load a named dataset; ``seed`` fixes the splits made at load time (fashion16's split is fixed at build)."""
+    spec = dataset_entry(name)
+    unknown = sorted(set(options) - set(spec.defaults))
+    if unknown:
+        valid = ", ".join(sorted(spec.defaults)) or "none"
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; valid options: {valid}")
+    if root is not None and str(root) != "" and not spec.takes_root:
+        raise ValueError(f"dataset {name!r} is built in and takes no root; got root={str(root)!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    root_path = Path(root).expanduser() if root is not None and str(root) != "" else None
+    splits = spec.loader(root_path, seed, **{**spec.defaults, **options})
+    log.info(
+        "dataset %s: %d train / %d val / %s test images of shape %s from %s",
+        name, len(splits.train_x), len(splits.val_x),
+        "no" if splits.test_x is None else len(splits.test_x), splits.input_shape, splits.source,
+    )
+    return splits
