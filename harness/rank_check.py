@@ -31,10 +31,12 @@ import pandas as pd
 import torch
 from scipy import stats
 
+import searchers
 import supernets
 from harness import checkpoints, schema, store, workflow
 from harness.config import RunConfig, run_config_from_dict
 from harness.evaluation import Evaluator
+from harness.retrain import RetrainJob, RetrainRecipe
 
 SAMPLE_ARCHS = 100  # archs of the split-half pass: tau's standard error ~ sqrt(0.437 / (n - 4)) = 0.07
 SAMPLE_SEED = 2024
@@ -114,18 +116,17 @@ def noise_vs_signal(candidates: pd.DataFrame, val_images: int) -> NoiseSignal:
 
 
 def sample_archs(net: supernets.Supernet, limit: int | None, count: int, seed: int = SAMPLE_SEED) -> list[tuple[int, ...]]:
-    """``count`` distinct archs drawn uniformly from those within ``limit`` MACs per image (rejection sampling)."""
+    """``count`` distinct archs drawn uniformly from those within ``limit`` MACs per image (the search space's sampling)."""
     rng = np.random.default_rng(seed)
-    costs = [np.asarray(block.op_macs, dtype=np.int64) for block in net.blocks]
-    fixed = int(net.stem_macs + net.head_macs)
     found: dict[tuple[int, ...], None] = {}
-    for _ in range(1000):
-        draws = np.stack([rng.integers(len(c), size=4 * count) for c in costs], axis=1)
-        macs = fixed + sum(c[draws[:, i]] for i, c in enumerate(costs))
-        for arch in draws[macs <= limit] if limit is not None else draws:
-            found.setdefault(tuple(int(c) for c in arch), None)
+    try:  # a limit that (nearly) no arch meets fails in the space's own bounded draws
+        space = workflow.search_space(net, limit)
+        for _ in range(100 * count):
+            found.setdefault(space.sample(rng), None)
             if len(found) == count:
                 return list(found)
+    except searchers.ConstraintError:
+        pass
     within = "in the space" if limit is None else f"within {limit:,} MACs per image"
     raise ValueError(f"{net.display_name}: fewer than {count} distinct archs found {within}")
 
@@ -261,10 +262,8 @@ def drift_depths(
     return outcomes
 
 
-def sample_jobs(checks: Sequence[SplitHalf], recipe: Any, count: int = RETRAIN_ARCHS) -> list[Any]:
+def sample_jobs(checks: Sequence[SplitHalf], recipe: RetrainRecipe, count: int = RETRAIN_ARCHS) -> list[RetrainJob]:
     """The stand-alone retrains of the first ``count`` archs of each check's sample (the rank agreement's ground truth)."""
-    from harness.retrain import RetrainJob
-
     jobs = []
     for check in checks:
         config = RunConfig(

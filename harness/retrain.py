@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from harness import checkpoints, plugins, schema, store, workflow
 from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown, run_config_from_dict
 from harness.datasets import DatasetSplits, load_dataset
 from harness.progress import progress_bar
-from supernets.checkpoint import TrainConfig, code_fingerprint, data_hash
+from supernets.checkpoint import TrainConfig, atomic_torch_save, code_fingerprint, data_hash, training_problems
 from supernets.train import init_weights, sgd_optimizer
 
 log = logging.getLogger(__name__)
@@ -66,19 +65,9 @@ class RetrainRecipe:
 
     def __post_init__(self) -> None:
         check_fields(self, "recipe")
-        problems = [
-            message
-            for ok, message in (
-                (self.epochs >= 1, f"recipe.epochs must be >= 1, got {self.epochs}"),
-                (self.batch_size >= 1, f"recipe.batch_size must be >= 1, got {self.batch_size}"),
-                (self.lr > 0, f"recipe.lr must be > 0, got {self.lr}"),
-                (0 <= self.momentum < 1, f"recipe.momentum must be in [0, 1), got {self.momentum}"),
-                (self.weight_decay >= 0, f"recipe.weight_decay must be >= 0, got {self.weight_decay}"),
-                (0 <= self.label_smoothing < 1, f"recipe.label_smoothing must be in [0, 1), got {self.label_smoothing}"),
-                (self.seed >= 0, f"recipe.seed must be >= 0, got {self.seed}"),
-            )
-            if not ok
-        ]
+        problems = training_problems(self, "recipe.")
+        if self.seed < 0:
+            problems.append(f"recipe.seed must be >= 0, got {self.seed}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -232,17 +221,6 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return hits / len(x)
 
 
-def _atomic_save(payload: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_partial(path: Path) -> dict[str, Any] | None:
     """The saved state of an interrupted retrain, or None (none there, or unreadable: then it restarts)."""
     if not path.is_file():
@@ -310,7 +288,7 @@ def train_standalone(
         seen = steps * recipe.batch_size
         history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": hits / seen, "lr": lr})
         spent = {"cpu_s": spent["cpu_s"] + time.process_time() - cpu0, "wall_s": spent["wall_s"] + time.perf_counter() - wall0}
-        _atomic_save(
+        atomic_torch_save(
             {"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
              "rng": generator.get_state(), "history": history, "spent": spent, "resumes": resumes},
             partial,
@@ -392,9 +370,9 @@ def retrain_all(
         data_of[key] = splits_by[where]
         order.append(key)
     cache = Path(cache)
-    todo = [key for key in keyed if read_result(cache / key) is None]
-    log.info("stand-alone: %d answers, %d distinct archs, %d to train -> %s", len(jobs), len(keyed), len(todo), cache)
     results = {key: r for key in keyed if (r := read_result(cache / key)) is not None}
+    todo = [key for key in keyed if key not in results]
+    log.info("stand-alone: %d answers, %d distinct archs, %d to train -> %s", len(jobs), len(keyed), len(todo), cache)
     threads = torch.get_num_threads()
     with progress_bar(len(todo), "retrain", "arch", enabled=progress) as bar:
         if workers == 1:

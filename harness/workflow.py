@@ -72,9 +72,13 @@ def open_workspace(config: RunConfig, *, progress: bool = True, checkpoint_hash:
     return Workspace(splits, net, info, evaluator, protocol)
 
 
+def search_space(net: supernets.Supernet, limit: int | None) -> searchers.SearchSpace:
+    """The space of ``net``'s archs within ``limit`` MACs per image (None: all of them)."""
+    return searchers.SearchSpace(net.choices, None if limit is None else _within(net, limit))
+
+
 def make_searcher(config: RunConfig, net: supernets.Supernet) -> searchers.Searcher:
-    limit = mac_limit(config)
-    space = searchers.SearchSpace(net.choices, None if limit is None else _within(net, limit))
+    space = search_space(net, mac_limit(config))
     return searchers.get_searcher(config.searcher, space, config.seed, **dict(config.searcher_params))
 
 

@@ -40,6 +40,23 @@ class StaleCheckpointError(ValueError):
     """A checkpoint was written by other supernet code (or an older format) than the one running now."""
 
 
+def training_problems(settings: Any, prefix: str = "") -> list[str]:
+    """What is out of range among the SGD settings of ``settings`` (a TrainConfig or a stand-alone recipe)."""
+    s = settings
+    return [
+        f"{prefix}{msg}"
+        for ok, msg in (
+            (s.epochs >= 1, f"epochs must be >= 1, got {s.epochs}"),
+            (s.batch_size >= 1, f"batch_size must be >= 1, got {s.batch_size}"),
+            (s.lr > 0, f"lr must be > 0, got {s.lr}"),
+            (0 <= s.momentum < 1, f"momentum must be in [0, 1), got {s.momentum}"),
+            (s.weight_decay >= 0, f"weight_decay must be >= 0, got {s.weight_decay}"),
+            (0 <= s.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {s.label_smoothing}"),
+        )
+        if not ok
+    ]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of single-path uniform supernet training."""
@@ -57,18 +74,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
 
     def __post_init__(self) -> None:
-        problems = [
-            msg
-            for ok, msg in (
-                (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-                (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-                (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-                (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-                (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-                (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
-            )
-            if not ok
-        ]
+        problems = training_problems(self)
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -236,7 +242,12 @@ def save_checkpoint(
         "content_hash": chash,
         "record_hash": _digest([info_json, resume]),
     }
-    target = Path(path)
+    atomic_torch_save(payload, Path(path))
+    return chash
+
+
+def atomic_torch_save(payload: Any, target: Path) -> None:
+    """``torch.save`` to ``target`` through a temporary file and a rename: a reader sees the old file or the new, never half."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -249,7 +260,6 @@ def save_checkpoint(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return chash
 
 
 def _read_payload(path: Path) -> dict[str, Any]:
