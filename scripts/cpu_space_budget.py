@@ -1,7 +1,7 @@
 """Check a CPU-scale supernet against the CPU budget: candidate cost, training time, spread over noise.
 
 On one torch thread, under the CPU plan's evaluation protocol (``harness/plans/reproduce-cpu.toml``:
-2 x 256 calibration images, 1,000 validation images in one batch, ``bn_mode`` exact) on ``fashion16``:
+2 x 256 calibration images, 2,000 validation images in batches of 1,000, ``bn_mode`` exact) on ``fashion16``:
 
 - ``cost``: CPU time (``time.process_time``) to score one candidate from the input (no reuse),
   averaged over distinct random archs (their costs differ by op), with the min and median of the

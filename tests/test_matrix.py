@@ -86,7 +86,7 @@ def test_reproduce_sweeps_vary_one_parameter_beside_the_evolution_baseline(name,
 @pytest.mark.parametrize("sweep_name", [None, *reproduce.SWEEPS])
 def test_cpu_plans_score_with_fewer_larger_batches_and_a_user_protocol_wins(sweep_name):
     protocol = reproduce.load_plan("cpu", sweep_name).base.protocol
-    assert (protocol.calib_batches, protocol.calib_batch_size, protocol.val_size, protocol.eval_batch_size) == (2, 256, 1000, 1000)
+    assert (protocol.calib_batches, protocol.calib_batch_size, protocol.val_size, protocol.eval_batch_size) == (2, 256, 2000, 1000)
     mine = reproduce.load_plan("cpu", sweep_name, overrides={"protocol": {"val_size": 500}}).base.protocol
     assert (mine.calib_batches, mine.val_size) == (2, 500)
 
