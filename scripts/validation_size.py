@@ -39,11 +39,12 @@ import numpy as np
 import torch
 
 from harness import checkpoints, reproduce, workflow
-from harness.config import ReuseConfig
+from harness.config import EvalProtocol, ReuseConfig
 from harness.datasets import DatasetSplits, load_dataset
 from harness.datasets.loaders import FASHION16_FILE, FASHION_MNIST_DIR, FASHION_MNIST_FILES, read_idx
 from harness.evaluation import Evaluator
 from harness.rank_check import SAMPLE_ARCHS, kendall, sample_archs
+from supernets import Supernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_fashion16 import downsample  # noqa: E402  (the one definition of fashion16's 16 x 16 images)
@@ -66,7 +67,9 @@ def validation_pool(splits: DatasetSplits, source: Path) -> tuple[torch.Tensor, 
     return pool_x, pool_y
 
 
-def score_on(net, splits, protocol, archs, x, y) -> tuple[np.ndarray, float]:
+def score_on(
+    net: Supernet, splits: DatasetSplits, protocol: EvalProtocol, archs: list[tuple[int, ...]], x: torch.Tensor, y: torch.Tensor
+) -> tuple[np.ndarray, float]:
     """Scores of ``archs`` with ``x``/``y`` as the validation set, and the CPU seconds per arch it took."""
     subset = dataclasses.replace(splits, val_x=x, val_y=y)
     start = time.process_time()
@@ -98,7 +101,7 @@ def measure(supernet: str, sizes: list[int], count: int, source: Path) -> list[d
     archs = sample_archs(net, workflow.mac_limit(config), count)
     pool_x, pool_y = validation_pool(splits, source)
     middle = len(pool_x) // 2
-    if 2 * max(sizes) > len(pool_x) or max(sizes) > middle:
+    if max(sizes) > middle:
         raise SystemExit(f"--sizes: the pool holds {len(pool_x)} images, two disjoint sets of at most {middle}")
     rows = []
     for n in sizes:
