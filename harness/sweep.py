@@ -179,16 +179,16 @@ def execute_run(config: RunConfig, out_dir: str, cwd: str, threads: int, plugin_
     return Outcome(name, "ok")
 
 
-def prepare_checkpoints(configs: Sequence[RunConfig], *, progress: bool = True) -> None:
-    """Train (or check) each distinct supernet checkpoint once, before any run is started."""
-    done: set[Path] = set()
+def prepare_checkpoints(configs: Sequence[RunConfig], *, progress: bool = True) -> dict[Path, str]:
+    """Train (or check) each distinct supernet checkpoint once, before any run is started; their content hashes."""
+    hashes: dict[Path, str] = {}
     for config in map(workflow.resolve, configs):
         path = checkpoints.checkpoint_path(config)
-        if path in done:
+        if path in hashes:
             continue
         splits = load_dataset(config.protocol.dataset, root=config.data_root or None)
-        checkpoints.ensure_checkpoint(config, splits, progress=progress)
-        done.add(path)
+        hashes[path] = checkpoints.ensure_checkpoint(config, splits, progress=progress)[1].content_hash
+    return hashes
 
 
 def run_sweep(
@@ -212,11 +212,16 @@ def run_sweep(
     out = Path(out_dir) if out_dir else default_out_dir(sweep, configs)
     with store.folder_lock(out):  # run folders inside are locked by whoever runs them
         ids = [workflow.run_id(workflow.resolve(c)) for c in configs]
-        todo = [c for c, name in zip(configs, ids) if not workflow.is_complete(out / name)]
-        log.info("sweep %s: %d runs, %d complete, %d to run on %s", out, len(configs), len(configs) - len(todo), len(todo), backend)
+        complete = {name: record for name in ids if (record := workflow.complete_run(out / name)) is not None}
+        todo = [c for c, name in zip(configs, ids) if name not in complete]
+        log.info("sweep %s: %d runs, %d complete, %d to run on %s", out, len(configs), len(complete), len(todo), backend)
         done: dict[str, Outcome] = {}
         if todo:
-            prepare_checkpoints(todo, progress=progress)
+            hashes = prepare_checkpoints(todo, progress=progress)
+            for config, name in zip(configs, ids):  # before any new run: kept runs must share its weights
+                path = checkpoints.checkpoint_path(workflow.resolve(config))
+                if name in complete and path in hashes:
+                    workflow.require_same_weights(complete[name], path, hashes[path])
             if ray is not None:
                 results = _run_ray(ray, todo, out.resolve(), sweep.resources, address, progress)
             else:

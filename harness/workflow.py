@@ -251,8 +251,11 @@ def run_matrix(
     for config in configs:
         validate(config)
     workspace = open_workspace(resolve(configs[0]), progress=progress)
-    for config in configs:  # before any run: a bad rate fails the matrix, not its tenth run
+    for config in configs:  # before any run: a bad rate or a run on other weights fails the matrix, not its tenth run
         check_importance_rate(config, workspace)
+        kept = None if overwrite else complete_run(Path(out_dir) / run_id(resolve(config)))
+        if kept is not None:
+            require_same_weights(kept, checkpoint_path(resolve(config)), workspace.checkpoint.content_hash)
     paths = []
     with progress_bar(len(configs), "runs", "run", enabled=progress and len(configs) > 1) as bar:
         for config in configs:
@@ -283,10 +286,24 @@ def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrit
     return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress).path
 
 
-def is_complete(run_dir: Path) -> bool:
-    """A run folder that ``store.load_run`` accepts (finished, readable, known schema)."""
+def require_same_weights(record: store.RunRecord, checkpoint: Path, current_hash: str) -> None:
+    """Refuse to keep a complete run beside new ones when the checkpoint now holds other weights.
+
+    A set of runs is compared as one experiment on one supernet; a checkpoint retrained since
+    (``pcfes train --overwrite``, another machine, changed code) would silently mix two.
+    """
+    recorded = record.run.get("checkpoint_hash")
+    if recorded != current_hash:
+        raise ValueError(
+            f"{record.path} was made on supernet checkpoint {str(recorded)[:16]}, but {checkpoint} now holds "
+            f"{current_hash[:16]}; new runs would mix two supernets in one comparison: put the original "
+            "checkpoint back, or write the runs to another --out"
+        )
+
+
+def complete_run(run_dir: Path) -> store.RunRecord | None:
+    """The run in ``run_dir`` if ``store.load_run`` accepts it (finished, readable, known schema), else None."""
     try:
-        store.load_run(run_dir)
+        return store.load_run(run_dir)
     except (store.RunLoadError, OSError):
-        return False
-    return True
+        return None

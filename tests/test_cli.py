@@ -212,7 +212,7 @@ def test_compare_continues_after_ctrl_c_keeping_complete_runs(small_checkpoint, 
         patch.setattr(workflow, "run_search", ctrl_c_in_pcf_es)
         assert cli.main(argv) == 130
     runs = {store.read_json(p / schema.RUN_JSON)["searcher"]: p for p in out.iterdir() if p.is_dir()}
-    assert workflow.is_complete(runs["evolution"]) and (runs["pcf-es"] / schema.CHECKPOINT_JSON).exists()
+    assert workflow.complete_run(runs["evolution"]) is not None and (runs["pcf-es"] / schema.CHECKPOINT_JSON).exists()
     finished = (runs["evolution"] / schema.RUN_JSON).stat().st_mtime_ns
     capsys.readouterr()
     assert cli.main(argv) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -160,7 +161,7 @@ def test_a_failed_run_is_reported_and_does_not_stop_the_others(small_checkpoint,
     failed = [line for line in printed.splitlines() if " failed " in line]
     assert len(failed) == 1 and "RuntimeError: simulated device fault" in failed[0]
     assert "(2 ok, 0 skipped, 1 failed)" in printed
-    complete = [name for name in run_ids(out) if workflow.is_complete(out / name)]
+    complete = [name for name in run_ids(out) if workflow.complete_run(out / name) is not None]
     assert len(complete) == 2 and not any(name in failed[0] for name in complete)
 
 
@@ -173,13 +174,13 @@ def test_killed_sweep_reruns_only_the_missing_runs(local_sweep, small_checkpoint
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not (out.exists() and any(workflow.is_complete(d) for d in out.iterdir())):
+        while not (out.exists() and any(workflow.complete_run(d) is not None for d in out.iterdir())):
             assert proc.poll() is None and time.monotonic() < deadline, "sweep ended before its first run completed"
             time.sleep(0.02)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    done_before = {n: t for n, t in mtimes(out).items() if workflow.is_complete(out / n)}
+    done_before = {n: t for n, t in mtimes(out).items() if workflow.complete_run(out / n) is not None}
     assert 1 <= len(done_before) < 6
     _, outcomes = sweep.run_sweep(sweep.load_sweep(path), out, progress=False)
     status = {o.run_id: o.status for o in outcomes}
@@ -233,3 +234,56 @@ def test_gpu_check_without_cuda_exits_2_and_says_why():
     script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
     proc = subprocess.run([str(script)], capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 2 and "sees no GPU; run on a GPU machine or pass --cpu" in proc.stderr
+
+
+def _retrained(small_checkpoint: Path, path: Path) -> str:
+    """A checkpoint of the same space at ``path`` with other weights (another seed); its content hash."""
+    import supernets
+    from harness.datasets import load_dataset
+    from supernets.checkpoint import read_checkpoint
+    from supernets.train import TrainConfig, train_supernet
+
+    splits = load_dataset("fashion16")
+    path.unlink()
+    train_supernet(supernets.get_supernet(SMALL_NET, **SMALL_OVERRIDES), splits.train_x[:64], splits.train_y[:64],
+                   TrainConfig(epochs=1, batch_size=64, seed=1, device="cpu"), checkpoint_path=path,
+                   metadata={"dataset": "fashion16", "input_shape": [1, 16, 16]}, progress=False)
+    new_hash = read_checkpoint(path)[0].content_hash
+    assert new_hash != read_checkpoint(small_checkpoint)[0].content_hash
+    return new_hash
+
+
+def test_sweep_refuses_to_add_runs_beside_runs_on_other_weights(small_checkpoint, tmp_path):
+    checkpoint = tmp_path / "net.pt"
+    checkpoint.write_bytes(small_checkpoint.read_bytes())
+    data = sweep_data(checkpoint, seeds=[0])
+    one_seed = {**data, "matrix": {"supernets": [SMALL_NET], "searchers": ["random"], "seeds": [0]},
+                "base": {**data["base"], "searcher_params": {"budget": 20, "batch_size": 10}}}
+    out = tmp_path / "out"
+    _, outcomes = sweep.run_sweep(sweep.sweep_from_dict(one_seed), out, progress=False)
+    assert [o.status for o in outcomes] == ["ok"]
+    kept = run_ids(out)
+    new_hash = _retrained(small_checkpoint, checkpoint)
+    two_seeds = {**one_seed, "matrix": {**one_seed["matrix"], "seeds": [0, 1]}}
+    with pytest.raises(ValueError, match=rf"{kept[0]} was made on supernet checkpoint \w{{16}}, but {checkpoint} now holds "
+                                         rf"{new_hash[:16]}; new runs would mix two supernets") as caught:
+        sweep.run_sweep(sweep.sweep_from_dict(two_seeds), out, progress=False)
+    assert "\n" not in str(caught.value)
+    assert run_ids(out) == kept  # nothing was started
+    # a sweep whose runs are all complete adds nothing, so it still renders what it holds
+    assert [o.status for o in sweep.run_sweep(sweep.sweep_from_dict(one_seed), out, progress=False)[1]] == ["skipped"]
+
+
+def test_compare_refuses_to_keep_a_run_made_on_other_weights(small_config, small_checkpoint, tmp_path):
+    checkpoint = tmp_path / "net.pt"
+    checkpoint.write_bytes(small_checkpoint.read_bytes())
+    config = dataclasses.replace(small_config, checkpoint=str(checkpoint), searcher="random",
+                                 searcher_params={"budget": 20, "batch_size": 10})
+    out = tmp_path / "out"
+    (kept,) = workflow.run_matrix([config], out, progress=False)
+    _retrained(small_checkpoint, checkpoint)
+    second = dataclasses.replace(config, seed=config.seed + 1)
+    with pytest.raises(ValueError, match="was made on supernet checkpoint"):
+        workflow.run_matrix([second, config], out, progress=False)  # the new run comes first: refused before it
+    assert run_ids(out) == [kept.name]
+    assert workflow.run_matrix([second, config], out, overwrite=True, progress=False)[1] == kept  # --overwrite redoes both
