@@ -263,44 +263,30 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     seeds = _seeds(args) if args.seeds is not None else None
     formats = _figure_formats(args.formats)
     _start_torch(args)
-    from harness import reproduce, store, sweep
-    from harness.report import sweep_report, write_report
+    from harness import reproduce, sweep
 
     supernets = args.supernet.split(",") if args.supernet else None
     plan = reproduce.load_plan(args.scale, args.sweep, config_data(args), seeds=seeds, supernets=supernets)
     out = Path(args.out) if args.out else Path(plan.base.results_dir) / plan.name
     if args.scale == "gpu":
-        print(_reuse_plans(plan))
+        print(reproduce.reuse_plans(plan))
     print(f"{len(sweep.expand(plan))} runs -> {out} (complete runs are kept, interrupted ones resumed)")
     recipe = None
     if args.retrain:
         from harness import retrain
 
         recipe = retrain.load_recipe(args.recipe)  # before any run: a bad recipe fails now
-    out, outcomes = sweep.run_sweep(plan, out, jobs=args.jobs, progress=not args.quiet)
-    failed = [o for o in outcomes if o.status == "failed"]
-    for outcome in failed:
+    done = reproduce.run_reproduction(
+        plan, out, Path(args.report) if args.report else Path("reports") / plan.name, sweep=args.sweep, recipe=recipe,
+        standalone=Path(args.standalone) if args.standalone else Path(plan.base.results_dir) / "standalone",
+        jobs=args.jobs, formats=formats, progress=not args.quiet,
+    )
+    for outcome in done.failed:
         print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
-    standalone = Path(args.standalone) if args.standalone else Path(plan.base.results_dir) / "standalone"
-    if not args.sweep:
-        from harness import rank_check
-
-        records = store.load_records([out], skip_bad=True)
-        checks = rank_check.write_checks(records, out)  # split-half reliability: one cheap pass per supernet
-        print(f"rank checks: {', '.join(map(str, checks))}")
-        if recipe is not None:
-            samples = rank_check.sample_jobs(rank_check.read_checks([out]), recipe, rank_check.RETRAIN_ARCHS)
-            jobs = retrain.answer_jobs(records, recipe) + samples
-            retrain.retrain_all(jobs, standalone, workers=args.jobs, progress=not args.quiet)
-    report_dir = Path(args.report) if args.report else Path("reports") / plan.name
-    if args.sweep:
-        path = sweep_report([out], report_dir, args.sweep, formats=formats)
-    else:
-        path = write_report(
-            [out], report_dir, formats=formats, standalone=standalone if standalone.is_dir() else None, progress=not args.quiet
-        )
-    print(f"report: {path}")
-    return 1 if failed else 0
+    if done.rank_checks:
+        print(f"rank checks: {', '.join(map(str, done.rank_checks))}")
+    print(f"report: {done.report}")
+    return 1 if done.failed else 0
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -323,24 +309,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     _print_table(retrain.result_rows(results))
     print(f"stand-alone results: {args.cache} (recipe {recipe.hash()}); reports read them with --standalone {args.cache}")
     return 0
-
-
-def _reuse_plans(plan: Any) -> str:
-    """Before a real-scale matrix starts: the bytes a stored prefix node needs at each depth, and whether they fit."""
-    import torch
-
-    from harness import checkpoints
-    from harness.datasets import load_dataset
-    from harness.evaluation import format_reuse_plan, resolve_budget, reuse_plan
-
-    base = plan.base
-    splits = load_dataset(base.protocol.dataset, root=base.data_root or None)
-    budget = resolve_budget(base.reuse, torch.device(base.protocol.device))
-    lines = []
-    for supernet in plan.matrix.supernets or (base.supernet,):
-        net = checkpoints.build_supernet(dataclasses.replace(base, supernet=supernet))
-        lines.append(f"{supernet}: " + format_reuse_plan(reuse_plan(net, base.protocol, budget, val_images=len(splits.val_x)), budget))
-    return "\n".join(lines)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.config import load_toml, merge
 from harness.matrix import Matrix
-from harness.sweep import SweepConfig, sweep_from_dict
+from harness.sweep import Outcome, SweepConfig, run_sweep, sweep_from_dict
+
+if TYPE_CHECKING:
+    from harness.retrain import RetrainRecipe
 
 Scale = Literal["cpu", "gpu"]
 SCALES: tuple[Scale, ...] = ("cpu", "gpu")
@@ -56,3 +60,66 @@ def load_plan(
     if supernets:
         matrix = dataclasses.replace(matrix, supernets=tuple(supernets))
     return dataclasses.replace(plan, matrix=matrix)
+
+
+
+def reuse_plans(plan: SweepConfig) -> str:
+    """Before a real-scale matrix starts: the bytes a stored prefix node needs at each depth, and whether they fit."""
+    import torch
+
+    from harness import checkpoints
+    from harness.datasets import load_dataset
+    from harness.evaluation import format_reuse_plan, resolve_budget, reuse_plan
+
+    base = plan.base
+    splits = load_dataset(base.protocol.dataset, root=base.data_root or None)
+    budget = resolve_budget(base.reuse, torch.device(base.protocol.device))
+    lines = []
+    for supernet in plan.matrix.supernets or (base.supernet,):
+        net = checkpoints.build_supernet(dataclasses.replace(base, supernet=supernet))
+        lines.append(f"{supernet}: " + format_reuse_plan(reuse_plan(net, base.protocol, budget, val_images=len(splits.val_x)), budget))
+    return "\n".join(lines)
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What one `pcfes reproduce` did: its runs' folder and outcomes, the rank checks it wrote, its report."""
+
+    out: Path
+    outcomes: Sequence[Outcome]
+    rank_checks: Sequence[Path]
+    report: Path
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def run_reproduction(
+    plan: SweepConfig,
+    out: Path,
+    report_dir: Path,
+    *,
+    sweep: str | None = None,
+    recipe: RetrainRecipe | None = None,
+    standalone: Path,
+    jobs: int = 1,
+    formats: Sequence[str] = ("png",),
+    progress: bool = True,
+) -> Reproduction:
+    """Run a plan's missing runs, then (main plan) its rank checks and, given a ``recipe``, the stand-alone
+    retrains of every answer and rank sample into ``standalone``; then its report."""
+    from harness import rank_check, retrain, store
+    from harness.report import sweep_report, write_report
+
+    out, outcomes = run_sweep(plan, out, jobs=jobs, progress=progress)
+    if sweep is not None:
+        return Reproduction(out, outcomes, (), sweep_report([out], report_dir, sweep, formats=formats))
+    records = store.load_records([out], skip_bad=True)
+    checks = rank_check.write_checks(records, out)  # split-half reliability: one cheap pass per supernet
+    if recipe is not None:
+        samples = rank_check.sample_jobs(rank_check.read_checks([out]), recipe, rank_check.RETRAIN_ARCHS)
+        retrain.retrain_all(retrain.answer_jobs(records, recipe) + samples, standalone, workers=jobs, progress=progress)
+    report = write_report(
+        [out], report_dir, formats=formats, standalone=standalone if standalone.is_dir() else None, progress=progress
+    )
+    return Reproduction(out, outcomes, checks, report)

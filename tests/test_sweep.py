@@ -287,3 +287,19 @@ def test_compare_refuses_to_keep_a_run_made_on_other_weights(small_config, small
         workflow.run_matrix([second, config], out, progress=False)  # the new run comes first: refused before it
     assert run_ids(out) == [kept.name]
     assert workflow.run_matrix([second, config], out, overwrite=True, progress=False)[1] == kept  # --overwrite redoes both
+
+
+def test_reproduce_sweep_runs_its_plan_and_writes_the_sweep_report_without_rank_checks(small_checkpoint, tmp_path, monkeypatch):
+    from harness import reproduce
+
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    data = sweep_data(small_checkpoint, seeds=[0])
+    (plans / "reproduce-cpu.toml").write_text(to_toml({"name": "main", "base": data["base"]}))
+    (plans / "reproduce-cpu-threshold.toml").write_text(to_toml({**data, "name": "tiny-threshold", "base": {}}))
+    monkeypatch.setattr(reproduce, "PLANS_DIR", plans)
+    out, report = tmp_path / "runs", tmp_path / "report"
+    assert cli.main(["reproduce", "--sweep", "threshold", "--out", str(out), "--report", str(report), "--quiet"]) == 0
+    assert len(run_ids(out)) == 3  # evolution once, pcf-es at both thresholds
+    assert not list(out.glob("rank_check*"))  # split halves belong to the main plan only
+    assert (report / "sweep_threshold.md").is_file()
