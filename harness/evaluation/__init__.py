@@ -2,8 +2,9 @@
 
 One module per concept: ``evaluator`` (the public ``Evaluator``), ``work`` (the work counter),
 ``units`` (a supernet as stem, blocks, head), ``prefix_tree`` (the within-generation walk),
-``prefix_store`` (the byte-budgeted store across generations), ``importance`` (importance
-sampling) and ``budget`` (the store's budget and what prefix nodes need).
+``prefix_store`` (the byte-budgeted store across generations), ``recalibration`` (BN
+statistics re-estimated on the calibration batches), ``importance`` (importance sampling) and
+``budget`` (the store's budget and what prefix nodes need).
 """
 
 from harness.evaluation.budget import AUTO_DEVICE_SHARE, AUTO_HOST_SHARE, NodeNeed, format_reuse_plan, resolve_budget, reuse_plan

@@ -33,7 +33,8 @@ from harness.datasets import DatasetSplits, calibration_batches
 from harness.evaluation.budget import element_size, node_shapes, numel, resolve_budget
 from harness.evaluation.importance import ImportanceSubset, check_rate, importance_sample
 from harness.evaluation.prefix_store import NodeOutputs, PrefixStore, capture_order
-from harness.evaluation.prefix_tree import INPUT, BatchNorm, TreeWalk, plan_walk
+from harness.evaluation.prefix_tree import INPUT, TreeWalk, plan_walk
+from harness.evaluation.recalibration import BatchNorm, batchnorms, check_batchnorm_ownership, recalibrating, use_protocol_momentum
 from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
 from harness.evaluation.work import REBUILD_PHASE, WorkCounter
 from searchers.base import Hints
@@ -91,12 +92,9 @@ class Evaluator:
             )
         net.to(device=self.device, dtype=self.dtype, memory_format=self._memory_format).eval()
         net.requires_grad_(False)
-        self._bns = {id(m): _batchnorms(m) for m in self._all_unit_modules()}
-        _check_batchnorm_ownership(net)
-        momentum = None if protocol.bn_mode == "exact" else protocol.bn_momentum
-        for bn_list in self._bns.values():
-            for bn in bn_list:
-                bn.momentum = momentum
+        self._bns = {id(m): batchnorms(m) for m in self._all_unit_modules()}
+        check_batchnorm_ownership(net)
+        use_protocol_momentum([bn for bns in self._bns.values() for bn in bns], protocol)
 
         self.calib = [self._to_device(b) for b in calibration_batches(
             splits.train_x, protocol.calib_batches, protocol.calib_batch_size, protocol.seed, augment=protocol.augment
@@ -283,6 +281,9 @@ class Evaluator:
     def _batchnorms_of(self, module: nn.Module) -> list[BatchNorm]:
         return self._bns[id(module)]
 
+    def _unit_batchnorms(self, arch: Arch, units: range) -> list[BatchNorm]:
+        return [bn for u in units for bn in self._bns[id(unit_module(self.net, arch, u))]]
+
     def _check_prefix(self, frozen: Arch) -> None:
         if len(frozen) > self.net.num_blocks:
             raise ValueError(f"frozen prefix {frozen} is longer than the {self.net.num_blocks} blocks")
@@ -333,19 +334,9 @@ class Evaluator:
         return run_units(self.net, x, arch, units)
 
     def _recalibrate(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: str) -> list[torch.Tensor]:
-        """Reset the BN stats of ``units`` and re-estimate them in train mode; returns the train-mode outputs.
-
-        Only BN layers switch to train mode, so nothing else (e.g. dropout) draws random numbers.
-        """
-        bns = [bn for u in units for bn in self._bns[id(unit_module(self.net, arch, u))]]
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.train()
-        try:
+        """Reset the BN stats of ``units`` and re-estimate them in train mode; returns the train-mode outputs."""
+        with recalibrating(self._unit_batchnorms(arch, units), reset=True):
             outputs = [self._forward(arch, units, x) for x in inputs]
-        finally:
-            for bn in bns:
-                bn.eval()
         images = sum(len(x) for x in inputs)
         self.work.add_units(phase, self.net, arch, units, images)
         self.work.add_pass(phase, images)
@@ -373,7 +364,7 @@ class Evaluator:
             plan,
             source=lambda key: self._input() if key is INPUT else store.get(key).outputs,
             labels=self._set.labels,
-            batchnorms=self._batchnorms_of,
+            unit_batchnorms=self._batchnorms_of,
             captures=captures,
             park=self._park,
             device=self.device,
@@ -480,16 +471,9 @@ class Evaluator:
         built = {d: NodeOutputs([], []) for d in depths}
         bounds = [start, *sorted(depths)]
         with torch.inference_mode():
-            bns = [bn for u in units for bn in self._bns[id(unit_module(self.net, prefix, u))]]
-            for bn in bns:
-                bn.reset_running_stats()
-                bn.train()
-            try:
+            with recalibrating(self._unit_batchnorms(prefix, units), reset=True):
                 for x in inputs.calib:
                     self._run_segments(prefix, bounds, x, built, train=True)
-            finally:
-                for bn in bns:
-                    bn.eval()
             for x in inputs.val:
                 self._run_segments(prefix, bounds, x, built, train=False)
         images = self._calib_images + self._set.size
@@ -559,20 +543,3 @@ def _non_finite(arch: Arch, dtype: str) -> EvaluationError:
         f"arch {arch} produced non-finite logits (dtype {dtype}); check the checkpoint or evaluate in float32"
     )
 
-
-def _batchnorms(module: nn.Module) -> list[BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, BatchNorm)]
-
-
-def _check_batchnorm_ownership(net: Supernet) -> None:
-    """Every BN belongs to one unit (ops of one block may share), as per-node BN states require."""
-    owner: dict[int, str] = {}
-    units = [("the stem", [net.stem]), ("the head", [net.head])]
-    units += [(f"block {i}", list(block.ops)) for i, block in enumerate(net.blocks)]
-    for name, modules in units:
-        for bn in {id(b): b for m in modules for b in _batchnorms(m)}:
-            if owner.setdefault(bn, name) != name:
-                raise ValueError(
-                    f"supernet {net.display_name}: a batch norm is shared by {owner[bn]} and {name}; exact prefix "
-                    "reuse needs every BN inside one block (ops of one block may share modules)"
-                )
