@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import EvalProtocol, ReuseConfig
-from harness.datasets import DatasetSplits, calibration_batches
+from harness.datasets import DatasetSplits
 from harness.evaluation.budget import element_size, node_shapes, numel, resolve_budget
 from harness.evaluation.importance import ImportanceSubset, check_rate, importance_sample
 from harness.evaluation.prefix_store import NodeOutputs, PrefixStore, capture_order
@@ -96,9 +96,7 @@ class Evaluator:
         check_batchnorm_ownership(net)
         use_protocol_momentum([bn for bns in self._bns.values() for bn in bns], protocol)
 
-        self.calib = [self._to_device(b) for b in calibration_batches(
-            splits.train_x, protocol.calib_batches, protocol.calib_batch_size, protocol.seed, augment=protocol.augment
-        )]
+        self.calib = [self._to_device(b) for b in protocol.calibration_batches(splits.train_x)]
         n_val = protocol.val_size or len(splits.val_x)
         if n_val > len(splits.val_x):
             raise ValueError(f"val_size {n_val} exceeds the {len(splits.val_x)} validation images of {splits.name}")
