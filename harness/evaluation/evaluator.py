@@ -36,7 +36,8 @@ from harness.evaluation.prefix_store import NodeOutputs, PrefixStore, capture_or
 from harness.evaluation.prefix_tree import INPUT, TreeWalk, plan_walk
 from harness.evaluation.recalibration import BatchNorm, batchnorms, check_batchnorm_ownership, recalibrating, use_protocol_momentum
 from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
-from harness.evaluation.work import REBUILD_PHASE, WorkCounter
+from harness.evaluation.snapshot import WorkSnapshot
+from harness.evaluation.work import WORK_PHASES, WorkCounter, WorkPhase
 from searchers.base import Hints
 from supernets.base import Arch, Supernet
 
@@ -154,6 +155,16 @@ class Evaluator:
     def sample_size(self) -> int:
         return self._set.size
 
+    def snapshot(self) -> WorkSnapshot:
+        """The work done so far and the bytes held now; ``after - before`` is the work in between."""
+        return WorkSnapshot(
+            phases={p: self.work.phase_work(p) for p in WORK_PHASES},
+            candidates=len(self.memo),  # one entry per arch scored
+            store_evictions=self._store.evictions,
+            cache_bytes=self.cache_bytes,
+            store_bytes=self._store.nbytes,
+        )
+
     def check_importance_rate(self, rate: float) -> int:
         """Images a sampling rate scores on this validation set; raises naming the smallest valid rate."""
         return check_rate(rate, self._full_set.size)
@@ -212,7 +223,7 @@ class Evaluator:
             target = self._scoring_set(self._to_device(x), y.to(self.device), None)
         else:
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-        return self._run_candidate(arch, -1, None, target, "final", "final")
+        return self._run_candidate(arch, -1, None, target, WorkPhase.FINAL, WorkPhase.FINAL)
 
     def state_dict(self) -> dict[str, Any]:
         """Memo, importance subset, work counters and the store's logical state (no tensors)."""
@@ -301,14 +312,14 @@ class Evaluator:
         depth = -1 if node is None else len(node.prefix)
         if node is not None:
             self._materialise([node.prefix])
-        score = self._run_candidate(arch, depth, None if node is None else node.outputs, self._set, "calibration", "validation")
+        score = self._run_candidate(arch, depth, None if node is None else node.outputs, self._set, WorkPhase.CALIBRATION, WorkPhase.VALIDATION)
         self.memo[arch] = score
         images = self._calib_images + self._set.size
         executed = sum(unit_macs(self.net, arch, u) for u in range(depth + 1, head_unit(self.net) + 1)) * images
         return CandidateResult(arch, score, self.net.macs(arch), executed, max(depth, 0), self._set.size)
 
     def _run_candidate(
-        self, arch: Arch, depth: int, source: NodeOutputs | None, target: _ScoringSet, train_phase: str, eval_phase: str
+        self, arch: Arch, depth: int, source: NodeOutputs | None, target: _ScoringSet, train_phase: WorkPhase, eval_phase: WorkPhase
     ) -> float:
         """Recalibrate BN on the units after prefix depth ``depth`` (-1: all), then score on ``target``."""
         units = range(depth + 1, head_unit(self.net) + 1)
@@ -331,7 +342,7 @@ class Evaluator:
             return self.net(x, arch)  # the whole sub-network: Supernet.forward itself
         return run_units(self.net, x, arch, units)
 
-    def _recalibrate(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: str) -> list[torch.Tensor]:
+    def _recalibrate(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: WorkPhase) -> list[torch.Tensor]:
         """Reset the BN stats of ``units`` and re-estimate them in train mode; returns the train-mode outputs."""
         with recalibrating(self._unit_batchnorms(arch, units), reset=True):
             outputs = [self._forward(arch, units, x) for x in inputs]
@@ -340,7 +351,7 @@ class Evaluator:
         self.work.add_pass(phase, images)
         return outputs
 
-    def _forward_eval(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: str) -> list[torch.Tensor]:
+    def _forward_eval(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: WorkPhase) -> list[torch.Tensor]:
         outputs = [self._forward(arch, units, x) for x in inputs]
         images = sum(len(x) for x in inputs)
         self.work.add_units(phase, self.net, arch, units, images)
@@ -379,8 +390,8 @@ class Evaluator:
         if () in captures and self._hinted is None:
             store.pin(())  # the stem: every arch shares it until a freeze
         for arch in archs:
-            self.work.add_reference("calibration", self.net, arch, self._calib_images)
-            self.work.add_reference("validation", self.net, arch, self._set.size)
+            self.work.add_reference(WorkPhase.CALIBRATION, self.net, arch, self._calib_images)
+            self.work.add_reference(WorkPhase.VALIDATION, self.net, arch, self._set.size)
         bad = next((a for a in archs if not outcome.finite[a]), None)
         if bad is not None:
             raise _non_finite(bad, self.protocol.dtype)
@@ -441,7 +452,7 @@ class Evaluator:
             raise AssertionError("an empty-enough store could not take a node within its budget")
         if source is not None:
             self._materialise([source.prefix])
-        built = self._compute_path(frozen, source.prefix if source else None, [len(frozen)], "cache_build")
+        built = self._compute_path(frozen, source.prefix if source else None, [len(frozen)], WorkPhase.CACHE_BUILD)
         store.fill(frozen, built[len(frozen)])
 
     def _materialise(self, prefixes: Iterable[Arch]) -> None:
@@ -454,14 +465,14 @@ class Evaluator:
             )
             start = -1 if present is None else len(present)
             missing = [d for d in range(start + 1, len(prefix) + 1) if prefix[:d] in self._store and not self._present(prefix[:d])]
-            for depth, outputs in self._compute_path(prefix, present, missing, REBUILD_PHASE).items():
+            for depth, outputs in self._compute_path(prefix, present, missing, WorkPhase.REBUILD).items():
                 self._store.fill(prefix[:depth], outputs)
 
     def _present(self, prefix: Arch) -> bool:
         node = self._store.get(prefix)
         return node is not None and node.outputs is not None
 
-    def _compute_path(self, prefix: Arch, source: Arch | None, depths: list[int], phase: str) -> dict[int, NodeOutputs]:
+    def _compute_path(self, prefix: Arch, source: Arch | None, depths: list[int], phase: WorkPhase) -> dict[int, NodeOutputs]:
         """Outputs of ``prefix[:d]`` for each of ``depths``, run from stored node ``source`` (None: the input)."""
         start = -1 if source is None else len(source)
         inputs = self._input() if source is None else self._store.get(source).outputs
@@ -520,10 +531,10 @@ class Evaluator:
         """Cross-entropy of every full-set validation image under ``arch`` (the importance f(x))."""
         units = range(head_unit(self.net) + 1)
         with torch.inference_mode():
-            self._recalibrate(arch, units, self.calib, "importance")
-            logits = self._forward_eval(arch, units, self._full_set.chunks, "importance")
+            self._recalibrate(arch, units, self.calib, WorkPhase.IMPORTANCE)
+            logits = self._forward_eval(arch, units, self._full_set.chunks, WorkPhase.IMPORTANCE)
             losses = [F.cross_entropy(out.float(), y, reduction="none") for out, y in zip(logits, self._full_set.labels)]
-        self.work.add_reference("importance", self.net, arch, self._calib_images + self._full_set.size)
+        self.work.add_reference(WorkPhase.IMPORTANCE, self.net, arch, self._calib_images + self._full_set.size)
         return torch.cat(losses).cpu().double().numpy()
 
 

@@ -43,7 +43,7 @@ from harness.evaluation.recalibration import (
     statistics_kept,
 )
 from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
-from harness.evaluation.work import WorkCounter
+from harness.evaluation.work import WorkCounter, WorkPhase
 from supernets.base import Arch, Supernet
 
 INPUT = None  # the source key of the raw data: the stem's parent
@@ -160,7 +160,7 @@ class TreeWalk:
         unit = len(prefix)  # the node of prefix p is the output of units 0..len(p)
         self._load_state(("node", prefix), unit_module(self.net, prefix, unit))
         y = run_units(self.net, x, prefix, range(unit, unit + 1))
-        self.work.add_unit("calibration" if train else "validation", self.net, prefix, unit, len(x))
+        self.work.add_unit(_phase(train), self.net, prefix, unit, len(x))
         captured = self.outcome.captured.get(prefix)
         if captured is not None:
             (captured.calib if train else captured.val).append(self.park(y))
@@ -172,7 +172,7 @@ class TreeWalk:
     def _head(self, arch: Arch, x: torch.Tensor, index: int, train: bool) -> None:
         head = head_unit(self.net)
         self._load_state(("head", arch), self.net.head)
-        phase = "calibration" if train else "validation"
+        phase = _phase(train)
         logits = run_units(self.net, x, arch, range(head, head + 1))
         self.work.add_unit(phase, self.net, arch, head, len(x))
         self.work.add_pass(phase, len(x))
@@ -196,3 +196,8 @@ class TreeWalk:
 
 def _source_order(key: Arch | None) -> tuple[int, Arch]:
     return (0, ()) if key is INPUT else (1, key)
+
+
+def _phase(train: bool) -> WorkPhase:
+    """Train-mode passes recalibrate, eval-mode passes score."""
+    return WorkPhase.CALIBRATION if train else WorkPhase.VALIDATION
