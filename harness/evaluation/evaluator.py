@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,39 +35,13 @@ from harness.evaluation.prefix_store import NodeOutputs, PrefixStore, capture_or
 from harness.evaluation.prefix_tree import INPUT, TreeWalk, plan_walk
 from harness.evaluation.recalibration import BatchNorm, batchnorms, check_batchnorm_ownership, recalibrating, use_protocol_momentum
 from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
+from harness.evaluation.scoring import CandidateResult, EvaluationError, ProtocolData, ScoringSet, accuracy, non_finite
 from harness.evaluation.snapshot import WorkSnapshot
 from harness.evaluation.work import WORK_PHASES, WorkCounter, WorkPhase
 from searchers.base import Hints
 from supernets.base import Arch, Supernet
 
 log = logging.getLogger(__name__)
-
-
-class EvaluationError(RuntimeError):
-    """A candidate could not be scored (e.g. non-finite outputs)."""
-
-
-@dataclass(frozen=True)
-class CandidateResult:
-    """Score of one arch and what it cost."""
-
-    arch: Arch
-    score: float
-    arch_macs: int  # per image, whole sub-network
-    executed_macs: int  # MACs this candidate paid for (shared tree nodes: the first arch through them)
-    reused_depth: int  # blocks whose outputs it took from a stored node or an earlier candidate
-    sample_size: int  # validation images it was scored on
-    memo_hit: bool = False
-
-
-@dataclass
-class _ScoringSet:
-    """The validation images candidates are scored on, split in fixed chunks, plus weights."""
-
-    chunks: list[torch.Tensor]
-    labels: list[torch.Tensor]
-    weights: list[torch.Tensor] | None  # float64 per image, None = plain accuracy
-    size: int
 
 
 class Evaluator:
@@ -83,29 +56,19 @@ class Evaluator:
     ):
         self.net = net
         self.protocol = protocol
-        self.device = torch.device(protocol.device)
-        self.dtype = getattr(torch, protocol.dtype)
-        self._memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
         if tuple(splits.input_shape) != tuple(net.input_shape):
             raise ValueError(
                 f"dataset {splits.name} has input shape {tuple(splits.input_shape)} but supernet "
                 f"{net.display_name} expects {tuple(net.input_shape)}; pass input_size/in_channels overrides"
             )
-        net.to(device=self.device, dtype=self.dtype, memory_format=self._memory_format).eval()
+        self.data = ProtocolData(splits, protocol)
+        self.device = self.data.device
+        net.to(device=self.device, dtype=self.data.dtype, memory_format=self.data.memory_format).eval()
         net.requires_grad_(False)
         self._bns = {id(m): batchnorms(m) for m in self._all_unit_modules()}
         check_batchnorm_ownership(net)
         use_protocol_momentum([bn for bns in self._bns.values() for bn in bns], protocol)
 
-        self.calib = [self._to_device(b) for b in protocol.calibration_batches(splits.train_x)]
-        n_val = protocol.val_size or len(splits.val_x)
-        if n_val > len(splits.val_x):
-            raise ValueError(f"val_size {n_val} exceeds the {len(splits.val_x)} validation images of {splits.name}")
-        self.val_x = self._to_device(splits.val_x[:n_val])
-        self.val_y = splits.val_y[:n_val].to(self.device)
-        self._test = (splits.test_x, splits.test_y)
-        self._full_set = self._scoring_set(self.val_x, self.val_y, None)
-        self._calib_images = sum(len(x) for x in self.calib)
         # Bytes per image of each prefix depth's output, from one uncounted probe image.
         self._node_bytes_per_image = [numel(s) * element_size(protocol.dtype) for s in node_shapes(net)]
         self.set_reuse(reuse or ReuseConfig())
@@ -121,7 +84,7 @@ class Evaluator:
         self.work = WorkCounter(self.net.num_blocks)
         self.memo: dict[Arch, float] = {}
         self.subset: ImportanceSubset | None = None
-        self._set = self._full_set
+        self._set = self.data.full_set
         self._subset_rng = np.random.default_rng(np.random.SeedSequence([self.protocol.seed, 0x15]))
         self._store = PrefixStore(self._resolved_budget)
         self._hinted: Arch | None = None  # the last frozen prefix prepared for
@@ -167,7 +130,7 @@ class Evaluator:
 
     def check_importance_rate(self, rate: float) -> int:
         """Images a sampling rate scores on this validation set; raises naming the smallest valid rate."""
-        return check_rate(rate, self._full_set.size)
+        return check_rate(rate, self.data.full_set.size)
 
     def score(self, archs: Sequence[Sequence[int]]) -> list[float]:
         """Top-1 accuracy (importance-weighted under sampling) of each arch; memoised."""
@@ -215,12 +178,9 @@ class Evaluator:
         """Re-score under the full protocol: no reuse, no sampling, no memo ('val' or 'test')."""
         arch = self.net.check_arch(arch)
         if split == "val":
-            target = self._full_set
+            target = self.data.full_set
         elif split == "test":
-            x, y = self._test
-            if x is None:
-                raise ValueError("this dataset has no test split")
-            target = self._scoring_set(self._to_device(x), y.to(self.device), None)
+            target = self.data.test_set()
         else:
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         return self._run_candidate(arch, -1, None, target, WorkPhase.FINAL, WorkPhase.FINAL)
@@ -247,7 +207,7 @@ class Evaluator:
         self.cache_peak_bytes = int(state["cache_peak_bytes"])
         self.cache_events = list(state["cache_events"])
         self.subset = None
-        self._set = self._full_set
+        self._set = self.data.full_set
         if state["subset"]:
             self._apply_subset(ImportanceSubset.from_dict(state["subset"]))
         self._store = PrefixStore(self._resolved_budget)
@@ -257,26 +217,16 @@ class Evaluator:
 
     # --- internals: data --------------------------------------------------------------
 
-    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self._memory_format)
-
-    def _scoring_set(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> _ScoringSet:
-        size = self.protocol.eval_batch_size
-        chunks = list(torch.split(x, size))
-        labels = list(torch.split(y, size))
-        split_w = list(torch.split(weights, size)) if weights is not None else None
-        return _ScoringSet(chunks, labels, split_w, len(x))
-
     def _input(self) -> NodeOutputs:
         """The raw data as a node: what the stem reads."""
-        return NodeOutputs(self.calib, self._set.chunks)
+        return NodeOutputs(self.data.calib, self._set.chunks)
 
     def _node_bytes(self, depth: int) -> int:
-        return self._node_bytes_per_image[depth] * (self._calib_images + self._set.size)
+        return self._node_bytes_per_image[depth] * (self.data.calib_images + self._set.size)
 
     def _node_macs(self, prefix: Arch) -> int:
         """What recomputing the node of ``prefix`` from the input costs."""
-        return sum(unit_macs(self.net, prefix, u) for u in range(len(prefix) + 1)) * (self._calib_images + self._set.size)
+        return sum(unit_macs(self.net, prefix, u) for u in range(len(prefix) + 1)) * (self.data.calib_images + self._set.size)
 
     def _park(self, t: torch.Tensor) -> torch.Tensor:
         if self.reuse.location == "host" and t.device.type != "cpu":
@@ -314,27 +264,27 @@ class Evaluator:
             self._materialise([node.prefix])
         score = self._run_candidate(arch, depth, None if node is None else node.outputs, self._set, WorkPhase.CALIBRATION, WorkPhase.VALIDATION)
         self.memo[arch] = score
-        images = self._calib_images + self._set.size
+        images = self.data.calib_images + self._set.size
         executed = sum(unit_macs(self.net, arch, u) for u in range(depth + 1, head_unit(self.net) + 1)) * images
         return CandidateResult(arch, score, self.net.macs(arch), executed, max(depth, 0), self._set.size)
 
     def _run_candidate(
-        self, arch: Arch, depth: int, source: NodeOutputs | None, target: _ScoringSet, train_phase: WorkPhase, eval_phase: WorkPhase
+        self, arch: Arch, depth: int, source: NodeOutputs | None, target: ScoringSet, train_phase: WorkPhase, eval_phase: WorkPhase
     ) -> float:
         """Recalibrate BN on the units after prefix depth ``depth`` (-1: all), then score on ``target``."""
         units = range(depth + 1, head_unit(self.net) + 1)
-        calib = self.calib if source is None else source.calib
+        calib = self.data.calib if source is None else source.calib
         val = target.chunks if source is None else source.val
         with torch.inference_mode():
             self._recalibrate(arch, units, calib, train_phase)
             logits = self._forward_eval(arch, units, val, eval_phase)
             hits = [out.argmax(dim=1) == y for out, y in zip(logits, target.labels)]
             finite = all(bool(torch.isfinite(out).all()) for out in logits)
-        self.work.add_reference(train_phase, self.net, arch, self._calib_images)
+        self.work.add_reference(train_phase, self.net, arch, self.data.calib_images)
         self.work.add_reference(eval_phase, self.net, arch, target.size)
         if not finite:
-            raise _non_finite(arch, self.protocol.dtype)
-        return _accuracy(hits, target)
+            raise non_finite(arch, self.protocol.dtype)
+        return accuracy(hits, target)
 
     def _forward(self, arch: Arch, units: range, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -381,7 +331,7 @@ class Evaluator:
         )
         try:
             with torch.inference_mode():
-                outcome = walk.run(len(self.calib), len(self._set.chunks))
+                outcome = walk.run(len(self.data.calib), len(self._set.chunks))
         except BaseException:
             store.discard(captures)
             raise
@@ -390,15 +340,15 @@ class Evaluator:
         if () in captures and self._hinted is None:
             store.pin(())  # the stem: every arch shares it until a freeze
         for arch in archs:
-            self.work.add_reference(WorkPhase.CALIBRATION, self.net, arch, self._calib_images)
+            self.work.add_reference(WorkPhase.CALIBRATION, self.net, arch, self.data.calib_images)
             self.work.add_reference(WorkPhase.VALIDATION, self.net, arch, self._set.size)
         bad = next((a for a in archs if not outcome.finite[a]), None)
         if bad is not None:
-            raise _non_finite(bad, self.protocol.dtype)
-        executed = plan.executed_macs(self.net, self._calib_images + self._set.size)
+            raise non_finite(bad, self.protocol.dtype)
+        executed = plan.executed_macs(self.net, self.data.calib_images + self._set.size)
         results = []
         for i, arch in enumerate(archs):
-            score = _accuracy(outcome.hits[arch], self._set)
+            score = accuracy(outcome.hits[arch], self._set)
             self.memo[arch] = score
             results.append(CandidateResult(arch, score, self.net.macs(arch), executed[i], plan.reused_depth(i), self._set.size))
         return results
@@ -485,7 +435,7 @@ class Evaluator:
                     self._run_segments(prefix, bounds, x, built, train=True)
             for x in inputs.val:
                 self._run_segments(prefix, bounds, x, built, train=False)
-        images = self._calib_images + self._set.size
+        images = self.data.calib_images + self._set.size
         self.work.add_units(phase, self.net, prefix, units, images)
         self.work.add_pass(phase, images)
         return built
@@ -507,7 +457,7 @@ class Evaluator:
             tuple(float(p) for p in draw.inclusion),
             tuple(float(w) for w in draw.weights),
             float(rate),
-            self._full_set.size,
+            self.data.full_set.size,
             reference,
             frozen,
         )
@@ -518,37 +468,16 @@ class Evaluator:
             self._event(f"a new importance subset ({subset.size} images) invalidated {dropped} stored prefix node(s)")
 
     def _apply_subset(self, subset: ImportanceSubset) -> None:
-        idx = torch.tensor(subset.indices, dtype=torch.long, device=self.device)
-        weights = torch.tensor(subset.weights, dtype=torch.float64)
         self.subset = subset
-        self._set = self._scoring_set(
-            self.val_x.index_select(0, idx).contiguous(memory_format=self._memory_format),
-            self.val_y.index_select(0, idx),
-            weights,
-        )
+        self._set = self.data.subset(subset.indices, subset.weights)
 
     def _per_sample_loss(self, arch: Arch) -> np.ndarray:
         """Cross-entropy of every full-set validation image under ``arch`` (the importance f(x))."""
         units = range(head_unit(self.net) + 1)
         with torch.inference_mode():
-            self._recalibrate(arch, units, self.calib, WorkPhase.IMPORTANCE)
-            logits = self._forward_eval(arch, units, self._full_set.chunks, WorkPhase.IMPORTANCE)
-            losses = [F.cross_entropy(out.float(), y, reduction="none") for out, y in zip(logits, self._full_set.labels)]
-        self.work.add_reference(WorkPhase.IMPORTANCE, self.net, arch, self._calib_images + self._full_set.size)
+            self._recalibrate(arch, units, self.data.calib, WorkPhase.IMPORTANCE)
+            logits = self._forward_eval(arch, units, self.data.full_set.chunks, WorkPhase.IMPORTANCE)
+            losses = [F.cross_entropy(out.float(), y, reduction="none") for out, y in zip(logits, self.data.full_set.labels)]
+        self.work.add_reference(WorkPhase.IMPORTANCE, self.net, arch, self.data.calib_images + self.data.full_set.size)
         return torch.cat(losses).cpu().double().numpy()
-
-
-def _accuracy(hits: Sequence[torch.Tensor], target: _ScoringSet) -> float:
-    """Top-1 accuracy, or the Hajek estimate sum(w y) / sum(w) under importance sampling."""
-    correct = torch.cat(list(hits)).to("cpu", torch.float64)
-    if target.weights is None:
-        return float(correct.mean())
-    w = torch.cat(target.weights)
-    return float((w * correct).sum() / w.sum())
-
-
-def _non_finite(arch: Arch, dtype: str) -> EvaluationError:
-    return EvaluationError(
-        f"arch {arch} produced non-finite logits (dtype {dtype}); check the checkpoint or evaluate in float32"
-    )
 
