@@ -67,7 +67,7 @@ def test_a_new_meter_is_one_module_and_one_line_of_default_meters(small_config, 
         windows = generations[f"{phase}_cpu_energy_j"] / FakeCpuEnergyMeter.JOULES
         assert (windows == windows.round()).all() and (windows >= 0).all()
         assert generations[f"{phase}_energy_j"].tolist() == generations[f"{phase}_cpu_energy_j"].tolist()
-    assert generations["search_cpu_energy_j"].tolist() == [FakeCpuEnergyMeter.JOULES] * len(generations)
+    assert (generations["search_cpu_energy_j"] > 0).all()  # the searcher's windows of every generation
     assert record.run["totals"]["energy_j"] == pytest.approx(
         sum(generations[f"{p}_cpu_energy_j"].sum() for p in runner.SEARCH_PHASES if f"{p}_cpu_energy_j" in generations)
     )
