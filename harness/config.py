@@ -14,7 +14,10 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import torch
 
 BnMode = Literal["ema", "exact"]
 DTYPES = ("float32", "bfloat16", "float16")
@@ -78,6 +81,13 @@ class EvalProtocol:
 
     def hash(self) -> str:
         return content_hash(dataclasses.asdict(self))
+
+    def calibration_batches(self, train_x: torch.Tensor) -> list[torch.Tensor]:
+        """The BN calibration batches: ``calib_batches`` x ``calib_batch_size`` training images drawn from ``seed``."""
+        # Imported here: a protocol is read and hashed where torch is not loaded (the CLI's start).
+        from harness.datasets.calibration import draw_calibration_batches
+
+        return draw_calibration_batches(train_x, self.calib_batches, self.calib_batch_size, self.seed, augment=self.augment)
 
 
 ReuseLevel = Literal["none", "frozen", "prefix"]

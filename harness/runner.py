@@ -19,7 +19,7 @@ import pandas as pd
 
 import searchers
 from harness import schema, store
-from harness.evaluation import SEARCH_WORK_PHASES, Evaluator
+from harness.evaluation import CANDIDATE_PHASES, PREPARE_PHASES, SEARCH_WORK_PHASES, Evaluator, WorkPhase
 from harness.progress import progress_bar
 from harness.meters import MeterSet
 from searchers.base import Searcher
@@ -204,10 +204,7 @@ class Runner:
     def _generation(self) -> None:
         before = self.meters.totals()
         searcher, evaluator = self.searcher, self.evaluator
-        work = evaluator.work
-        work_before = dict(work.macs)
-        images_before = work.images["calibration"] + work.images["validation"]
-        avoided_before, evictions_before = work.search_avoided_macs(), evaluator.store.evictions
+        work_before = evaluator.snapshot()
         hints = searcher.hints()
         # Importance sampling's reference carries the frozen prefix: the best arch rewritten by it.
         k = len(hints.frozen)
@@ -234,9 +231,8 @@ class Runner:
             )
             self.cand_rows.append(dataclasses.asdict(row))
         after = self.meters.totals()
-        macs = work.macs
-        cache_macs = macs["cache_build"] + macs["importance"] - work_before["cache_build"] - work_before["importance"]
-        eval_macs = macs["calibration"] + macs["validation"] - work_before["calibration"] - work_before["validation"]
+        work = evaluator.snapshot() - work_before
+        cache_macs, eval_macs = work.macs(PREPARE_PHASES), work.macs(CANDIDATE_PHASES)
         phases = {
             f"{phase}_{q}": _sub(_value(after.get(phase, {}), q), _value(before.get(phase, {}), q) if phase in before else 0.0)
             for phase in SEARCH_PHASES
@@ -249,19 +245,19 @@ class Runner:
         diag = searcher.diagnostics()
         generation = schema.GenerationRow(
             generation=gen,
-            evaluated=sum(not r.memo_hit for r in results),
+            evaluated=work.candidates,
             best_score=searcher.best()[1],
             frozen_depth=len(hints.frozen),
             unique_archs=diag.unique_archs if diag is not None else len({r.arch for r in results}),
             sample_size=evaluator.sample_size,
-            cache_bytes=evaluator.cache_bytes,
+            cache_bytes=work.cache_bytes,
             cache_macs=cache_macs,
             evaluate_macs=eval_macs,
-            evaluate_images=work.images["calibration"] + work.images["validation"] - images_before,
-            macs_avoided=work.search_avoided_macs() - avoided_before,
-            store_bytes=evaluator.store.nbytes,
-            store_evictions=evaluator.store.evictions - evictions_before,
-            rebuild_macs=macs["rebuild"] - work_before["rebuild"],
+            evaluate_images=work.images(CANDIDATE_PHASES),
+            macs_avoided=work.avoided_macs(),
+            store_bytes=work.store_bytes,
+            store_evictions=work.store_evictions,
+            rebuild_macs=work.macs([WorkPhase.REBUILD]),
             phases=phases,
             cum_wall_s=prev["cum_wall_s"] + sum(phases[f"{p}_wall_s"] or 0.0 for p in SEARCH_PHASES),
             cum_energy_j=_add(prev["cum_energy_j"], gen_energy),

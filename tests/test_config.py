@@ -67,6 +67,17 @@ def test_hashes_follow_what_changes_results():
     assert none.protocol.hash() == base.protocol.hash() and none.hash() != base.hash()
 
 
+
+def test_protocol_hashes_are_pinned():
+    # Run ids and recorded runs carry these: a change to the protocol's fields or their hashing must show here.
+    assert EvalProtocol().hash() == "db8f136cb3e44c0d"
+    other = EvalProtocol(
+        calib_batches=2, calib_batch_size=32, val_size=256, eval_batch_size=128, bn_mode="ema", bn_momentum=0.05,
+        augment=False, seed=3, dtype="bfloat16", channels_last=False,
+    )
+    assert other.hash() == "204960a7ecb5ff61"
+
+
 def test_reuse_flags_and_the_no_cache_alias(tmp_path):
     parser = cli.make_parser()
     assert RunConfig().reuse == ReuseConfig("prefix", "auto", "device")

@@ -24,11 +24,11 @@ import torch.nn.functional as F
 
 import harness.datasets.loaders
 from harness import cli
+from harness.config import EvalProtocol
 from harness.datasets import (
     DatasetSplits,
     arrays_sha256,
     available_datasets,
-    calibration_batches,
     channel_stats,
     dataset_options,
     load_dataset,
@@ -204,6 +204,10 @@ def _indexed_images(n: int, side: int = 8) -> torch.Tensor:
     return torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 2, side, side).contiguous()
 
 
+def calibration_batches(x: torch.Tensor, count: int, size: int, *, seed: int, augment: bool = True) -> list[torch.Tensor]:
+    return EvalProtocol(calib_batches=count, calib_batch_size=size, seed=seed, augment=augment).calibration_batches(x)
+
+
 def test_calibration_batches_are_seeded_and_shaped() -> None:
     x = torch.randn(50, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     a = calibration_batches(x, 4, 8, seed=1)
@@ -243,7 +247,7 @@ def test_calibration_batches_reject_impossible_requests() -> None:
     x = torch.zeros(10, 1, 4, 4)
     with pytest.raises(ValueError, match="batch size 11 exceeds the 10 training images"):
         calibration_batches(x, 1, 11, seed=0)
-    with pytest.raises(ValueError, match="count must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="protocol.calib_batches must be >= 1, got 0"):
         calibration_batches(x, 0, 2, seed=0)
     with pytest.raises(ValueError, match="non-empty NCHW"):
         calibration_batches(torch.zeros(10, 16), 1, 2, seed=0)

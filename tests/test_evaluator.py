@@ -12,7 +12,7 @@ import torch
 import supernets
 from harness.config import EvalProtocol, ReuseConfig
 from harness.datasets import DatasetSplits, load_dataset
-from harness.evaluation import EvaluationError, Evaluator
+from harness.evaluation import CANDIDATE_PHASES, PREPARE_PHASES, EvaluationError, Evaluator, WorkPhase
 from harness.evaluation.work import SEARCH_WORK_PHASES
 from searchers.base import Hints
 from supernets.train import TrainConfig, train_supernet
@@ -163,6 +163,31 @@ def test_work_of_a_tree_walk_is_attributed_exactly():
     assert sum(r.executed_macs for r in results) == ev.work.macs["calibration"] + ev.work.macs["validation"]
     assert ev.work.block_images["validation"][0] == protocol.val_size  # the stem ran once
     assert ev.work.block_images["validation"][1] == 2 * protocol.val_size  # block 0: choices 0 and 1
+
+
+
+def test_a_snapshot_difference_is_the_work_in_between():
+    protocol = EvalProtocol(**SMALL)
+    ev = _evaluators("conv-tiny", protocol, {"prefix": LEVELS["prefix"]})["prefix"]
+    a = (0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)
+    ev.evaluate([a])
+    before = ev.snapshot()
+    b, c = a[:5] + (3,) * 7, a[:11] + (0,)
+    results = ev.evaluate([a, b, b, c])  # a is a memo hit; b once, then a repeat
+    after = ev.snapshot()
+    done = after - before
+    assert done.candidates == 2 == sum(not r.memo_hit for r in results)
+    assert done.macs(CANDIDATE_PHASES) == sum(r.executed_macs for r in results) > 0
+    assert done.macs() == done.macs(CANDIDATE_PHASES) and done.macs(PREPARE_PHASES) == 0
+    images = protocol.calib_batches * protocol.calib_batch_size + protocol.val_size
+    assert done.images(CANDIDATE_PHASES) == 2 * images  # one pass per new arch, reuse or not
+    assert done.avoided_macs() == (ev.net.macs(b) + ev.net.macs(c)) * images - done.macs() > 0  # what "none" runs
+    assert done.phases[WorkPhase.VALIDATION] == after.phases[WorkPhase.VALIDATION] - before.phases[WorkPhase.VALIDATION]
+    # Bytes held are levels: the difference keeps the later snapshot's.
+    assert (done.store_bytes, done.cache_bytes) == (ev.store.nbytes, ev.cache_bytes) and done.store_bytes > 0
+    assert done.store_evictions == 0
+    with pytest.raises(ValueError, match="rebuild work has no level-'none' reference"):
+        done.avoided_macs([WorkPhase.REBUILD])
 
 
 def test_stored_nodes_serve_later_requests_and_the_walk_leaves_the_bn_buffers_alone():

@@ -43,6 +43,7 @@ from harness.bench.replay import Replay, ReplaySearcher
 from harness.bench.settings import BASELINE_DIR, BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, REPLAY_PATH
 from harness.config import EvalProtocol, ReuseConfig, RunConfig, content_hash
 from harness.datasets import load_dataset
+from harness.evaluation import SEARCH_WORK_PHASES
 from harness.matrix import Matrix, build
 from harness.progress import progress_bar
 from supernets.checkpoint import code_fingerprint, save_checkpoint
@@ -72,7 +73,6 @@ COUNT_METRICS = {
     "store_peak_bytes": "store_peak_bytes",
     "store_evictions": "store_evictions",
 }
-WORK_PHASES = ("calibration", "validation", "cache_build", "importance")  # per-phase MACs, gated too
 INFO_METRICS = ("wall_s", "cpu_s", "energy_j", "co2_g")  # noisy or estimated: reported only
 
 
@@ -278,7 +278,7 @@ def measure_replay(
         ).run
     totals, work = record["totals"], record["evaluation"]["work_macs_by_phase"]
     counts = {name: int(totals[key]) for name, key in COUNT_METRICS.items()}
-    counts.update({f"macs_{phase}": int(work[phase]) for phase in WORK_PHASES})
+    counts.update({f"macs_{phase}": int(work[phase]) for phase in SEARCH_WORK_PHASES})  # gated per phase too
     info = {key: totals[key] for key in INFO_METRICS}
     info["energy_source"] = record["meter_sources"].get("energy_j")
     return ReplayMeasurement(Replayed(trace.searcher, level), counts, info)

@@ -3,10 +3,11 @@
 Every dataset comes back as a :class:`DatasetSplits` (``splits``) from :func:`load_dataset`, which
 looks its loader up in the registry (``registry``); the built-in loaders (``loaders``) register on
 import of this package, and the default, ``fashion16``, ships inside it (``fashion16.npz``, beside
-these modules). A plugin registers its own with :func:`register_dataset`.
+these modules). A plugin registers its own with :func:`register_dataset`. The calibration
+batches are drawn by the protocol that defines them (``EvalProtocol.calibration_batches``,
+through ``calibration``).
 """
 
-from harness.datasets.calibration import calibration_batches
 from harness.datasets.registry import (
     DEFAULT_DATASET,
     DatasetEntry,
@@ -26,7 +27,6 @@ __all__ = [
     "DatasetSplits",
     "arrays_sha256",
     "available_datasets",
-    "calibration_batches",
     "channel_stats",
     "dataset_entry",
     "dataset_options",

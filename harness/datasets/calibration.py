@@ -1,4 +1,8 @@
-"""Seeded calibration batches of training images (for batch-norm recalibration), the same on every device."""
+"""Seeded calibration batches of training images (for batch-norm recalibration), the same on every device.
+
+The protocol draws them (``EvalProtocol.calibration_batches``): how many, how large, which seed
+and whether augmented are its fields, and part of its hash.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,7 @@ if TYPE_CHECKING:
     import torch
 
 
-def calibration_batches(
-    train_x: torch.Tensor, count: int, size: int, seed: int, *, augment: bool = True
-) -> list[torch.Tensor]:
+def draw_calibration_batches(train_x: torch.Tensor, count: int, size: int, seed: int, *, augment: bool) -> list[torch.Tensor]:
     """Draw ``count`` batches of ``size`` training images in a fixed order from ``torch.Generator(seed)``.
 
     Images are drawn without replacement; when ``count * size`` exceeds the split, further passes
@@ -20,9 +22,6 @@ def calibration_batches(
     """
     if train_x.dim() != 4 or train_x.shape[0] == 0:
         raise ValueError(f"train_x must be a non-empty NCHW tensor, got shape {tuple(train_x.shape)}")
-    for label, value in (("count", count), ("size", size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"calibration batch {label} must be a positive int, got {value!r}")
     n = train_x.shape[0]
     if size > n:
         raise ValueError(f"calibration batch size {size} exceeds the {n} training images")

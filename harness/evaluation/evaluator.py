@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,44 +28,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import EvalProtocol, ReuseConfig
-from harness.datasets import DatasetSplits, calibration_batches
+from harness.datasets import DatasetSplits
 from harness.evaluation.budget import element_size, node_shapes, numel, resolve_budget
 from harness.evaluation.importance import ImportanceSubset, check_rate, importance_sample
 from harness.evaluation.prefix_store import NodeOutputs, PrefixStore, capture_order
-from harness.evaluation.prefix_tree import INPUT, BatchNorm, TreeWalk, plan_walk
+from harness.evaluation.prefix_tree import INPUT, TreeWalk, plan_walk
+from harness.evaluation.recalibration import BatchNorm, batchnorms, check_batchnorm_ownership, recalibrating, use_protocol_momentum
 from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
-from harness.evaluation.work import REBUILD_PHASE, WorkCounter
+from harness.evaluation.scoring import CandidateResult, EvaluationError, ProtocolData, ScoringSet, accuracy, non_finite
+from harness.evaluation.snapshot import WorkSnapshot
+from harness.evaluation.work import WORK_PHASES, WorkCounter, WorkPhase
 from searchers.base import Hints
 from supernets.base import Arch, Supernet
 
 log = logging.getLogger(__name__)
-
-
-class EvaluationError(RuntimeError):
-    """A candidate could not be scored (e.g. non-finite outputs)."""
-
-
-@dataclass(frozen=True)
-class CandidateResult:
-    """Score of one arch and what it cost."""
-
-    arch: Arch
-    score: float
-    arch_macs: int  # per image, whole sub-network
-    executed_macs: int  # MACs this candidate paid for (shared tree nodes: the first arch through them)
-    reused_depth: int  # blocks whose outputs it took from a stored node or an earlier candidate
-    sample_size: int  # validation images it was scored on
-    memo_hit: bool = False
-
-
-@dataclass
-class _ScoringSet:
-    """The validation images candidates are scored on, split in fixed chunks, plus weights."""
-
-    chunks: list[torch.Tensor]
-    labels: list[torch.Tensor]
-    weights: list[torch.Tensor] | None  # float64 per image, None = plain accuracy
-    size: int
 
 
 class Evaluator:
@@ -81,34 +56,19 @@ class Evaluator:
     ):
         self.net = net
         self.protocol = protocol
-        self.device = torch.device(protocol.device)
-        self.dtype = getattr(torch, protocol.dtype)
-        self._memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
         if tuple(splits.input_shape) != tuple(net.input_shape):
             raise ValueError(
                 f"dataset {splits.name} has input shape {tuple(splits.input_shape)} but supernet "
                 f"{net.display_name} expects {tuple(net.input_shape)}; pass input_size/in_channels overrides"
             )
-        net.to(device=self.device, dtype=self.dtype, memory_format=self._memory_format).eval()
+        self.data = ProtocolData(splits, protocol)
+        self.device = self.data.device
+        net.to(device=self.device, dtype=self.data.dtype, memory_format=self.data.memory_format).eval()
         net.requires_grad_(False)
-        self._bns = {id(m): _batchnorms(m) for m in self._all_unit_modules()}
-        _check_batchnorm_ownership(net)
-        momentum = None if protocol.bn_mode == "exact" else protocol.bn_momentum
-        for bn_list in self._bns.values():
-            for bn in bn_list:
-                bn.momentum = momentum
+        self._bns = {id(m): batchnorms(m) for m in self._all_unit_modules()}
+        check_batchnorm_ownership(net)
+        use_protocol_momentum([bn for bns in self._bns.values() for bn in bns], protocol)
 
-        self.calib = [self._to_device(b) for b in calibration_batches(
-            splits.train_x, protocol.calib_batches, protocol.calib_batch_size, protocol.seed, augment=protocol.augment
-        )]
-        n_val = protocol.val_size or len(splits.val_x)
-        if n_val > len(splits.val_x):
-            raise ValueError(f"val_size {n_val} exceeds the {len(splits.val_x)} validation images of {splits.name}")
-        self.val_x = self._to_device(splits.val_x[:n_val])
-        self.val_y = splits.val_y[:n_val].to(self.device)
-        self._test = (splits.test_x, splits.test_y)
-        self._full_set = self._scoring_set(self.val_x, self.val_y, None)
-        self._calib_images = sum(len(x) for x in self.calib)
         # Bytes per image of each prefix depth's output, from one uncounted probe image.
         self._node_bytes_per_image = [numel(s) * element_size(protocol.dtype) for s in node_shapes(net)]
         self.set_reuse(reuse or ReuseConfig())
@@ -124,7 +84,7 @@ class Evaluator:
         self.work = WorkCounter(self.net.num_blocks)
         self.memo: dict[Arch, float] = {}
         self.subset: ImportanceSubset | None = None
-        self._set = self._full_set
+        self._set = self.data.full_set
         self._subset_rng = np.random.default_rng(np.random.SeedSequence([self.protocol.seed, 0x15]))
         self._store = PrefixStore(self._resolved_budget)
         self._hinted: Arch | None = None  # the last frozen prefix prepared for
@@ -158,9 +118,19 @@ class Evaluator:
     def sample_size(self) -> int:
         return self._set.size
 
+    def snapshot(self) -> WorkSnapshot:
+        """The work done so far and the bytes held now; ``after - before`` is the work in between."""
+        return WorkSnapshot(
+            phases={p: self.work.phase_work(p) for p in WORK_PHASES},
+            candidates=len(self.memo),  # one entry per arch scored
+            store_evictions=self._store.evictions,
+            cache_bytes=self.cache_bytes,
+            store_bytes=self._store.nbytes,
+        )
+
     def check_importance_rate(self, rate: float) -> int:
         """Images a sampling rate scores on this validation set; raises naming the smallest valid rate."""
-        return check_rate(rate, self._full_set.size)
+        return check_rate(rate, self.data.full_set.size)
 
     def score(self, archs: Sequence[Sequence[int]]) -> list[float]:
         """Top-1 accuracy (importance-weighted under sampling) of each arch; memoised."""
@@ -208,15 +178,12 @@ class Evaluator:
         """Re-score under the full protocol: no reuse, no sampling, no memo ('val' or 'test')."""
         arch = self.net.check_arch(arch)
         if split == "val":
-            target = self._full_set
+            target = self.data.full_set
         elif split == "test":
-            x, y = self._test
-            if x is None:
-                raise ValueError("this dataset has no test split")
-            target = self._scoring_set(self._to_device(x), y.to(self.device), None)
+            target = self.data.test_set()
         else:
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-        return self._run_candidate(arch, -1, None, target, "final", "final")
+        return self._run_candidate(arch, -1, None, target, WorkPhase.FINAL, WorkPhase.FINAL)
 
     def state_dict(self) -> dict[str, Any]:
         """Memo, importance subset, work counters and the store's logical state (no tensors)."""
@@ -240,7 +207,7 @@ class Evaluator:
         self.cache_peak_bytes = int(state["cache_peak_bytes"])
         self.cache_events = list(state["cache_events"])
         self.subset = None
-        self._set = self._full_set
+        self._set = self.data.full_set
         if state["subset"]:
             self._apply_subset(ImportanceSubset.from_dict(state["subset"]))
         self._store = PrefixStore(self._resolved_budget)
@@ -250,26 +217,16 @@ class Evaluator:
 
     # --- internals: data --------------------------------------------------------------
 
-    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self._memory_format)
-
-    def _scoring_set(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> _ScoringSet:
-        size = self.protocol.eval_batch_size
-        chunks = list(torch.split(x, size))
-        labels = list(torch.split(y, size))
-        split_w = list(torch.split(weights, size)) if weights is not None else None
-        return _ScoringSet(chunks, labels, split_w, len(x))
-
     def _input(self) -> NodeOutputs:
         """The raw data as a node: what the stem reads."""
-        return NodeOutputs(self.calib, self._set.chunks)
+        return NodeOutputs(self.data.calib, self._set.chunks)
 
     def _node_bytes(self, depth: int) -> int:
-        return self._node_bytes_per_image[depth] * (self._calib_images + self._set.size)
+        return self._node_bytes_per_image[depth] * (self.data.calib_images + self._set.size)
 
     def _node_macs(self, prefix: Arch) -> int:
         """What recomputing the node of ``prefix`` from the input costs."""
-        return sum(unit_macs(self.net, prefix, u) for u in range(len(prefix) + 1)) * (self._calib_images + self._set.size)
+        return sum(unit_macs(self.net, prefix, u) for u in range(len(prefix) + 1)) * (self.data.calib_images + self._set.size)
 
     def _park(self, t: torch.Tensor) -> torch.Tensor:
         if self.reuse.location == "host" and t.device.type != "cpu":
@@ -282,6 +239,9 @@ class Evaluator:
 
     def _batchnorms_of(self, module: nn.Module) -> list[BatchNorm]:
         return self._bns[id(module)]
+
+    def _unit_batchnorms(self, arch: Arch, units: range) -> list[BatchNorm]:
+        return [bn for u in units for bn in self._bns[id(unit_module(self.net, arch, u))]]
 
     def _check_prefix(self, frozen: Arch) -> None:
         if len(frozen) > self.net.num_blocks:
@@ -302,29 +262,29 @@ class Evaluator:
         depth = -1 if node is None else len(node.prefix)
         if node is not None:
             self._materialise([node.prefix])
-        score = self._run_candidate(arch, depth, None if node is None else node.outputs, self._set, "calibration", "validation")
+        score = self._run_candidate(arch, depth, None if node is None else node.outputs, self._set, WorkPhase.CALIBRATION, WorkPhase.VALIDATION)
         self.memo[arch] = score
-        images = self._calib_images + self._set.size
+        images = self.data.calib_images + self._set.size
         executed = sum(unit_macs(self.net, arch, u) for u in range(depth + 1, head_unit(self.net) + 1)) * images
         return CandidateResult(arch, score, self.net.macs(arch), executed, max(depth, 0), self._set.size)
 
     def _run_candidate(
-        self, arch: Arch, depth: int, source: NodeOutputs | None, target: _ScoringSet, train_phase: str, eval_phase: str
+        self, arch: Arch, depth: int, source: NodeOutputs | None, target: ScoringSet, train_phase: WorkPhase, eval_phase: WorkPhase
     ) -> float:
         """Recalibrate BN on the units after prefix depth ``depth`` (-1: all), then score on ``target``."""
         units = range(depth + 1, head_unit(self.net) + 1)
-        calib = self.calib if source is None else source.calib
+        calib = self.data.calib if source is None else source.calib
         val = target.chunks if source is None else source.val
         with torch.inference_mode():
             self._recalibrate(arch, units, calib, train_phase)
             logits = self._forward_eval(arch, units, val, eval_phase)
             hits = [out.argmax(dim=1) == y for out, y in zip(logits, target.labels)]
             finite = all(bool(torch.isfinite(out).all()) for out in logits)
-        self.work.add_reference(train_phase, self.net, arch, self._calib_images)
+        self.work.add_reference(train_phase, self.net, arch, self.data.calib_images)
         self.work.add_reference(eval_phase, self.net, arch, target.size)
         if not finite:
-            raise _non_finite(arch, self.protocol.dtype)
-        return _accuracy(hits, target)
+            raise non_finite(arch, self.protocol.dtype)
+        return accuracy(hits, target)
 
     def _forward(self, arch: Arch, units: range, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -332,26 +292,16 @@ class Evaluator:
             return self.net(x, arch)  # the whole sub-network: Supernet.forward itself
         return run_units(self.net, x, arch, units)
 
-    def _recalibrate(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: str) -> list[torch.Tensor]:
-        """Reset the BN stats of ``units`` and re-estimate them in train mode; returns the train-mode outputs.
-
-        Only BN layers switch to train mode, so nothing else (e.g. dropout) draws random numbers.
-        """
-        bns = [bn for u in units for bn in self._bns[id(unit_module(self.net, arch, u))]]
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.train()
-        try:
+    def _recalibrate(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: WorkPhase) -> list[torch.Tensor]:
+        """Reset the BN stats of ``units`` and re-estimate them in train mode; returns the train-mode outputs."""
+        with recalibrating(self._unit_batchnorms(arch, units), reset=True):
             outputs = [self._forward(arch, units, x) for x in inputs]
-        finally:
-            for bn in bns:
-                bn.eval()
         images = sum(len(x) for x in inputs)
         self.work.add_units(phase, self.net, arch, units, images)
         self.work.add_pass(phase, images)
         return outputs
 
-    def _forward_eval(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: str) -> list[torch.Tensor]:
+    def _forward_eval(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: WorkPhase) -> list[torch.Tensor]:
         outputs = [self._forward(arch, units, x) for x in inputs]
         images = sum(len(x) for x in inputs)
         self.work.add_units(phase, self.net, arch, units, images)
@@ -373,7 +323,7 @@ class Evaluator:
             plan,
             source=lambda key: self._input() if key is INPUT else store.get(key).outputs,
             labels=self._set.labels,
-            batchnorms=self._batchnorms_of,
+            unit_batchnorms=self._batchnorms_of,
             captures=captures,
             park=self._park,
             device=self.device,
@@ -381,7 +331,7 @@ class Evaluator:
         )
         try:
             with torch.inference_mode():
-                outcome = walk.run(len(self.calib), len(self._set.chunks))
+                outcome = walk.run(len(self.data.calib), len(self._set.chunks))
         except BaseException:
             store.discard(captures)
             raise
@@ -390,15 +340,15 @@ class Evaluator:
         if () in captures and self._hinted is None:
             store.pin(())  # the stem: every arch shares it until a freeze
         for arch in archs:
-            self.work.add_reference("calibration", self.net, arch, self._calib_images)
-            self.work.add_reference("validation", self.net, arch, self._set.size)
+            self.work.add_reference(WorkPhase.CALIBRATION, self.net, arch, self.data.calib_images)
+            self.work.add_reference(WorkPhase.VALIDATION, self.net, arch, self._set.size)
         bad = next((a for a in archs if not outcome.finite[a]), None)
         if bad is not None:
-            raise _non_finite(bad, self.protocol.dtype)
-        executed = plan.executed_macs(self.net, self._calib_images + self._set.size)
+            raise non_finite(bad, self.protocol.dtype)
+        executed = plan.executed_macs(self.net, self.data.calib_images + self._set.size)
         results = []
         for i, arch in enumerate(archs):
-            score = _accuracy(outcome.hits[arch], self._set)
+            score = accuracy(outcome.hits[arch], self._set)
             self.memo[arch] = score
             results.append(CandidateResult(arch, score, self.net.macs(arch), executed[i], plan.reused_depth(i), self._set.size))
         return results
@@ -452,7 +402,7 @@ class Evaluator:
             raise AssertionError("an empty-enough store could not take a node within its budget")
         if source is not None:
             self._materialise([source.prefix])
-        built = self._compute_path(frozen, source.prefix if source else None, [len(frozen)], "cache_build")
+        built = self._compute_path(frozen, source.prefix if source else None, [len(frozen)], WorkPhase.CACHE_BUILD)
         store.fill(frozen, built[len(frozen)])
 
     def _materialise(self, prefixes: Iterable[Arch]) -> None:
@@ -465,14 +415,14 @@ class Evaluator:
             )
             start = -1 if present is None else len(present)
             missing = [d for d in range(start + 1, len(prefix) + 1) if prefix[:d] in self._store and not self._present(prefix[:d])]
-            for depth, outputs in self._compute_path(prefix, present, missing, REBUILD_PHASE).items():
+            for depth, outputs in self._compute_path(prefix, present, missing, WorkPhase.REBUILD).items():
                 self._store.fill(prefix[:depth], outputs)
 
     def _present(self, prefix: Arch) -> bool:
         node = self._store.get(prefix)
         return node is not None and node.outputs is not None
 
-    def _compute_path(self, prefix: Arch, source: Arch | None, depths: list[int], phase: str) -> dict[int, NodeOutputs]:
+    def _compute_path(self, prefix: Arch, source: Arch | None, depths: list[int], phase: WorkPhase) -> dict[int, NodeOutputs]:
         """Outputs of ``prefix[:d]`` for each of ``depths``, run from stored node ``source`` (None: the input)."""
         start = -1 if source is None else len(source)
         inputs = self._input() if source is None else self._store.get(source).outputs
@@ -480,19 +430,12 @@ class Evaluator:
         built = {d: NodeOutputs([], []) for d in depths}
         bounds = [start, *sorted(depths)]
         with torch.inference_mode():
-            bns = [bn for u in units for bn in self._bns[id(unit_module(self.net, prefix, u))]]
-            for bn in bns:
-                bn.reset_running_stats()
-                bn.train()
-            try:
+            with recalibrating(self._unit_batchnorms(prefix, units), reset=True):
                 for x in inputs.calib:
                     self._run_segments(prefix, bounds, x, built, train=True)
-            finally:
-                for bn in bns:
-                    bn.eval()
             for x in inputs.val:
                 self._run_segments(prefix, bounds, x, built, train=False)
-        images = self._calib_images + self._set.size
+        images = self.data.calib_images + self._set.size
         self.work.add_units(phase, self.net, prefix, units, images)
         self.work.add_pass(phase, images)
         return built
@@ -514,7 +457,7 @@ class Evaluator:
             tuple(float(p) for p in draw.inclusion),
             tuple(float(w) for w in draw.weights),
             float(rate),
-            self._full_set.size,
+            self.data.full_set.size,
             reference,
             frozen,
         )
@@ -525,54 +468,16 @@ class Evaluator:
             self._event(f"a new importance subset ({subset.size} images) invalidated {dropped} stored prefix node(s)")
 
     def _apply_subset(self, subset: ImportanceSubset) -> None:
-        idx = torch.tensor(subset.indices, dtype=torch.long, device=self.device)
-        weights = torch.tensor(subset.weights, dtype=torch.float64)
         self.subset = subset
-        self._set = self._scoring_set(
-            self.val_x.index_select(0, idx).contiguous(memory_format=self._memory_format),
-            self.val_y.index_select(0, idx),
-            weights,
-        )
+        self._set = self.data.subset(subset.indices, subset.weights)
 
     def _per_sample_loss(self, arch: Arch) -> np.ndarray:
         """Cross-entropy of every full-set validation image under ``arch`` (the importance f(x))."""
         units = range(head_unit(self.net) + 1)
         with torch.inference_mode():
-            self._recalibrate(arch, units, self.calib, "importance")
-            logits = self._forward_eval(arch, units, self._full_set.chunks, "importance")
-            losses = [F.cross_entropy(out.float(), y, reduction="none") for out, y in zip(logits, self._full_set.labels)]
-        self.work.add_reference("importance", self.net, arch, self._calib_images + self._full_set.size)
+            self._recalibrate(arch, units, self.data.calib, WorkPhase.IMPORTANCE)
+            logits = self._forward_eval(arch, units, self.data.full_set.chunks, WorkPhase.IMPORTANCE)
+            losses = [F.cross_entropy(out.float(), y, reduction="none") for out, y in zip(logits, self.data.full_set.labels)]
+        self.work.add_reference(WorkPhase.IMPORTANCE, self.net, arch, self.data.calib_images + self.data.full_set.size)
         return torch.cat(losses).cpu().double().numpy()
 
-
-def _accuracy(hits: Sequence[torch.Tensor], target: _ScoringSet) -> float:
-    """Top-1 accuracy, or the Hajek estimate sum(w y) / sum(w) under importance sampling."""
-    correct = torch.cat(list(hits)).to("cpu", torch.float64)
-    if target.weights is None:
-        return float(correct.mean())
-    w = torch.cat(target.weights)
-    return float((w * correct).sum() / w.sum())
-
-
-def _non_finite(arch: Arch, dtype: str) -> EvaluationError:
-    return EvaluationError(
-        f"arch {arch} produced non-finite logits (dtype {dtype}); check the checkpoint or evaluate in float32"
-    )
-
-
-def _batchnorms(module: nn.Module) -> list[BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, BatchNorm)]
-
-
-def _check_batchnorm_ownership(net: Supernet) -> None:
-    """Every BN belongs to one unit (ops of one block may share), as per-node BN states require."""
-    owner: dict[int, str] = {}
-    units = [("the stem", [net.stem]), ("the head", [net.head])]
-    units += [(f"block {i}", list(block.ops)) for i, block in enumerate(net.blocks)]
-    for name, modules in units:
-        for bn in {id(b): b for m in modules for b in _batchnorms(m)}:
-            if owner.setdefault(bn, name) != name:
-                raise ValueError(
-                    f"supernet {net.display_name}: a batch norm is shared by {owner[bn]} and {name}; exact prefix "
-                    "reuse needs every BN inside one block (ops of one block may share modules)"
-                )

@@ -33,12 +33,19 @@ import torch
 from torch import nn
 
 from harness.evaluation.prefix_store import NodeOutputs
+from harness.evaluation.recalibration import (
+    BatchNorm,
+    BnStatistics,
+    batchnorms,
+    load_statistics,
+    recalibrating,
+    reset_statistics,
+    statistics_kept,
+)
 from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
-from harness.evaluation.work import WorkCounter
+from harness.evaluation.work import WorkCounter, WorkPhase
 from supernets.base import Arch, Supernet
 
-BatchNorm = nn.modules.batchnorm._BatchNorm
-BnState = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # (mean, var, batches tracked) per BN
 INPUT = None  # the source key of the raw data: the stem's parent
 
 
@@ -99,7 +106,7 @@ class TreeWalk:
         *,
         source: Callable[[Arch | None], NodeOutputs],
         labels: Sequence[torch.Tensor],
-        batchnorms: Callable[[nn.Module], list[BatchNorm]],
+        unit_batchnorms: Callable[[nn.Module], list[BatchNorm]],
         captures: set[Arch],
         park: Callable[[torch.Tensor], torch.Tensor],
         device: torch.device,
@@ -109,7 +116,7 @@ class TreeWalk:
         self.plan = plan
         self.source = source
         self.labels = labels
-        self.batchnorms = batchnorms
+        self.unit_batchnorms = unit_batchnorms
         self.park = park
         self.device = device
         self.work = work
@@ -123,25 +130,18 @@ class TreeWalk:
         # (a fully frozen prefix) whose heads run straight from the store.
         self.roots = sorted((k for k in self.children if k is INPUT or k not in plan.owners), key=_source_order)
         self.head_roots = sorted({a for a, s in zip(plan.archs, plan.starts) if s == n})
-        self.states: dict[tuple[str, Arch], BnState] = {}
+        self.states: dict[tuple[str, Arch], list[BnStatistics]] = {}  # per node: one per BN of its unit
 
     def run(self, calib_count: int, chunk_count: int) -> WalkOutcome:
         """Phase 1 over ``calib_count`` batches in train mode, then phase 2 over ``chunk_count`` chunks."""
-        bns = [m for m in self.net.modules() if isinstance(m, BatchNorm)]
-        originals = [(bn.running_mean, bn.running_var, bn.num_batches_tracked) for bn in bns]
-        try:
-            for bn in bns:
-                bn.train()
-            for b in range(calib_count):
-                self._pass(b, train=True)
-            for bn in bns:
-                bn.eval()
+        bns = batchnorms(self.net)
+        # Each node starts from its own reset statistics (_load_state), so nothing is reset here.
+        with statistics_kept(bns):
+            with recalibrating(bns, reset=False):
+                for b in range(calib_count):
+                    self._pass(b, train=True)
             for c in range(chunk_count):
                 self._pass(c, train=False)
-        finally:
-            for bn, (mean, var, count) in zip(bns, originals):
-                bn.eval()
-                bn.running_mean, bn.running_var, bn.num_batches_tracked = mean, var, count
         return self.outcome
 
     def _pass(self, index: int, *, train: bool) -> None:
@@ -160,7 +160,7 @@ class TreeWalk:
         unit = len(prefix)  # the node of prefix p is the output of units 0..len(p)
         self._load_state(("node", prefix), unit_module(self.net, prefix, unit))
         y = run_units(self.net, x, prefix, range(unit, unit + 1))
-        self.work.add_unit("calibration" if train else "validation", self.net, prefix, unit, len(x))
+        self.work.add_unit(_phase(train), self.net, prefix, unit, len(x))
         captured = self.outcome.captured.get(prefix)
         if captured is not None:
             (captured.calib if train else captured.val).append(self.park(y))
@@ -172,7 +172,7 @@ class TreeWalk:
     def _head(self, arch: Arch, x: torch.Tensor, index: int, train: bool) -> None:
         head = head_unit(self.net)
         self._load_state(("head", arch), self.net.head)
-        phase = "calibration" if train else "validation"
+        phase = _phase(train)
         logits = run_units(self.net, x, arch, range(head, head + 1))
         self.work.add_unit(phase, self.net, arch, head, len(x))
         self.work.add_pass(phase, len(x))
@@ -184,19 +184,20 @@ class TreeWalk:
 
     def _load_state(self, key: tuple[str, Arch], module: nn.Module) -> None:
         """Point the module's BNs at this node's own running statistics (reset ones on first use)."""
-        bns = self.batchnorms(module)
+        bns = self.unit_batchnorms(module)
         if not bns:
             return
         state = self.states.get(key)
         if state is None:
-            state = [
-                (torch.zeros_like(bn.running_mean), torch.ones_like(bn.running_var), torch.zeros_like(bn.num_batches_tracked))
-                for bn in bns
-            ]
-            self.states[key] = state
-        for bn, (mean, var, count) in zip(bns, state):
-            bn.running_mean, bn.running_var, bn.num_batches_tracked = mean, var, count
+            state = self.states[key] = [reset_statistics(bn) for bn in bns]
+        for bn, statistics in zip(bns, state):
+            load_statistics(bn, statistics)
 
 
 def _source_order(key: Arch | None) -> tuple[int, Arch]:
     return (0, ()) if key is INPUT else (1, key)
+
+
+def _phase(train: bool) -> WorkPhase:
+    """Train-mode passes recalibrate, eval-mode passes score."""
+    return WorkPhase.CALIBRATION if train else WorkPhase.VALIDATION

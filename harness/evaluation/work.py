@@ -16,15 +16,42 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from harness.evaluation.units import head_unit, unit_macs
 from supernets.base import Supernet
 
-WORK_PHASES = ("calibration", "validation", "cache_build", "importance", "final", "rebuild")
+
+
+class WorkPhase(StrEnum):
+    """What a unit of the evaluator's work was for; its value names the phase in run.json and the gate."""
+
+    CALIBRATION = "calibration"  # candidates' BN recalibration passes
+    VALIDATION = "validation"  # candidates' scoring passes
+    CACHE_BUILD = "cache_build"  # building the frozen-prefix node
+    IMPORTANCE = "importance"  # the reference arch's per-image losses for importance sampling
+    FINAL = "final"  # re-scoring the answer under the full protocol
+    REBUILD = "rebuild"  # stored nodes' tensors recomputed after a resume
+
+
+WORK_PHASES = tuple(WorkPhase)
+CANDIDATE_PHASES = (WorkPhase.CALIBRATION, WorkPhase.VALIDATION)  # scoring the searcher's candidates
+PREPARE_PHASES = (WorkPhase.CACHE_BUILD, WorkPhase.IMPORTANCE)  # setting up a generation (``Evaluator.prepare``)
 # The phases whose work the run totals ``macs`` / ``images`` add up (the search's cost).
-SEARCH_WORK_PHASES = ("calibration", "validation", "cache_build", "importance")
-REBUILD_PHASE = "rebuild"
+SEARCH_WORK_PHASES = (*CANDIDATE_PHASES, *PREPARE_PHASES)
+
+
+@dataclass(frozen=True)
+class PhaseWork:
+    """One phase's totals: executed MACs, images that completed a pass, and what level "none" executes."""
+
+    macs: int
+    images: int
+    reference_macs: int
+
+    def __sub__(self, before: PhaseWork) -> PhaseWork:
+        return PhaseWork(self.macs - before.macs, self.images - before.images, self.reference_macs - before.reference_macs)
 
 
 def _zeros(num_blocks: int) -> list[int]:
@@ -44,13 +71,15 @@ class WorkCounter:
 
     def __post_init__(self) -> None:
         for phase in WORK_PHASES:
-            self.macs.setdefault(phase, 0)
-            self.images.setdefault(phase, 0)
-            self.block_macs.setdefault(phase, _zeros(self.num_blocks))
-            self.block_images.setdefault(phase, _zeros(self.num_blocks))
-            self.reference_block_macs.setdefault(phase, _zeros(self.num_blocks))
+            # Plain str keys, as a restored state has: run.json and the checkpoint write them as they are.
+            key = phase.value
+            self.macs.setdefault(key, 0)
+            self.images.setdefault(key, 0)
+            self.block_macs.setdefault(key, _zeros(self.num_blocks))
+            self.block_images.setdefault(key, _zeros(self.num_blocks))
+            self.reference_block_macs.setdefault(key, _zeros(self.num_blocks))
 
-    def add_unit(self, phase: str, net: Supernet, arch: Sequence[int], unit: int, images: int) -> int:
+    def add_unit(self, phase: WorkPhase, net: Supernet, arch: Sequence[int], unit: int, images: int) -> int:
         """Record ``images`` forwarded through one unit of ``arch``; returns its MACs."""
         macs = unit_macs(net, arch, unit) * images
         self.block_macs[phase][unit] += macs
@@ -58,27 +87,31 @@ class WorkCounter:
         self.macs[phase] += macs
         return macs
 
-    def add_units(self, phase: str, net: Supernet, arch: Sequence[int], units: range, images: int) -> int:
+    def add_units(self, phase: WorkPhase, net: Supernet, arch: Sequence[int], units: range, images: int) -> int:
         """Record ``images`` through consecutive ``units`` of ``arch``; returns their MACs."""
         return sum(self.add_unit(phase, net, arch, u, images) for u in units)
 
-    def add_pass(self, phase: str, images: int) -> None:
+    def add_pass(self, phase: WorkPhase, images: int) -> None:
         """Count ``images`` that completed a pass: scored by a head, or stored as a prefix node."""
         self.images[phase] += images
 
-    def add_reference(self, phase: str, net: Supernet, arch: Sequence[int], images: int) -> None:
+    def add_reference(self, phase: WorkPhase, net: Supernet, arch: Sequence[int], images: int) -> None:
         """Record what level "none" executes for one request: ``images`` through the whole ``arch``."""
         reference = self.reference_block_macs[phase]
         for unit in range(head_unit(net) + 1):
             reference[unit] += unit_macs(net, arch, unit) * images
 
-    def avoided_block_macs(self, phase: str) -> list[int]:
+    def phase_work(self, phase: WorkPhase) -> PhaseWork:
+        """The totals of one phase so far."""
+        return PhaseWork(self.macs[phase], self.images[phase], sum(self.reference_block_macs[phase]))
+
+    def avoided_block_macs(self, phase: WorkPhase) -> list[int]:
         """Reference minus executed MACs of one phase, per unit (rebuild is never compared)."""
-        if phase == REBUILD_PHASE:
+        if phase == WorkPhase.REBUILD:
             raise ValueError("rebuild work has no level-'none' reference; read block_macs['rebuild']")
         return [r - e for r, e in zip(self.reference_block_macs[phase], self.block_macs[phase])]
 
-    def avoided_macs(self, phase: str) -> int:
+    def avoided_macs(self, phase: WorkPhase) -> int:
         """Reference minus executed MACs of one phase (<= 0 for cache_build)."""
         return sum(self.avoided_block_macs(phase))
 

@@ -106,11 +106,11 @@ def test_uncached_candidate_vs_standalone_forward(benchmark, setup, path):
             for bn in bns:
                 bn.reset_running_stats()
                 bn.train()
-            for x in evaluator.calib:
+            for x in evaluator.data.calib:
                 module(x)
             for bn in bns:
                 bn.eval()
-            return [module(x).argmax(1) for x in evaluator._full_set.chunks]
+            return [module(x).argmax(1) for x in evaluator.data.full_set.chunks]
 
     def through_evaluator():
         evaluator.memo.clear()
