@@ -141,10 +141,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_names(config)
     _start_torch(args)
     from harness import checkpoints, workflow
+    from harness.resolution import resolve
 
     overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed, "device": args.device}.items() if v is not None}
     train_config = checkpoints.default_train_config(config, **overrides)
-    workflow.validate(config)
+    workflow.validate(resolve(config))
     outcome = checkpoints.train_checkpoint(config, train_config, overwrite=args.overwrite, progress=not args.quiet)
     info = outcome.trained
     if info is None:
@@ -178,13 +179,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         _check_names(config)
         _start_torch(args)
         from harness import store, workflow
+        from harness.resolution import resolve
 
-        workflow.validate(config)
-        run_dir = Path(config.results_dir) / workflow.run_id(workflow.resolve(config))
+        run = resolve(config)
+        workflow.validate(run)
+        run_dir = Path(config.results_dir) / run.run_id
         with store.folder_lock(run_dir):
             store.prepare_run_dir(run_dir, overwrite=args.overwrite)  # before any data loading or training
-            workspace = workflow.open_workspace(workflow.resolve(config), progress=not args.quiet)
-            record = workflow.run_search(config, workspace, run_dir=run_dir, overwrite=args.overwrite, progress=not args.quiet)
+            workspace = workflow.open_workspace(run, progress=not args.quiet)
+            record = workflow.run_search(run, workspace, run_dir=run_dir, overwrite=args.overwrite, progress=not args.quiet)
     from harness.report.console import console_summary
 
     print(console_summary([record]).format())
@@ -210,14 +213,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness import store, workflow
     from harness.matrix import Matrix, build
 
-    configs = build(config, Matrix(searchers=names, seeds=seeds))
-    for run in configs:  # before the output folder is made: a bad config leaves nothing behind
+    runs = build(config, Matrix(searchers=names, seeds=seeds))
+    for run in runs:  # before the output folder is made: a bad config leaves nothing behind
         workflow.validate(run)
-    base = configs[0]
-    out = Path(args.out) if args.out else workflow.session_dir(base.results_dir, "compare")
+    out = Path(args.out) if args.out else workflow.session_dir(config.results_dir, "compare")
     with store.folder_lock(out):
-        print(f"{len(configs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
-        paths = workflow.run_matrix(configs, out, overwrite=args.overwrite, progress=not args.quiet)
+        print(f"{len(runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+        paths = workflow.run_matrix(runs, out, overwrite=args.overwrite, progress=not args.quiet)
     from harness.report.console import console_summary
 
     print(console_summary(store.load_records(paths)).format())
