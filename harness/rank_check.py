@@ -37,7 +37,7 @@ from harness import schema, store, workflow
 from harness.config import RunConfig
 from harness.evaluation import Evaluator
 from harness.resolution import ResolvedRun, recorded_run
-from harness.retrain import RetrainJob, RetrainRecipe
+from harness.retrain import RetrainJob, RetrainRecipe, answer_jobs
 
 SAMPLE_ARCHS = 100  # archs of the split-half pass: tau's standard error ~ sqrt(0.437 / (n - 4)) = 0.07
 SAMPLE_SEED = 2024
@@ -257,6 +257,14 @@ def drift_depths(
                 first = generation
         outcomes.append((first, depth))
     return outcomes
+
+
+def retrain_jobs(
+    records: Sequence[store.RunRecord], folders: Sequence[Path], recipe: RetrainRecipe, count: int = RETRAIN_ARCHS
+) -> list[RetrainJob]:
+    """The stand-alone retrains a report reads: every run's answer, then the first ``count`` archs of each
+    rank check's sample recorded in ``folders``."""
+    return answer_jobs(records, recipe) + sample_jobs(read_checks(folders), recipe, count)
 
 
 def sample_jobs(checks: Sequence[SplitHalf], recipe: RetrainRecipe, count: int = RETRAIN_ARCHS) -> list[RetrainJob]:

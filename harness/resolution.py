@@ -47,7 +47,8 @@ def resolved_config(config: RunConfig) -> RunConfig:
 
 @dataclass(frozen=True)
 class ResolvedRun:
-    """A run as it is run: its config with nothing left open, and its one id (its folder's name).
+    """A run as it is run: its config with nothing left open, and its one id (what run.json records
+    and, unless a caller names another folder, the name of its folder).
 
     Made by ``resolve`` (a new run) or ``recorded_run`` (a run already on disk); building one
     from a config that resolution would still change is an error.

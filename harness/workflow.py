@@ -1,28 +1,30 @@
 """Glue between the CLI and the parts: data, checkpoint (``harness.checkpoints``: trained on first
-use), evaluator, searcher, meters and runner. A comparison shares one workspace (data + checkpoint +
-evaluator tensors) across all its runs."""
+use), evaluator, searcher, meters and runner; what ``pcfes train``, ``search`` and ``compare`` do.
+A comparison shares one workspace (data + checkpoint + evaluator tensors) across all its runs."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import searchers
 import supernets
 from harness import provenance, schema, store
-from harness.checkpoints import build_supernet, checkpoint_path, ensure_checkpoint
+from harness.checkpoints import TrainOutcome, build_supernet, checkpoint_path, default_train_config, ensure_checkpoint, train_checkpoint
 from harness.config import EvalProtocol, RunConfig
 from harness.datasets import DatasetSplits, available_datasets, load_dataset
 from harness.evaluation import Evaluator
+from harness.matrix import Matrix, build
 from harness.meters import codecarbon_missing, default_meters, validate_country_iso_code
 from harness.progress import progress_bar
-from harness.resolution import ResolvedRun, recorded_run, require_resolved
+from harness.resolution import ResolvedRun, recorded_run, require_resolved, resolve
 from harness.runner import RunIdentity, Runner
 from supernets.checkpoint import CheckpointInfo
 
@@ -192,6 +194,45 @@ def _locked_search(
         raise
     finally:
         meters.close()
+
+
+def train(config: RunConfig, *, overwrite: bool, progress: bool, **overrides: Any) -> TrainOutcome:
+    """``pcfes train``: the config's checkpoint, trained with its registered settings and ``overrides``
+    (epochs, seed, device) once the config's names and parameters are valid."""
+    train_config = default_train_config(config, **overrides)
+    validate(resolve(config))
+    return train_checkpoint(config, train_config, overwrite=overwrite, progress=progress)
+
+
+def search(run: ResolvedRun, *, overwrite: bool = False, progress: bool = True) -> store.RunRecord:
+    """``pcfes search``: one new run in ``<results_dir>/<run id>``, its folder claimed before any data loads or training."""
+    validate(run)
+    run_dir = Path(run.config.results_dir) / run.run_id
+    with store.folder_lock(run_dir):
+        store.prepare_run_dir(run_dir, overwrite=overwrite)
+        workspace = open_workspace(run, progress=progress)
+        return run_search(run, workspace, run_dir=run_dir, overwrite=overwrite, progress=progress)
+
+
+def compare(
+    config: RunConfig,
+    searcher_names: Iterable[str],
+    seeds: Iterable[int],
+    out_dir: Path | None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    announce: Callable[[str], None],
+) -> tuple[Path, list[Path]]:
+    """``pcfes compare``: searchers x seeds over ``config`` in ``out_dir`` (default a fresh ``compare-<time>``
+    folder), one workspace; the folder and its run folders. ``announce`` hears the plan once the folder is held."""
+    runs = build(config, Matrix(searchers=tuple(searcher_names), seeds=tuple(seeds)))
+    for run in runs:  # before the output folder is made: a bad config leaves nothing behind
+        validate(run)
+    out = out_dir or session_dir(config.results_dir, "compare")
+    with store.folder_lock(out):
+        announce(f"{len(runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+        return out, run_matrix(runs, out, overwrite=overwrite, progress=progress)
 
 
 def resume_search(run_dir: Path, *, progress: bool = True) -> store.RunRecord:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from harness import workflow
+from harness import store, workflow
 from harness.bench.gate import BenchConfig, prepare_workspace, torch_threads
 from harness.config import AUTO_BUDGET, EvalProtocol, ReuseConfig, RunConfig
 from harness.evaluation.budget import node_shapes
@@ -226,6 +226,11 @@ def run_cost(config: CostConfig, cache_dir: Path, *, progress: Callable[[str], N
             for level in config.levels:
                 rows.append(CostRow(name, level, best[level], best[NO_REUSE], combined_roofline(rates, best[level].unit_macs), config.repeats))
     return rows
+
+
+def write_record(path: Path, config: CostConfig, rows: Sequence[CostRow]) -> None:
+    """``--record``: the config and its rows as JSON."""
+    store.write_json(path, {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
 
 
 def format_cost(rows: Sequence[CostRow], config: CostConfig) -> str:
