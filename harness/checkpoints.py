@@ -12,14 +12,11 @@ from typing import Any
 import supernets
 from harness.config import RunConfig, content_hash
 from harness.datasets import DatasetSplits, load_dataset
+from harness.resolution import supernet_name
 from supernets.checkpoint import CheckpointInfo, StaleCheckpointError, check_code, load_checkpoint, read_checkpoint
 from supernets.train import TrainConfig, train_supernet
 
 log = logging.getLogger(__name__)
-
-
-def supernet_name(config: RunConfig) -> str:
-    return config.supernet or supernets.DEFAULT_SUPERNET
 
 
 def checkpoint_path(config: RunConfig) -> Path:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import searchers
-from harness import checkpoints, workflow
 from harness.config import REUSE_LEVELS, RunConfig
+from harness.resolution import ResolvedRun, resolve
 
 EVERY_SEARCHER = "*"
 
@@ -69,7 +69,7 @@ def _matched_budget(name: str, params: Mapping[str, Any], given: Mapping[str, An
     return dict(match(baseline, params))
 
 
-def build(base: RunConfig, matrix: Matrix) -> list[RunConfig]:
+def build(base: RunConfig, matrix: Matrix) -> list[ResolvedRun]:
     """Every run of ``matrix`` over ``base``, resolved (presets filled in), in order, without duplicates."""
     accepted = {name: searchers.searcher_defaults(name) for name in matrix.searchers}
     keys = list(matrix.grid)
@@ -77,7 +77,7 @@ def build(base: RunConfig, matrix: Matrix) -> list[RunConfig]:
     unused = sorted(given_keys - {key for params in accepted.values() for key in params})
     if unused:
         raise ValueError(f"no searcher of {', '.join(matrix.searchers)} takes parameter(s) {', '.join(unused)}")
-    runs: dict[str, RunConfig] = {}
+    runs: dict[str, ResolvedRun] = {}
     for supernet in matrix.supernets or (base.supernet,):
         for point in itertools.product(*(matrix.grid[k] for k in keys)):
             given = {**base.searcher_params, **dict(zip(keys, point))}
@@ -90,14 +90,6 @@ def build(base: RunConfig, matrix: Matrix) -> list[RunConfig]:
                             base, supernet=supernet, searcher=name, seed=seed, searcher_params=params, run_id="",
                             reuse=dataclasses.replace(base.reuse, level=level),
                         )
-                        resolved = workflow.resolve(config)
-                        runs.setdefault(workflow.run_id(resolved), resolved)
+                        run = resolve(config)
+                        runs.setdefault(run.run_id, run)
     return list(runs.values())
-
-
-def by_supernet(configs: Sequence[RunConfig]) -> list[list[RunConfig]]:
-    """Runs grouped by supernet, in first-seen order: each group shares one workspace."""
-    groups: dict[str, list[RunConfig]] = {}
-    for config in configs:
-        groups.setdefault(checkpoints.supernet_name(config), []).append(config)
-    return list(groups.values())

@@ -33,10 +33,11 @@ from scipy import stats
 
 import searchers
 import supernets
-from harness import checkpoints, schema, store, workflow
-from harness.config import RunConfig, run_config_from_dict
+from harness import schema, store, workflow
+from harness.config import RunConfig
 from harness.evaluation import Evaluator
-from harness.retrain import RetrainJob, RetrainRecipe
+from harness.resolution import ResolvedRun, recorded_run
+from harness.retrain import RetrainJob, RetrainRecipe, answer_jobs
 
 SAMPLE_ARCHS = 100  # archs of the split-half pass: tau's standard error ~ sqrt(0.437 / (n - 4)) = 0.07
 SAMPLE_SEED = 2024
@@ -166,17 +167,18 @@ class SplitHalf:
         return float(np.std((a - a.mean()) - (b - b.mean()), ddof=1) / 2)
 
 
-def split_half(config: RunConfig, *, count: int | None = None, seed: int = SAMPLE_SEED, progress: bool = False) -> SplitHalf:
-    """Score a seeded sample of ``count`` (default SAMPLE_ARCHS) archs within the config's MAC limit on the full
+def split_half(run: ResolvedRun, *, count: int | None = None, seed: int = SAMPLE_SEED, progress: bool = False) -> SplitHalf:
+    """Score a seeded sample of ``count`` (default SAMPLE_ARCHS) archs within the run's MAC limit on the full
     protocol and on each validation half."""
     count = SAMPLE_ARCHS if count is None else count
     start = time.process_time()
-    workspace = workflow.open_workspace(workflow.resolve(config), progress=progress)
+    workspace = workflow.open_workspace(run, progress=progress)
+    config = run.config
     protocol, splits = workspace.protocol, workspace.splits
     half = protocol.val_size // 2
     if half < 1:
         raise ValueError(f"protocol.val_size {protocol.val_size} cannot be halved")
-    limit = workflow.mac_limit(config)
+    limit = run.mac_limit
     archs = sample_archs(workspace.net, limit, count, seed)
     full = workspace.evaluator.score(archs)
     halves = []
@@ -185,7 +187,7 @@ def split_half(config: RunConfig, *, count: int | None = None, seed: int = SAMPL
         evaluator = Evaluator(workspace.net, half_splits, dataclasses.replace(protocol, val_size=half), config.reuse)
         halves.append(evaluator.score(archs))
     return SplitHalf(
-        supernet=checkpoints.supernet_name(config), supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
+        supernet=config.supernet, supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
         dataset=splits.name, checkpoint_hash=workspace.checkpoint.content_hash, protocol_hash=protocol.hash(),
         val_images=protocol.val_size, half_images=half, mac_limit=limit, sample_seed=seed,
         archs=[schema.arch_to_str(a) for a in archs], full_scores=full, half_a=halves[0], half_b=halves[1],
@@ -208,9 +210,7 @@ def write_checks(records: Sequence[store.RunRecord], folder: Path, *, progress: 
             continue
         seen.add(path)
         if not path.is_file():
-            config = run_config_from_dict(run["config"])
-            config = dataclasses.replace(config, checkpoint=run.get("checkpoint_path") or config.checkpoint)
-            check = split_half(config, progress=progress)
+            check = split_half(recorded_run(run, at_recorded_checkpoint=True), progress=progress)
             if check.checkpoint_hash != run["checkpoint_hash"] or check.protocol_hash != run["protocol_hash"]:
                 raise ValueError(
                     f"the checkpoint or protocol of {record.path} changed since the run (now {check.checkpoint_hash[:12]}, "
@@ -241,13 +241,10 @@ def drift_depths(
     for ``searcher`` with ``params`` when every candidate's score is an independent uniform draw."""
     with torch.device("meta"):  # the searcher needs the space and its costs, no weights
         net = supernets.get_supernet(supernet, **supernet_overrides)
+    space = workflow.search_space(net, mac_limit)
     outcomes = []
     for seed in range(seeds):
-        config = RunConfig(
-            supernet=supernet, supernet_overrides=supernet_overrides, searcher=searcher, searcher_params=params,
-            seed=seed, mac_limit="none" if mac_limit is None else mac_limit,
-        )
-        search = workflow.make_searcher(config, net)
+        search = searchers.get_searcher(searcher, space, seed, **params)
         scores = np.random.default_rng([seed, 1])  # independent of the searcher's own stream
         first, depth = None, 0
         for generation in range(1, generations + 1):
@@ -260,6 +257,14 @@ def drift_depths(
                 first = generation
         outcomes.append((first, depth))
     return outcomes
+
+
+def retrain_jobs(
+    records: Sequence[store.RunRecord], folders: Sequence[Path], recipe: RetrainRecipe, count: int = RETRAIN_ARCHS
+) -> list[RetrainJob]:
+    """The stand-alone retrains a report reads: every run's answer, then the first ``count`` archs of each
+    rank check's sample recorded in ``folders``."""
+    return answer_jobs(records, recipe) + sample_jobs(read_checks(folders), recipe, count)
 
 
 def sample_jobs(checks: Sequence[SplitHalf], recipe: RetrainRecipe, count: int = RETRAIN_ARCHS) -> list[RetrainJob]:

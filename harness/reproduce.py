@@ -117,8 +117,7 @@ def run_reproduction(
     records = store.load_records([out], skip_bad=True)
     checks = rank_check.write_checks(records, out)  # split-half reliability: one cheap pass per supernet
     if recipe is not None:
-        samples = rank_check.sample_jobs(rank_check.read_checks([out]), recipe, rank_check.RETRAIN_ARCHS)
-        retrain.retrain_all(retrain.answer_jobs(records, recipe) + samples, standalone, workers=jobs, progress=progress)
+        retrain.retrain_all(rank_check.retrain_jobs(records, [out], recipe), standalone, workers=jobs, progress=progress)
     report = write_report(
         [out], report_dir, formats=formats, standalone=standalone if standalone.is_dir() else None, progress=progress
     )

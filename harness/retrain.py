@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import supernets
-from harness import checkpoints, plugins, schema, store, workflow
+from harness import checkpoints, plugins, resolution, schema, store
 from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown, run_config_from_dict
 from harness.datasets import DatasetSplits, load_dataset
 from harness.progress import progress_bar
@@ -102,7 +102,7 @@ class RetrainJob:
 
     @property
     def supernet(self) -> str:
-        return checkpoints.supernet_name(self.config)
+        return resolution.supernet_name(self.config)
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,8 @@ def build_standalone(job: RetrainJob) -> tuple[StandaloneNet, int]:
 
 
 def _space_identity(config: RunConfig, dataset: str) -> dict[str, Any]:
-    net_config = supernets.default_config(checkpoints.supernet_name(config)) | dict(config.supernet_overrides)
-    return {"supernet": checkpoints.supernet_name(config), "supernet_config": net_config, "dataset": dataset}
+    net_config = supernets.default_config(resolution.supernet_name(config)) | dict(config.supernet_overrides)
+    return {"supernet": resolution.supernet_name(config), "supernet_config": net_config, "dataset": dataset}
 
 
 def answer_key(supernet: str, supernet_config: Mapping[str, Any], dataset: str, arch: Sequence[int] | str) -> str:
@@ -188,7 +188,7 @@ def validate_arch(job: RetrainJob) -> supernets.Supernet:
         arch = net.check_arch(job.arch)
     except ValueError as exc:
         raise ValueError(f"cannot retrain {schema.arch_to_str(job.arch)}: {exc}") from None
-    limit = workflow.mac_limit(job.config)
+    limit = resolution.mac_limit(job.config)
     if limit is not None and net.macs(arch) > limit:
         raise ValueError(
             f"arch {schema.arch_to_str(arch)} has {net.macs(arch):,} MACs per image, over the MAC limit {limit:,} of "

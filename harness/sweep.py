@@ -1,6 +1,6 @@
 """`pcfes sweep`: a run matrix (supernets x searchers x seeds x parameter grid) run locally or on Ray.
 
-Every run goes to ``<out>/<workflow.run_id>/`` (the id holds the config hash), so a sweep is
+Every run goes to ``<out>/<run id>/`` (``harness.resolution``: the id holds the config hash), so a sweep is
 idempotent: a run that ``store.load_run`` accepts is skipped, an interrupted one (checkpoint
 present) resumes, anything else starts afresh. Supernet checkpoints are trained once in the
 driver before any run starts, so parallel runs never race to train the same file.
@@ -32,6 +32,7 @@ from harness.config import RunConfig, check_fields, content_hash, load_toml, mer
 from harness.matrix import Matrix, build
 from harness.progress import progress_bar
 from harness.datasets import load_dataset
+from harness.resolution import ResolvedRun
 
 log = logging.getLogger(__name__)
 
@@ -142,18 +143,18 @@ def _seeds(value: Any) -> tuple[int, ...]:
     raise ValueError(f"[matrix] seeds must be a count >= 1 or a non-empty list of ints, got {value!r}")
 
 
-def expand(sweep: SweepConfig) -> list[RunConfig]:
+def expand(sweep: SweepConfig) -> list[ResolvedRun]:
     """Every run of the sweep's matrix over its base, in order, without duplicates (``harness.matrix.build``)."""
     return build(sweep.base, sweep.matrix)
 
 
-def default_out_dir(sweep: SweepConfig, configs: Sequence[RunConfig]) -> Path:
+def default_out_dir(sweep: SweepConfig, runs: Sequence[ResolvedRun]) -> Path:
     """``<results_dir>/sweep-<name>``, or ``sweep-<hash of its runs>`` for an unnamed sweep."""
-    label = sweep.name or content_hash([c.hash() for c in configs], 8)
+    label = sweep.name or content_hash([r.config.hash() for r in runs], 8)
     return Path(sweep.base.results_dir) / f"sweep-{label}"
 
 
-def execute_run(config: RunConfig, out_dir: str, cwd: str, threads: int, plugin_modules: Sequence[str] = ()) -> Outcome:
+def execute_run(run: ResolvedRun, out_dir: str, cwd: str, threads: int, plugin_modules: Sequence[str] = ()) -> Outcome:
     """Run, resume or skip one run in this process; a failure of the run is returned, not raised.
 
     This is the body of a local worker process and of a Ray task. ``cwd`` is the driver's
@@ -164,13 +165,13 @@ def execute_run(config: RunConfig, out_dir: str, cwd: str, threads: int, plugin_
     """
     os.chdir(cwd)
     plugins.load(plugin_modules)
-    name = workflow.run_id(workflow.resolve(config))
+    name = run.run_id
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         # run_matrix skips a complete run, resumes an interrupted one and locks the run folder
         # (the driver holds the lock of the sweep folder, never of a run folder).
-        workflow.run_matrix([config], Path(out_dir), progress=False)
+        workflow.run_matrix([run], Path(out_dir), progress=False)
     except Exception as exc:  # noqa: BLE001 - a failed run must not stop the others
         log.exception("run %s failed", name)
         return Outcome(name, "failed", f"{type(exc).__name__}: {exc}")
@@ -179,10 +180,10 @@ def execute_run(config: RunConfig, out_dir: str, cwd: str, threads: int, plugin_
     return Outcome(name, "ok")
 
 
-def prepare_checkpoints(configs: Sequence[RunConfig], *, progress: bool = True) -> dict[Path, str]:
+def prepare_checkpoints(runs: Sequence[ResolvedRun], *, progress: bool = True) -> dict[Path, str]:
     """Train (or check) each distinct supernet checkpoint once, before any run is started; their content hashes."""
     hashes: dict[Path, str] = {}
-    for config in map(workflow.resolve, configs):
+    for config in (r.config for r in runs):
         path = checkpoints.checkpoint_path(config)
         if path in hashes:
             continue
@@ -206,22 +207,22 @@ def run_sweep(
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     ray = _import_ray() if backend == "ray" else None  # before any training: fail fast
-    configs = expand(sweep)
-    for config in configs:
-        workflow.validate(config)
-    out = Path(out_dir) if out_dir else default_out_dir(sweep, configs)
+    runs = expand(sweep)
+    for run in runs:
+        workflow.validate(run)
+    out = Path(out_dir) if out_dir else default_out_dir(sweep, runs)
     with store.folder_lock(out):  # run folders inside are locked by whoever runs them
-        ids = [workflow.run_id(workflow.resolve(c)) for c in configs]
+        ids = [r.run_id for r in runs]
         complete = {name: record for name in ids if (record := workflow.complete_run(out / name)) is not None}
-        todo = [c for c, name in zip(configs, ids) if name not in complete]
-        log.info("sweep %s: %d runs, %d complete, %d to run on %s", out, len(configs), len(complete), len(todo), backend)
+        todo = [r for r in runs if r.run_id not in complete]
+        log.info("sweep %s: %d runs, %d complete, %d to run on %s", out, len(runs), len(complete), len(todo), backend)
         done: dict[str, Outcome] = {}
         if todo:
             hashes = prepare_checkpoints(todo, progress=progress)
-            for config, name in zip(configs, ids):  # before any new run: kept runs must share its weights
-                path = checkpoints.checkpoint_path(workflow.resolve(config))
-                if name in complete and path in hashes:
-                    workflow.require_same_weights(complete[name], path, hashes[path])
+            for run in runs:  # before any new run: kept runs must share its weights
+                path = checkpoints.checkpoint_path(run.config)
+                if run.run_id in complete and path in hashes:
+                    workflow.require_same_weights(complete[run.run_id], path, hashes[path])
             if ray is not None:
                 results = _run_ray(ray, todo, out.resolve(), sweep.resources, address, progress)
             else:
@@ -230,20 +231,20 @@ def run_sweep(
     return out, [done.get(name, Outcome(name, "skipped")) for name in ids]
 
 
-def _run_local(configs: Sequence[RunConfig], out: Path, res: Resources, jobs: int, progress: bool) -> list[Outcome]:
+def _run_local(runs: Sequence[ResolvedRun], out: Path, res: Resources, jobs: int, progress: bool) -> list[Outcome]:
     cwd = os.getcwd()
-    bar = progress_bar(len(configs), "sweep", "run", enabled=progress)
+    bar = progress_bar(len(runs), "sweep", "run", enabled=progress)
     outcomes = []
     with bar:
         if jobs == 1:
-            for config in configs:
-                outcomes.append(execute_run(config, str(out), cwd, res.threads, plugins.requested()))
+            for run in runs:
+                outcomes.append(execute_run(run, str(out), cwd, res.threads, plugins.requested()))
                 bar.update(1)
             return outcomes
         # spawn, not fork: a forked child would inherit the driver's torch/OpenMP thread state.
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(execute_run, c, str(out), cwd, res.threads, plugins.requested()): c for c in configs}
+            futures = {pool.submit(execute_run, r, str(out), cwd, res.threads, plugins.requested()): r for r in runs}
             for future in concurrent.futures.as_completed(futures):
                 outcomes.append(_result(future.result, futures[future]))
                 bar.update(1)
@@ -258,7 +259,7 @@ def _import_ray() -> ModuleType:
 
 
 def _run_ray(
-    ray: Any, configs: Sequence[RunConfig], out: Path, res: Resources, address: str | None, progress: bool
+    ray: Any, runs: Sequence[ResolvedRun], out: Path, res: Resources, address: str | None, progress: bool
 ) -> list[Outcome]:
     started = not ray.is_initialized()
     if started:
@@ -266,10 +267,10 @@ def _run_ray(
     try:
         task = ray.remote(num_gpus=res.num_gpus, num_cpus=res.num_cpus, max_retries=0)(execute_run)
         cwd = os.getcwd()
-        futures = {task.remote(c, str(out), cwd, res.threads, plugins.requested()): c for c in configs}
+        futures = {task.remote(r, str(out), cwd, res.threads, plugins.requested()): r for r in runs}
         outcomes = []
         pending = list(futures)
-        with progress_bar(len(configs), "sweep (ray)", "run", enabled=progress) as bar:
+        with progress_bar(len(runs), "sweep (ray)", "run", enabled=progress) as bar:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 outcomes.append(_result(lambda: ray.get(ready[0]), futures[ready[0]]))
@@ -280,12 +281,12 @@ def _run_ray(
             ray.shutdown()
 
 
-def _result(get: Callable[[], Outcome], config: RunConfig) -> Outcome:
+def _result(get: Callable[[], Outcome], run: ResolvedRun) -> Outcome:
     """A task's outcome; a task that died without returning one (worker crash) counts as failed."""
     try:
         return get()
     except Exception as exc:  # noqa: BLE001 - e.g. ray's WorkerCrashedError, BrokenProcessPool
-        return Outcome(workflow.run_id(workflow.resolve(config)), "failed", f"{type(exc).__name__}: {exc}")
+        return Outcome(run.run_id, "failed", f"{type(exc).__name__}: {exc}")
 
 
 def outcomes_table(outcomes: Sequence[Outcome]) -> pd.DataFrame:

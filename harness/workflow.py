@@ -1,52 +1,34 @@
 """Glue between the CLI and the parts: data, checkpoint (``harness.checkpoints``: trained on first
-use), evaluator, searcher, meters and runner. A comparison shares one workspace (data + checkpoint +
-evaluator tensors) across all its runs."""
+use), evaluator, searcher, meters and runner; what ``pcfes train``, ``search`` and ``compare`` do.
+A comparison shares one workspace (data + checkpoint + evaluator tensors) across all its runs."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import searchers
 import supernets
 from harness import provenance, schema, store
-from harness.checkpoints import build_supernet, checkpoint_path, ensure_checkpoint, supernet_name
-from harness.config import EvalProtocol, RunConfig, run_config_from_dict
+from harness.checkpoints import TrainOutcome, build_supernet, checkpoint_path, default_train_config, ensure_checkpoint, train_checkpoint
+from harness.config import EvalProtocol, RunConfig
 from harness.datasets import DatasetSplits, available_datasets, load_dataset
 from harness.evaluation import Evaluator
+from harness.matrix import Matrix, build
 from harness.meters import codecarbon_missing, default_meters, validate_country_iso_code
 from harness.progress import progress_bar
+from harness.resolution import ResolvedRun, recorded_run, require_resolved, resolve
 from harness.runner import RunIdentity, Runner
 from supernets.checkpoint import CheckpointInfo
 
 log = logging.getLogger(__name__)
-
-
-def resolve(config: RunConfig) -> RunConfig:
-    """Fill in defaults that depend on other fields (supernet, the searcher's presets for its family)."""
-    name = supernet_name(config)
-    preset = searchers.searcher_entry(config.searcher).preset(supernets.supernet_entry(name).family)
-    params = dict(config.searcher_params)
-    for key, value in preset.items():
-        params.setdefault(key, value)
-    limit = mac_limit(config)
-    return dataclasses.replace(
-        config, supernet=name, searcher_params=params, mac_limit="none" if limit is None else limit
-    )
-
-
-def mac_limit(config: RunConfig) -> int | None:
-    """The MACs-per-image limit a run searches under (None: unconstrained)."""
-    if config.mac_limit == "auto":
-        registered = supernets.supernet_entry(supernet_name(config)).mac_limit
-        return registered.macs if registered else None
-    return None if config.mac_limit == "none" else config.mac_limit
 
 
 @dataclass
@@ -60,11 +42,12 @@ class Workspace:
     protocol: EvalProtocol  # as scored: val_size 0 replaced by the split's size (see EvalProtocol.for_split)
 
 
-def open_workspace(config: RunConfig, *, progress: bool = True, checkpoint_hash: str | None = None) -> Workspace:
+def open_workspace(run: ResolvedRun, *, progress: bool = True, checkpoint_hash: str | None = None) -> Workspace:
     """Load data and checkpoint (training it on first use) and materialise the protocol tensors.
 
     ``checkpoint_hash`` (resume) requires the checkpoint to hold exactly those weights.
     """
+    config = require_resolved(run, "open_workspace").config
     splits = load_dataset(config.protocol.dataset, root=config.data_root or None)
     protocol = config.protocol.for_split(len(splits.val_x))  # before any training: a bad val_size fails now
     net, info = ensure_checkpoint(config, splits, progress=progress, expected_hash=checkpoint_hash)
@@ -77,9 +60,9 @@ def search_space(net: supernets.Supernet, limit: int | None) -> searchers.Search
     return searchers.SearchSpace(net.choices, None if limit is None else _within(net, limit))
 
 
-def make_searcher(config: RunConfig, net: supernets.Supernet) -> searchers.Searcher:
-    space = search_space(net, mac_limit(config))
-    return searchers.get_searcher(config.searcher, space, config.seed, **dict(config.searcher_params))
+def make_searcher(run: ResolvedRun, net: supernets.Supernet) -> searchers.Searcher:
+    config = run.config
+    return searchers.get_searcher(config.searcher, search_space(net, run.mac_limit), config.seed, **dict(config.searcher_params))
 
 
 def _within(net: supernets.Supernet, limit: int) -> searchers.CostLimit:
@@ -94,26 +77,22 @@ def _within(net: supernets.Supernet, limit: int) -> searchers.CostLimit:
     return searchers.CostLimit(costs, limit, fixed=int(net.stem_macs + net.head_macs))
 
 
-def check_importance_rate(config: RunConfig, workspace: Workspace) -> None:
+def check_importance_rate(run: ResolvedRun, workspace: Workspace) -> None:
     """Reject, before any search, an importance rate that scores fewer than one validation image."""
-    entry = searchers.searcher_entry(config.searcher)
+    entry = searchers.searcher_entry(run.config.searcher)
     if entry.uses_importance_sampling:
-        rate = entry.importance_rate(make_searcher(resolve(config), workspace.net).params)
+        rate = entry.importance_rate(make_searcher(run, workspace.net).params)
         try:
             workspace.evaluator.check_importance_rate(rate)
         except ValueError as exc:
-            raise ValueError(f"{config.searcher}: {exc}") from None
+            raise ValueError(f"{run.config.searcher}: {exc}") from None
 
 
-def run_id(config: RunConfig) -> str:
-    return config.run_id or f"{supernet_name(config)}_{config.searcher}_s{config.seed}_{config.hash()[:8]}"
-
-
-def validate(config: RunConfig) -> None:
+def validate(run: ResolvedRun) -> None:
     """Fail fast on bad names and parameters, before any data or training."""
-    config = resolve(config)
+    config = require_resolved(run, "validate").config
     net = build_supernet(config)
-    make_searcher(config, net)
+    make_searcher(run, net)
     if config.protocol.dataset not in available_datasets():
         raise ValueError(
             f"unknown dataset {config.protocol.dataset!r}; available: {', '.join(available_datasets())}"
@@ -128,7 +107,7 @@ def validate(config: RunConfig) -> None:
 
 
 def run_search(
-    config: RunConfig,
+    run: ResolvedRun,
     workspace: Workspace,
     *,
     run_dir: Path | None = None,
@@ -142,25 +121,27 @@ def run_search(
 
     ``resume`` continues the run in ``run_dir`` from its checkpoint (or restarts one stopped
     before its first checkpoint). The folder is locked while the run writes it. ``searcher``
-    replaces the one the config names (the bench replays recorded searches).
+    replaces the one the config names (the bench replays recorded searches). ``run_dir`` (default
+    ``<results_dir>/<run id>``) is only where the run is written: run.json records ``run.run_id``.
     """
-    config = resolve(config)
-    run_dir = Path(run_dir) if run_dir else Path(config.results_dir) / run_id(config)
+    config = require_resolved(run, "run_search").config
+    run_dir = Path(run_dir) if run_dir else Path(config.results_dir) / run.run_id
     if config.protocol.for_split(len(workspace.splits.val_x)) != workspace.protocol:
         raise ValueError(
             f"the workspace was opened for protocol {workspace.protocol.hash()}, this run has "
             f"{config.protocol.hash()}; open a workspace for this config"
         )
-    check_importance_rate(config, workspace)
+    check_importance_rate(run, workspace)
     # Recorded as scored and from anywhere: val_size 0 as the split's size, data_root absolute.
     data_root = str(Path(config.data_root).resolve()) if config.data_root else ""
     config = dataclasses.replace(config, protocol=workspace.protocol, data_root=data_root)
     with store.folder_lock(run_dir):
-        return _locked_search(config, workspace, run_dir, resume, overwrite, progress, on_generation, searcher)
+        return _locked_search(run, config, workspace, run_dir, resume, overwrite, progress, on_generation, searcher)
 
 
 def _locked_search(
-    config: RunConfig,
+    run: ResolvedRun,
+    config: RunConfig,  # the run's config as scored (see run_search)
     workspace: Workspace,
     run_dir: Path,
     resume: bool,
@@ -175,19 +156,19 @@ def _locked_search(
         evaluator.set_reuse(config.reuse)  # a matrix may vary the reuse level over one workspace
     else:
         evaluator.reset()
-    searcher = searcher or make_searcher(config, workspace.net)
+    searcher = searcher or make_searcher(run, workspace.net)
     meters = default_meters(
         config.protocol.device, config.country_iso_code, codecarbon=config.carbon.enabled,
         tracking_mode=config.carbon.tracking_mode, emissions_csv=run_dir / schema.EMISSIONS_CSV,
     )
     identity = RunIdentity(
-        run_id=run_dir.name,
+        run_id=run.run_id,
         config=config.to_dict(),
         config_hash=config.hash(),
         searcher=config.searcher,
         searcher_params=dict(config.searcher_params),
         seed=config.seed,
-        supernet=supernet_name(config),
+        supernet=config.supernet,
         supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
         checkpoint_hash=workspace.checkpoint.content_hash,
         checkpoint_path=str(Path(workspace.checkpoint.path).resolve()),
@@ -215,16 +196,53 @@ def _locked_search(
         meters.close()
 
 
+def train(config: RunConfig, *, overwrite: bool, progress: bool, **overrides: Any) -> TrainOutcome:
+    """``pcfes train``: the config's checkpoint, trained with its registered settings and ``overrides``
+    (epochs, seed, device) once the config's names and parameters are valid."""
+    train_config = default_train_config(config, **overrides)
+    validate(resolve(config))
+    return train_checkpoint(config, train_config, overwrite=overwrite, progress=progress)
+
+
+def search(run: ResolvedRun, *, overwrite: bool = False, progress: bool = True) -> store.RunRecord:
+    """``pcfes search``: one new run in ``<results_dir>/<run id>``, its folder claimed before any data loads or training."""
+    validate(run)
+    run_dir = Path(run.config.results_dir) / run.run_id
+    with store.folder_lock(run_dir):
+        store.prepare_run_dir(run_dir, overwrite=overwrite)
+        workspace = open_workspace(run, progress=progress)
+        return run_search(run, workspace, run_dir=run_dir, overwrite=overwrite, progress=progress)
+
+
+def compare(
+    config: RunConfig,
+    searcher_names: Iterable[str],
+    seeds: Iterable[int],
+    out_dir: Path | None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    announce: Callable[[str], None],
+) -> tuple[Path, list[Path]]:
+    """``pcfes compare``: searchers x seeds over ``config`` in ``out_dir`` (default a fresh ``compare-<time>``
+    folder), one workspace; the folder and its run folders. ``announce`` hears the plan once the folder is held."""
+    runs = build(config, Matrix(searchers=tuple(searcher_names), seeds=tuple(seeds)))
+    for run in runs:  # before the output folder is made: a bad config leaves nothing behind
+        validate(run)
+    out = out_dir or session_dir(config.results_dir, "compare")
+    with store.folder_lock(out):
+        announce(f"{len(runs)} runs -> {out} (complete runs are kept, interrupted ones resumed)")
+        return out, run_matrix(runs, out, overwrite=overwrite, progress=progress)
+
+
 def resume_search(run_dir: Path, *, progress: bool = True) -> store.RunRecord:
     """Continue an interrupted run with the config and the checkpoint it started with, from any working directory."""
     run_dir = Path(run_dir)
     with store.folder_lock(run_dir):
-        run = store.resumable_run(run_dir)
-        config = run_config_from_dict(run["config"])
-        # Runs recorded before checkpoint_path existed fall back to the config's (hash-checked all the same).
-        recorded = dataclasses.replace(config, checkpoint=run.get("checkpoint_path") or str(checkpoint_path(config)))
-        workspace = open_workspace(resolve(recorded), progress=progress, checkpoint_hash=run["checkpoint_hash"])
-        return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress)
+        data = store.resumable_run(run_dir)
+        located = recorded_run(data, at_recorded_checkpoint=True)  # its weights are hash-checked all the same
+        workspace = open_workspace(located, progress=progress, checkpoint_hash=data["checkpoint_hash"])
+        return run_search(recorded_run(data), workspace, run_dir=run_dir, resume=True, progress=progress)
 
 
 def session_dir(results_dir: str, kind: str) -> Path:
@@ -234,42 +252,42 @@ def session_dir(results_dir: str, kind: str) -> Path:
 
 
 def run_matrix(
-    configs: Sequence[RunConfig],
+    runs: Sequence[ResolvedRun],
     out_dir: Path,
     *,
     overwrite: bool = False,
     progress: bool = True,
 ) -> list[Path]:
-    """Run configs that share a supernet + protocol in one workspace; returns run directories.
+    """Run runs that share a supernet + protocol in one workspace, each in ``out_dir/<run id>``; returns their folders.
 
     Idempotent: a complete run is kept, an interrupted one resumed, one stopped before its
     first checkpoint started again; ``overwrite`` redoes every run (replacing only run folders
     of ours).
     """
-    if not configs:
+    if not runs:
         return []
-    for config in configs:
-        validate(config)
-    workspace = open_workspace(resolve(configs[0]), progress=progress)
-    for config in configs:  # before any run: a bad rate or a run on other weights fails the matrix, not its tenth run
-        check_importance_rate(config, workspace)
-        kept = None if overwrite else complete_run(Path(out_dir) / run_id(resolve(config)))
+    for run in runs:
+        validate(require_resolved(run, "run_matrix"))
+    workspace = open_workspace(runs[0], progress=progress)
+    for run in runs:  # before any run: a bad rate or a run on other weights fails the matrix, not its tenth run
+        check_importance_rate(run, workspace)
+        kept = None if overwrite else complete_run(Path(out_dir) / run.run_id)
         if kept is not None:
-            require_same_weights(kept, checkpoint_path(resolve(config)), workspace.checkpoint.content_hash)
+            require_same_weights(kept, checkpoint_path(run.config), workspace.checkpoint.content_hash)
     paths = []
-    with progress_bar(len(configs), "runs", "run", enabled=progress and len(configs) > 1) as bar:
-        for config in configs:
-            name = f"{config.searcher} s{config.seed}"
+    with progress_bar(len(runs), "runs", "run", enabled=progress and len(runs) > 1) as bar:
+        for run in runs:
+            name = f"{run.config.searcher} s{run.config.seed}"
             bar.set_postfix(running=name)  # shown on a terminal bar while the run goes
-            paths.append(_matrix_run(config, workspace, Path(out_dir) / run_id(resolve(config)), overwrite, progress))
+            paths.append(_matrix_run(run, workspace, Path(out_dir) / run.run_id, overwrite, progress))
             bar.set_postfix(done=name)  # the counted line (a log line off a terminal) names the run it counts
             bar.update(1)
     return paths
 
 
-def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrite: bool, progress: bool) -> Path:
+def _matrix_run(run: ResolvedRun, workspace: Workspace, run_dir: Path, overwrite: bool, progress: bool) -> Path:
     if overwrite:
-        return run_search(config, workspace, run_dir=run_dir, overwrite=True, progress=progress).path
+        return run_search(run, workspace, run_dir=run_dir, overwrite=True, progress=progress).path
     try:
         store.load_run(run_dir)
     except (store.RunLoadError, OSError) as exc:
@@ -282,8 +300,8 @@ def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrit
     except FileNotFoundError:
         if not store.is_vacant(run_dir):
             raise store.RunLoadError(f"cannot continue {run_dir}: {problem}; delete it to run it again") from None
-        return run_search(config, workspace, run_dir=run_dir, progress=progress).path
-    return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress).path
+        return run_search(run, workspace, run_dir=run_dir, progress=progress).path
+    return run_search(run, workspace, run_dir=run_dir, resume=True, progress=progress).path
 
 
 def require_same_weights(record: store.RunRecord, checkpoint: Path, current_hash: str) -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from harness import checkpoints, workflow
+from harness import checkpoints
 from harness.config import RunConfig
 from harness.rank_check import drift_depths
+from harness.resolution import resolve
 
 
 def main() -> None:
@@ -27,8 +28,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--generations", type=int, default=20)
     args = parser.parse_args()
-    config = workflow.resolve(RunConfig(supernet=args.supernet, searcher=args.searcher))
-    limit = workflow.mac_limit(config)
+    run = resolve(RunConfig(supernet=args.supernet, searcher=args.searcher))
+    config, limit = run.config, run.mac_limit
     outcomes = drift_depths(args.supernet, {}, args.searcher, dict(config.searcher_params), limit, seeds=args.seeds, generations=args.generations)
     blocks = len(checkpoints.build_supernet(config).blocks)
     depths = [depth for _, depth in outcomes]

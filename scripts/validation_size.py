@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import checkpoints, reproduce, workflow
+from harness import checkpoints, reproduce, resolution
 from harness.config import EvalProtocol, ReuseConfig
 from harness.datasets import DatasetSplits, load_dataset
 from harness.datasets.loaders import FASHION16_FILE, FASHION_MNIST_DIR, FASHION_MNIST_FILES, read_idx
@@ -98,7 +98,7 @@ def measure(supernet: str, sizes: list[int], count: int, source: Path) -> list[d
     splits = load_dataset(config.protocol.dataset)
     net, _ = checkpoints.ensure_checkpoint(config, splits, progress=False)
     protocol = config.protocol.for_split(len(splits.val_x))
-    archs = sample_archs(net, workflow.mac_limit(config), count)
+    archs = sample_archs(net, resolution.mac_limit(config), count)
     pool_x, pool_y = validation_pool(splits, source)
     middle = len(pool_x) // 2
     if max(sizes) > middle:

@@ -12,6 +12,7 @@ import pytest
 from harness import runner, schema, workflow
 from harness.config import CarbonConfig
 from harness.meters import Measurement, Meter, meter_set
+from harness.resolution import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,8 +57,8 @@ class FakeCpuEnergyMeter(Meter):
 def test_a_new_meter_is_one_module_and_one_line_of_default_meters(small_config, monkeypatch, tmp_path):
     # The one line: default_meters builds RaplMeter() for cpu_energy_j; the new meter takes its place.
     monkeypatch.setattr(meter_set, "RaplMeter", FakeCpuEnergyMeter)
-    config = dataclasses.replace(small_config, carbon=CarbonConfig(enabled=False))
-    record = workflow.run_search(config, workflow.open_workspace(workflow.resolve(config), progress=False),
+    run = resolve(dataclasses.replace(small_config, carbon=CarbonConfig(enabled=False)))
+    record = workflow.run_search(run, workflow.open_workspace(run, progress=False),
                                  run_dir=tmp_path / "run", progress=False)
     assert record.run["meter_sources"]["cpu_energy_j"] == "fake_counter"
     generations = pd.read_csv(record.path / schema.GENERATIONS_CSV)

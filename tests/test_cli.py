@@ -201,12 +201,12 @@ def test_compare_continues_after_ctrl_c_keeping_complete_runs(small_checkpoint, 
     argv = ["compare", "--config", str(tmp_path / "small.toml"), "--searchers", "evolution,pcf-es", "--out", str(out), "--quiet"]
     real = workflow.run_search
 
-    def ctrl_c_in_pcf_es(config, *args, **kwargs):
+    def ctrl_c_in_pcf_es(run, *args, **kwargs):
         def press(generation):
             if generation == 2:
                 raise KeyboardInterrupt
 
-        return real(config, *args, **{**kwargs, "on_generation": press if config.searcher == "pcf-es" else None})
+        return real(run, *args, **{**kwargs, "on_generation": press if run.config.searcher == "pcf-es" else None})
 
     with monkeypatch.context() as patch:
         patch.setattr(workflow, "run_search", ctrl_c_in_pcf_es)

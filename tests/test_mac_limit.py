@@ -15,6 +15,7 @@ import searchers
 import supernets
 from harness import checkpoints, cli, schema, workflow
 from harness.config import RunConfig, run_config_from_dict
+from harness.resolution import resolve, resolved_config
 from conftest import with_searcher
 
 SEARCHERS = ["random", "evolution", "cf-es", "pcf-es", "pcf-es-is"]
@@ -33,24 +34,24 @@ def test_the_limit_is_in_the_config_hash():
 
 @pytest.mark.parametrize("name", ["spos", "spos-cpu", "fairnas-cpu", "greedynas-cpu", "spos-tiny"])
 def test_auto_takes_the_supernets_registered_limit(name):
-    resolved = workflow.resolve(RunConfig(supernet=name, searcher="evolution"))
+    resolved = resolve(RunConfig(supernet=name, searcher="evolution")).config
     assert resolved.mac_limit == supernets.supernet_entry(name).mac_limit.macs
-    assert workflow.resolve(resolved) == resolved  # resolving twice changes nothing
+    assert resolved_config(resolved) == resolved  # resolving twice changes nothing
 
 
 def test_spaces_without_a_registered_limit_search_unconstrained_and_a_given_limit_wins():
-    assert workflow.resolve(RunConfig(supernet="conv-tiny")).mac_limit == "none"
-    assert workflow.resolve(RunConfig(supernet="spos-cpu", mac_limit=400_000)).mac_limit == 400_000
-    assert workflow.resolve(RunConfig(supernet="spos-cpu", mac_limit="none")).mac_limit == "none"
+    assert resolve(RunConfig(supernet="conv-tiny")).config.mac_limit == "none"
+    assert resolve(RunConfig(supernet="spos-cpu", mac_limit=400_000)).config.mac_limit == 400_000
+    assert resolve(RunConfig(supernet="spos-cpu", mac_limit="none")).config.mac_limit == "none"
     assert supernets.supernet_entry("spos").mac_limit.macs == supernets.PAPER_MAC_LIMIT == 330_000_000
 
 
 @pytest.mark.parametrize("searcher", SEARCHERS)
 def test_every_asked_arch_meets_the_limit(searcher):
-    config = workflow.resolve(RunConfig(supernet="spos-cpu", searcher=searcher))
-    net = checkpoints.build_supernet(config)
-    limit = config.mac_limit
-    searcher_obj = workflow.make_searcher(config, net)
+    run = resolve(RunConfig(supernet="spos-cpu", searcher=searcher))
+    net = checkpoints.build_supernet(run.config)
+    limit = run.mac_limit
+    searcher_obj = workflow.make_searcher(run, net)
     rng = np.random.default_rng(0)
     asked = []
     for _ in range(3):
@@ -65,19 +66,19 @@ def test_every_asked_arch_meets_the_limit(searcher):
 
 
 def test_a_limit_below_the_cheapest_arch_is_a_clear_error():
-    config = workflow.resolve(RunConfig(supernet="spos-cpu", searcher="evolution", mac_limit=1000))
-    net = checkpoints.build_supernet(config)
+    run = resolve(RunConfig(supernet="spos-cpu", searcher="evolution", mac_limit=1000))
+    net = checkpoints.build_supernet(run.config)
     cheapest = net.mac_range()[0]
     with pytest.raises(ValueError, match=f"below the cheapest arch of spos-cpu \\({cheapest:,} MACs"):
-        workflow.make_searcher(config, net)
+        workflow.make_searcher(run, net)
 
 
 def test_a_searched_run_records_the_limit_and_evaluates_only_archs_within_it(small_config, tmp_path):
     net = checkpoints.build_supernet(small_config)
     limit = int(np.median(net.sample_macs(np.random.default_rng(0), 1000)))
-    config = dataclasses.replace(with_searcher(small_config, "evolution"), mac_limit=limit)
-    workspace = workflow.open_workspace(workflow.resolve(config), progress=False)
-    run_dir = workflow.run_search(config, workspace, run_dir=tmp_path / "run", progress=False).path
+    run = resolve(dataclasses.replace(with_searcher(small_config, "evolution"), mac_limit=limit))
+    workspace = workflow.open_workspace(run, progress=False)
+    run_dir = workflow.run_search(run, workspace, run_dir=tmp_path / "run", progress=False).path
     archs = pd.read_csv(run_dir / schema.CANDIDATES_CSV)["arch"]
     assert max(net.macs([int(c) for c in arch.split("-")]) for arch in archs) <= limit
     assert json.loads((run_dir / schema.RUN_JSON).read_text())["config"]["mac_limit"] == limit
@@ -140,18 +141,18 @@ class _FreezeTheDearestFirstChoice(searchers.GenerationalSearcher):
 
 
 def test_a_limit_unreachable_after_a_freeze_ends_the_search_cleanly_and_is_recorded(small_config, tmp_path):
-    config = workflow.resolve(with_searcher(small_config, "evolution"))
-    workspace = workflow.open_workspace(config, progress=False)
+    run = resolve(with_searcher(small_config, "evolution"))
+    workspace = workflow.open_workspace(run, progress=False)
     net = workspace.net
     first = net.blocks[0].op_macs
     dearest_first = int(np.argmax(first))
     cheapest, _ = net.mac_range()
     limit = cheapest + (first[dearest_first] - min(first)) - 1  # block 0 at its dearest op exceeds it, whatever follows
-    config = dataclasses.replace(config, mac_limit=int(limit))
-    searcher = _FreezeTheDearestFirstChoice(workflow.make_searcher(config, net).space, 0)
+    run = resolve(dataclasses.replace(run.config, mac_limit=int(limit)))
+    searcher = _FreezeTheDearestFirstChoice(workflow.make_searcher(run, net).space, 0)
     searcher.cheapest = tuple(int(np.argmin(block.op_macs)) for block in net.blocks)
     searcher.dearest_first = dearest_first
-    run_dir = workflow.run_search(config, workspace, run_dir=tmp_path / "run", progress=False, searcher=searcher).path
+    run_dir = workflow.run_search(run, workspace, run_dir=tmp_path / "run", progress=False, searcher=searcher).path
     run = json.loads((run_dir / schema.RUN_JSON).read_text())
     assert run["status"] == "complete" and len(pd.read_csv(run_dir / schema.CANDIDATES_CSV)) == 1
     assert any(f"no arch with frozen prefix ({dearest_first},) meets the cost limit {limit:,}" in note for note in run["searcher_notes"])

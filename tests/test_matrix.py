@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from harness import reproduce, sweep, workflow
+from harness import reproduce, sweep
 from harness.config import ReuseConfig, RunConfig
 from harness.matrix import Matrix, build
+from harness.resolution import resolve
 
 
 def test_compare_matrix_gives_random_the_evolution_budget_and_freezing_searchers_their_presets():
     base = RunConfig(supernet="conv-tiny", searcher_params={"population": 10, "generations": 4, "threshold": 0.6})
-    configs = build(base, Matrix(searchers=("random", "evolution", "pcf-es"), seeds=(0, 1)))
+    configs = [r.config for r in build(base, Matrix(searchers=("random", "evolution", "pcf-es"), seeds=(0, 1)))]
     assert [(c.searcher, c.seed) for c in configs] == [
         ("random", 0), ("evolution", 0), ("pcf-es", 0), ("random", 1), ("evolution", 1), ("pcf-es", 1)
     ]
@@ -25,12 +26,12 @@ def test_reuse_levels_per_searcher_and_runs_kept_once():
     matrix = Matrix(searchers=("evolution", "pcf-es", "random"), seeds=(0,), grid={"threshold": (0.5, 0.7)},
                     reuse={"evolution": ("none", "prefix"), "pcf-es": ("frozen",)})
     runs = build(base, matrix)
-    got = sorted((c.searcher, c.reuse.level, c.searcher_params.get("threshold")) for c in runs)
+    got = sorted((r.config.searcher, r.config.reuse.level, r.config.searcher_params.get("threshold")) for r in runs)
     # evolution and random take no threshold: one run each per level, not one per grid point
     assert got == [("evolution", "none", None), ("evolution", "prefix", None), ("pcf-es", "frozen", 0.5),
                    ("pcf-es", "frozen", 0.7), ("random", "prefix", None)]
-    assert all(c.reuse.budget_bytes == 0 for c in runs)
-    assert len({workflow.run_id(c) for c in runs}) == len(runs)
+    assert all(r.config.reuse.budget_bytes == 0 for r in runs)
+    assert len({r.run_id for r in runs}) == len(runs)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def test_a_parameter_no_searcher_takes_is_an_error():
 
 def test_reproduce_passes_the_users_searcher_parameters_through():
     plan = reproduce.load_plan("cpu", overrides={"searcher_params": {"max_initial_freeze": 0.5}})
-    runs = sweep.expand(plan)
+    runs = [r.config for r in sweep.expand(plan)]
     freezing = [c for c in runs if c.searcher in ("cf-es", "pcf-es", "pcf-es-is")]
     assert freezing and all(c.searcher_params["max_initial_freeze"] == 0.5 for c in freezing)
     assert all("max_initial_freeze" not in c.searcher_params for c in runs if c not in freezing)
@@ -63,7 +64,7 @@ def test_reproduce_passes_the_users_searcher_parameters_through():
 
 def test_reproduce_main_plan_is_every_searcher_on_every_space_with_five_seeds_and_both_pairings():
     plan = reproduce.load_plan("cpu")
-    runs = sweep.expand(plan)
+    runs = [r.config for r in sweep.expand(plan)]
     assert {c.supernet for c in runs} == {"spos-cpu", "fairnas-cpu", "greedynas-cpu"} and {c.seed for c in runs} == set(range(5))
     combos = {(c.searcher, c.reuse.level) for c in runs}
     assert combos == {("evolution", "none"), ("evolution", "prefix"), ("cf-es", "frozen"), ("pcf-es", "frozen"),
@@ -78,7 +79,7 @@ def test_reproduce_main_plan_is_every_searcher_on_every_space_with_five_seeds_an
 
 @pytest.mark.parametrize(("name", "searcher", "values"), [("threshold", "pcf-es", 4), ("monitor", "pcf-es", 4), ("rate", "pcf-es-is", 5)])
 def test_reproduce_sweeps_vary_one_parameter_beside_the_evolution_baseline(name, searcher, values):
-    runs = sweep.expand(reproduce.load_plan("cpu", name, seeds=[0]))
+    runs = [r.config for r in sweep.expand(reproduce.load_plan("cpu", name, seeds=[0]))]
     assert sum(c.searcher == "evolution" for c in runs) == 1 and sum(c.searcher == searcher for c in runs) == values
     assert len({c.searcher_params[name] for c in runs if c.searcher == searcher}) == values
 
@@ -103,14 +104,14 @@ def test_gpu_plans_need_a_dataset_folder_and_use_the_spos_protocol(sweep_name):
 
 def test_presets_come_from_the_searcher_and_supernet_entries():
     base = RunConfig(supernet="fairnas-cpu")
-    configs = {c.searcher: c for c in build(base, Matrix(searchers=("cf-es", "pcf-es", "pcf-es-is", "evolution"), seeds=(0,)))}
+    configs = {r.config.searcher: r.config for r in build(base, Matrix(searchers=("cf-es", "pcf-es", "pcf-es-is", "evolution"), seeds=(0,)))}
     # Table 1: CF-ES on FairNAS uses H = 0.5 (one initial freeze, no monitor); PCF-ES H = 0.4, f = 2.
     assert configs["cf-es"].searcher_params == {"threshold": 0.5}
     assert configs["pcf-es"].searcher_params == configs["pcf-es-is"].searcher_params == {"threshold": 0.4, "monitor": 2}
     assert configs["evolution"].searcher_params == {}
     # A given value wins over the preset.
-    given = workflow.resolve(RunConfig(supernet="fairnas-cpu", searcher="cf-es", searcher_params={"threshold": 0.9}))
-    assert given.searcher_params == {"threshold": 0.9}
+    given = resolve(RunConfig(supernet="fairnas-cpu", searcher="cf-es", searcher_params={"threshold": 0.9}))
+    assert given.config.searcher_params == {"threshold": 0.9}
 
 
 def test_a_user_searcher_with_a_matched_budget_gets_it_through_build(monkeypatch):
@@ -134,7 +135,7 @@ def test_a_user_searcher_with_a_matched_budget_gets_it_through_build(monkeypatch
 
     base = RunConfig(supernet="conv-tiny", searcher_params={"population": 5, "generations": 3})
     configs = build(base, Matrix(searchers=("user-sampled", "evolution"), seeds=(0,)))
-    assert configs[0].searcher_params == {"trials": 30, "per_batch": 7}
-    assert configs[1].searcher_params == {"population": 5, "generations": 3}
+    assert configs[0].config.searcher_params == {"trials": 30, "per_batch": 7}
+    assert configs[1].config.searcher_params == {"population": 5, "generations": 3}
     given = build(RunConfig(supernet="conv-tiny", searcher_params={"trials": 4}), Matrix(searchers=("user-sampled",), seeds=(0,)))
-    assert given[0].searcher_params == {"trials": 4}
+    assert given[0].config.searcher_params == {"trials": 4}

@@ -33,17 +33,16 @@ def test_the_compare_counter_names_the_run_it_counts(monkeypatch, caplog):
     """`runs: 1/3 run (done=random s0)` after random finished, never `next=` the run that just ended."""
     from harness import workflow
     from harness.config import RunConfig
+    from harness.resolution import resolve
 
-    configs = [RunConfig(searcher=name, seed=0) for name in ("random", "evolution", "pcf-es")]
-    monkeypatch.setattr(workflow, "validate", lambda config: None)
-    monkeypatch.setattr(workflow, "open_workspace", lambda config, progress: None)
-    monkeypatch.setattr(workflow, "check_importance_rate", lambda config, workspace: None)
-    monkeypatch.setattr(workflow, "resolve", lambda config: config)
-    monkeypatch.setattr(workflow, "run_id", lambda config: config.searcher)
+    runs = [resolve(RunConfig(searcher=name, seed=0)) for name in ("random", "evolution", "pcf-es")]
+    monkeypatch.setattr(workflow, "validate", lambda run: None)
+    monkeypatch.setattr(workflow, "open_workspace", lambda run, progress: None)
+    monkeypatch.setattr(workflow, "check_importance_rate", lambda run, workspace: None)
     finished = []
-    monkeypatch.setattr(workflow, "_matrix_run", lambda config, ws, run_dir, overwrite, progress: finished.append(config.searcher) or run_dir)
+    monkeypatch.setattr(workflow, "_matrix_run", lambda run, ws, run_dir, overwrite, progress: finished.append(run.config.searcher) or run_dir)
     with caplog.at_level(logging.INFO, logger="pcfes.progress"):
-        workflow.run_matrix(configs, Path("unused"), progress=True)
+        workflow.run_matrix(runs, Path("unused"), progress=True)
     lines = [r.getMessage() for r in caplog.records if r.name == "pcfes.progress"]
     assert [line.split(",")[0] for line in lines] == [
         "runs: 1/3 run (done=random s0)", "runs: 2/3 run (done=evolution s0)", "runs: 3/3 run (done=pcf-es s0)",

@@ -16,6 +16,7 @@ from conftest import FORCED_FREEZE, SMALL_NET, SMALL_OVERRIDES, with_searcher
 from fixtures_runs import table_rows
 from harness import rank_check, workflow
 from harness.report import write_report
+from harness.resolution import resolve
 from harness.retrain import RESULT_JSON
 from harness.report.trust import Drift, Trust, verdict
 
@@ -116,9 +117,9 @@ def test_paired_noise_ignores_what_the_halves_do_to_every_arch_alike() -> None:
 def test_a_report_with_rank_checks_scores_the_sample_on_both_halves(small_config, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     configs = [with_searcher(small_config, "evolution"), dataclasses.replace(small_config, searcher_params={**small_config.searcher_params, "monitor": 3})]
-    workspace = workflow.open_workspace(workflow.resolve(configs[0]), progress=False)
+    workspace = workflow.open_workspace(resolve(configs[0]), progress=False)
     for config in configs:
-        workflow.run_search(config, workspace, run_dir=runs / config.searcher, progress=False)
+        workflow.run_search(resolve(config), workspace, run_dir=runs / config.searcher, progress=False)
     text = write_report([runs], tmp_path / "report", rank_checks=True).read_text()
     [path] = list((tmp_path / "report").glob("rank_check-*.json"))
     [check] = rank_check.read_checks([tmp_path / "report"])

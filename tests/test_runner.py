@@ -12,6 +12,7 @@ import torch
 
 from conftest import with_searcher
 from harness import cli, schema, store, workflow
+from harness.resolution import resolve
 from harness.runner import Runner, SearcherContractError
 
 
@@ -20,8 +21,9 @@ class Interrupt(Exception):
 
 
 def _run(config, run_dir=None, **kwargs):
-    workspace = workflow.open_workspace(workflow.resolve(config), progress=False)
-    return workflow.run_search(config, workspace, run_dir=run_dir, progress=False, **kwargs).path
+    run = resolve(config)
+    workspace = workflow.open_workspace(run, progress=False)
+    return workflow.run_search(run, workspace, run_dir=run_dir, progress=False, **kwargs).path
 
 
 def _candidates(path):
@@ -89,7 +91,7 @@ def test_the_run_record_names_the_level_and_the_resolved_budget(small_config, tm
 def test_a_rate_that_scores_no_image_is_rejected_before_any_search(small_config, tmp_path):
     configs = [with_searcher(small_config, "evolution"), with_searcher(small_config, "pcf-es-is", rate=0.001)]
     with pytest.raises(ValueError, match=r"pcf-es-is: importance rate 0.001 .* smallest valid rate is 1/200 = 0.005"):
-        workflow.run_matrix(configs, tmp_path / "runs", progress=False)
+        workflow.run_matrix([resolve(c) for c in configs], tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
@@ -197,19 +199,19 @@ def test_unwritable_results_directory_is_refused(tmp_path):
 )
 def test_bad_names_fail_before_any_work(small_config, change, message):
     with pytest.raises(ValueError, match=message):
-        workflow.validate(dataclasses.replace(small_config, **change))
+        workflow.validate(resolve(dataclasses.replace(small_config, **change)))
 
 
 def test_unknown_dataset_fails_fast(small_config):
     bad = dataclasses.replace(small_config, protocol=dataclasses.replace(small_config.protocol, dataset="mnist9"))
     with pytest.raises(ValueError, match="unknown dataset 'mnist9'"):
-        workflow.validate(bad)
+        workflow.validate(resolve(bad))
 
 
 def test_checkpoint_of_another_supernet_is_refused(small_config):
     other = dataclasses.replace(small_config, supernet="mbv2-tiny")
     with pytest.raises(ValueError, match="conv-tiny"):
-        workflow.open_workspace(workflow.resolve(other), progress=False)
+        workflow.open_workspace(resolve(other), progress=False)
 
 
 def _cut_after(generation):
@@ -302,11 +304,11 @@ def test_val_size_zero_is_recorded_as_the_split_size_and_too_large_fails_before_
     run = store.load_run(_run(config, tmp_path / "run")).run
     named = dataclasses.replace(small_config.protocol, val_size=2000)
     assert run["protocol"]["val_size"] == 2000 and run["protocol_hash"] == named.hash()
-    assert run["config_hash"] == workflow.resolve(dataclasses.replace(config, protocol=named)).hash()
+    assert run["config_hash"] == resolve(dataclasses.replace(config, protocol=named)).config.hash()
     monkeypatch.chdir(tmp_path)  # the default checkpoint path, which would be trained on first use
     too_many = dataclasses.replace(small_config, checkpoint="", protocol=dataclasses.replace(named, val_size=2001))
     with pytest.raises(ValueError, match="protocol.val_size 2001 exceeds the 2000 validation images"):
-        workflow.open_workspace(workflow.resolve(too_many), progress=False)
+        workflow.open_workspace(resolve(too_many), progress=False)
     assert not (tmp_path / "checkpoints").exists()
 
 

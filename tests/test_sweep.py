@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness import cli, schema, store, sweep, workflow
-from harness.config import RunConfig
+from harness.resolution import ResolvedRun, resolve
 from conftest import SMALL_EVOLUTION, SMALL_NET, SMALL_OVERRIDES, SMALL_PROTOCOL
 
 PROTOCOL = {"calib_batches": 2, "calib_batch_size": 32, "val_size": 200, "eval_batch_size": 100}
@@ -70,20 +70,21 @@ def test_expand_applies_each_grid_parameter_only_to_searchers_that_take_it():
     runs = sweep.expand(config)
     # per supernet and seed: random 1, evolution 1, pcf-es 2 thresholds, pcf-es-is 2 x 2
     assert len(runs) == 2 * 2 * (1 + 1 + 2 + 4)
-    assert len({workflow.run_id(workflow.resolve(c)) for c in runs}) == len(runs)
-    by = lambda name: [dict(c.searcher_params) for c in runs if c.searcher == name and c.seed == 3 and c.supernet == "spos-tiny"]
+    assert len({r.run_id for r in runs}) == len(runs)
+    configs = [r.config for r in runs]
+    by = lambda name: [dict(c.searcher_params) for c in configs if c.searcher == name and c.seed == 3 and c.supernet == "spos-tiny"]
     assert by("evolution") == [{"generations": 3}]
     assert by("random") == [{"budget": 50 * 3, "batch_size": 50}]  # the evolution budget
     assert sorted(p["threshold"] for p in by("pcf-es")) == [0.5, 0.7] and all("rate" not in p for p in by("pcf-es"))
     assert sorted((p["threshold"], p["rate"]) for p in by("pcf-es-is")) == [(0.5, 0.2), (0.5, 0.4), (0.7, 0.2), (0.7, 0.4)]
-    assert {c.seed for c in runs} == {3, 5} and {c.supernet for c in runs} == {"spos-tiny", "fairnas-tiny"}
+    assert {c.seed for c in configs} == {3, 5} and {c.supernet for c in configs} == {"spos-tiny", "fairnas-tiny"}
 
 
 def test_seed_count_and_defaults_from_base():
     config = sweep.sweep_from_dict({"matrix": {"seeds": 3}, "base": {"searcher": "evolution", "protocol": {"device": "cuda"}}})
     assert config.matrix.seeds == (0, 1, 2) and config.matrix.searchers == ("evolution",) and config.matrix.supernets == ()
     assert config.resources == sweep.Resources(num_gpus=1, num_cpus=1, threads=1)  # cuda: one GPU per run
-    assert [c.seed for c in sweep.expand(config)] == [0, 1, 2]
+    assert [r.config.seed for r in sweep.expand(config)] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -147,10 +148,10 @@ def test_local_sweep_completes_every_run_and_a_second_submission_skips_them(loca
 def test_a_failed_run_is_reported_and_does_not_stop_the_others(small_checkpoint, tmp_path, monkeypatch, capsys):
     real = workflow.run_search
 
-    def flaky(config: RunConfig, *args, **kwargs):
-        if config.searcher_params.get("threshold") == 0.6:
+    def flaky(run: ResolvedRun, *args, **kwargs):
+        if run.config.searcher_params.get("threshold") == 0.6:
             raise RuntimeError("simulated device fault")
-        return real(config, *args, **kwargs)
+        return real(run, *args, **kwargs)
 
     monkeypatch.setattr(workflow, "run_search", flaky)
     path = tmp_path / "sweep.toml"
@@ -280,13 +281,13 @@ def test_compare_refuses_to_keep_a_run_made_on_other_weights(small_config, small
     config = dataclasses.replace(small_config, checkpoint=str(checkpoint), searcher="random",
                                  searcher_params={"budget": 20, "batch_size": 10})
     out = tmp_path / "out"
-    (kept,) = workflow.run_matrix([config], out, progress=False)
+    (kept,) = workflow.run_matrix([resolve(config)], out, progress=False)
     _retrained(small_checkpoint, checkpoint)
     second = dataclasses.replace(config, seed=config.seed + 1)
     with pytest.raises(ValueError, match="was made on supernet checkpoint"):
-        workflow.run_matrix([second, config], out, progress=False)  # the new run comes first: refused before it
+        workflow.run_matrix([resolve(second), resolve(config)], out, progress=False)  # the new run comes first: refused before it
     assert run_ids(out) == [kept.name]
-    assert workflow.run_matrix([second, config], out, overwrite=True, progress=False)[1] == kept  # --overwrite redoes both
+    assert workflow.run_matrix([resolve(second), resolve(config)], out, overwrite=True, progress=False)[1] == kept  # --overwrite redoes both
 
 
 def test_reproduce_sweep_runs_its_plan_and_writes_the_sweep_report_without_rank_checks(small_checkpoint, tmp_path, monkeypatch):

@@ -31,12 +31,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from harness import workflow
+from harness import store, workflow
 from harness.bench.gate import BenchConfig, prepare_workspace, torch_threads
 from harness.config import AUTO_BUDGET, EvalProtocol, ReuseConfig, RunConfig
 from harness.evaluation.budget import node_shapes
 from harness.evaluation.work import SEARCH_WORK_PHASES
 from harness.matrix import Matrix, build
+from harness.resolution import ResolvedRun, resolve
 
 NO_REUSE = "none"
 
@@ -80,7 +81,7 @@ class CostConfig:
             supernet=self.supernet, supernet_overrides=dict(self.supernet_overrides), checkpoint=str(checkpoint),
             searcher_params={"generations": self.generations}, seed=self.seed, protocol=self.protocol,
         )
-        return {c.searcher: c for c in build(base, Matrix(searchers=self.searchers, seeds=(self.seed,)))}
+        return {r.config.searcher: r.config for r in build(base, Matrix(searchers=self.searchers, seeds=(self.seed,)))}
 
 
 @dataclass(frozen=True)
@@ -184,10 +185,10 @@ def _usage() -> resource.struct_rusage:
     return resource.getrusage(resource.RUSAGE_SELF)
 
 
-def measure_run(config: RunConfig, workspace: workflow.Workspace, run_dir: Path) -> CostSample:
+def measure_run(run: ResolvedRun, workspace: workflow.Workspace, run_dir: Path) -> CostSample:
     """One search through the runner, with rusage around it."""
     before = _usage()
-    record = workflow.run_search(config, workspace, run_dir=run_dir, overwrite=True, progress=False).run
+    record = workflow.run_search(run, workspace, run_dir=run_dir, overwrite=True, progress=False).run
     after = _usage()
     totals = record["totals"]
     work = workspace.evaluator.work
@@ -217,7 +218,7 @@ def run_cost(config: CostConfig, cache_dir: Path, *, progress: Callable[[str], N
             samples: dict[str, list[CostSample]] = {level: [] for level in config.levels}
             for repeat in range(config.repeats):
                 for level in config.levels:
-                    run = dataclasses.replace(base, reuse=ReuseConfig(level=level, budget_bytes=config.budget_bytes))
+                    run = resolve(dataclasses.replace(base, reuse=ReuseConfig(level=level, budget_bytes=config.budget_bytes)))
                     if progress is not None:
                         progress(f"{name}[{level}] run {repeat + 1}/{config.repeats}")
                     samples[level].append(measure_run(run, workspace, Path(cache_dir) / "cost-runs" / f"{name}-{level}"))
@@ -225,6 +226,11 @@ def run_cost(config: CostConfig, cache_dir: Path, *, progress: Callable[[str], N
             for level in config.levels:
                 rows.append(CostRow(name, level, best[level], best[NO_REUSE], combined_roofline(rates, best[level].unit_macs), config.repeats))
     return rows
+
+
+def write_record(path: Path, config: CostConfig, rows: Sequence[CostRow]) -> None:
+    """``--record``: the config and its rows as JSON."""
+    store.write_json(path, {"config": config.to_dict(), "rows": [r.to_dict() for r in rows]})
 
 
 def format_cost(rows: Sequence[CostRow], config: CostConfig) -> str:

@@ -46,6 +46,7 @@ from harness.datasets import load_dataset
 from harness.evaluation import SEARCH_WORK_PHASES
 from harness.matrix import Matrix, build
 from harness.progress import progress_bar
+from harness.resolution import resolve
 from supernets.checkpoint import code_fingerprint, save_checkpoint
 from supernets.train import init_weights
 
@@ -170,7 +171,7 @@ class BenchConfig:
     def searcher_configs(self) -> dict[str, RunConfig]:
         """Each bench searcher's run config, as ``compare`` builds it (random gets evolution's budget)."""
         base = RunConfig(supernet=self.supernet, searcher_params=dict(self.searcher_params), seed=self.seed)
-        return {c.searcher: c for c in build(base, Matrix(searchers=self.searchers, seeds=(self.seed,)))}
+        return {r.config.searcher: r.config for r in build(base, Matrix(searchers=self.searchers, seeds=(self.seed,)))}
 
 
 def smoke_config() -> BenchConfig:
@@ -254,7 +255,7 @@ def prepare_workspace(config: BenchConfig, cache_dir: Path = CACHE_DIR, *, progr
         splits = load_dataset(config.protocol.dataset)
         save_checkpoint(path, net, metadata={"dataset": splits.name, "input_shape": list(splits.input_shape)})
     run = config.run_config(path, REFERENCE, NO_REUSE)
-    return workflow.open_workspace(run, progress=progress)
+    return workflow.open_workspace(resolve(run), progress=progress)
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,7 @@ def measure_replay(
     run = config.run_config(workspace.checkpoint.path, trace.searcher, level)
     with torch_threads(config.threads):
         record = workflow.run_search(
-            run, workspace, run_dir=Path(run_dir), overwrite=True, progress=False,
+            resolve(run), workspace, run_dir=Path(run_dir), overwrite=True, progress=False,
             searcher=ReplaySearcher(trace, searchers.SearchSpace(workspace.net.choices)),
         ).run
     totals, work = record["totals"], record["evaluation"]["work_macs_by_phase"]
