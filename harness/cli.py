@@ -192,8 +192,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if args.runs:
         from harness import rank_check
 
-        count = rank_check.RETRAIN_ARCHS if args.rank_archs is None else args.rank_archs
-        jobs = rank_check.retrain_jobs(store.load_records(args.runs, skip_bad=True), [Path(p) for p in args.runs], recipe, count)
+        jobs = rank_check.retrain_jobs(store.load_records(args.runs, skip_bad=True), [Path(p) for p in args.runs], recipe, args.rank_archs)
     else:
         config = build_config(args)
         jobs = [retrain.RetrainJob(config, retrain.parse_arch(a), recipe) for a in args.arch]

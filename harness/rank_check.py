@@ -260,14 +260,14 @@ def drift_depths(
 
 
 def retrain_jobs(
-    records: Sequence[store.RunRecord], folders: Sequence[Path], recipe: RetrainRecipe, count: int = RETRAIN_ARCHS
+    records: Sequence[store.RunRecord], folders: Sequence[Path], recipe: RetrainRecipe, count: int | None = None
 ) -> list[RetrainJob]:
     """The stand-alone retrains a report reads: every run's answer, then the first ``count`` archs of each
-    rank check's sample recorded in ``folders``."""
-    return answer_jobs(records, recipe) + sample_jobs(read_checks(folders), recipe, count)
+    rank check's sample recorded in ``folders`` (default ``RETRAIN_ARCHS``, read when called)."""
+    return answer_jobs(records, recipe) + sample_jobs(read_checks(folders), recipe, RETRAIN_ARCHS if count is None else count)
 
 
-def sample_jobs(checks: Sequence[SplitHalf], recipe: RetrainRecipe, count: int = RETRAIN_ARCHS) -> list[RetrainJob]:
+def sample_jobs(checks: Sequence[SplitHalf], recipe: RetrainRecipe, count: int) -> list[RetrainJob]:
     """The stand-alone retrains of the first ``count`` archs of each check's sample (the rank agreement's ground truth)."""
     jobs = []
     for check in checks:
