@@ -34,7 +34,7 @@ from scipy import stats
 import searchers
 import supernets
 from harness import checkpoints, schema, store, workflow
-from harness.config import RunConfig, run_config_from_dict
+from harness.config import RunConfig
 from harness.evaluation import Evaluator
 from harness.retrain import RetrainJob, RetrainRecipe
 
@@ -197,21 +197,20 @@ def check_path(folder: Path, supernet: str, checkpoint_hash: str, protocol_hash:
     return Path(folder) / f"{FILE_PREFIX}{supernet}-c{checkpoint_hash[:12]}-p{protocol_hash[:12]}.json"
 
 
-def write_checks(records: Sequence[store.RunRecord], folder: Path, *, progress: bool = False) -> list[Path]:
+def write_checks(records: Sequence[store.StoredRun], folder: Path, *, progress: bool = False) -> list[Path]:
     """The split-half record of every (supernet, checkpoint, protocol) of ``records`` in ``folder``; missing ones computed."""
     paths = []
     seen: set[Path] = set()
     for record in records:
-        run = record.run
-        path = check_path(folder, run["supernet"], run["checkpoint_hash"], run["protocol_hash"])
+        setup = record.run.setup
+        path = check_path(folder, setup.supernet, setup.checkpoint_hash, setup.protocol_hash)
         if path in seen:
             continue
         seen.add(path)
         if not path.is_file():
-            config = run_config_from_dict(run["config"])
-            config = dataclasses.replace(config, checkpoint=run.get("checkpoint_path") or config.checkpoint)
+            config = dataclasses.replace(setup.config, checkpoint=setup.checkpoint_path)
             check = split_half(config, progress=progress)
-            if check.checkpoint_hash != run["checkpoint_hash"] or check.protocol_hash != run["protocol_hash"]:
+            if check.checkpoint_hash != setup.checkpoint_hash or check.protocol_hash != setup.protocol_hash:
                 raise ValueError(
                     f"the checkpoint or protocol of {record.path} changed since the run (now {check.checkpoint_hash[:12]}, "
                     f"{check.protocol_hash[:12]}); a rank check must score with the weights the run searched"

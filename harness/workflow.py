@@ -17,11 +17,12 @@ import searchers
 import supernets
 from harness import provenance, schema, store
 from harness.checkpoints import build_supernet, checkpoint_path, ensure_checkpoint, supernet_name
-from harness.config import EvalProtocol, RunConfig, run_config_from_dict
+from harness.config import EvalProtocol, RunConfig
 from harness.datasets import DatasetSplits, available_datasets, load_dataset
 from harness.evaluation import Evaluator
 from harness.meters import codecarbon_missing, default_meters, validate_country_iso_code
 from harness.progress import progress_bar
+from harness.run_record import RunSetup
 from harness.runner import RunIdentity, Runner
 from supernets.checkpoint import CheckpointInfo
 
@@ -137,7 +138,7 @@ def run_search(
     progress: bool = True,
     on_generation: Callable[[int], None] | None = None,
     searcher: searchers.Searcher | None = None,
-) -> store.RunRecord:
+) -> store.StoredRun:
     """One instrumented search; returns its record (``.path`` is its results directory).
 
     ``resume`` continues the run in ``run_dir`` from its checkpoint (or restarts one stopped
@@ -168,7 +169,7 @@ def _locked_search(
     progress: bool,
     on_generation: Callable[[int], None] | None,
     searcher: searchers.Searcher | None,
-) -> store.RunRecord:
+) -> store.StoredRun:
     restore = store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     evaluator = workspace.evaluator
     if evaluator.reuse != config.reuse:
@@ -181,19 +182,21 @@ def _locked_search(
         tracking_mode=config.carbon.tracking_mode, emissions_csv=run_dir / schema.EMISSIONS_CSV,
     )
     identity = RunIdentity(
-        run_id=run_dir.name,
-        config=config.to_dict(),
-        config_hash=config.hash(),
-        searcher=config.searcher,
-        searcher_params=dict(config.searcher_params),
-        seed=config.seed,
-        supernet=supernet_name(config),
-        supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
-        checkpoint_hash=workspace.checkpoint.content_hash,
-        checkpoint_path=str(Path(workspace.checkpoint.path).resolve()),
-        dataset=workspace.splits.name,
-        protocol=dataclasses.asdict(config.protocol),
-        protocol_hash=config.protocol.hash(),
+        setup=RunSetup(
+            run_id=run_dir.name,
+            config=config,
+            config_hash=config.hash(),
+            searcher=config.searcher,
+            searcher_params=dict(config.searcher_params),
+            seed=config.seed,
+            supernet=supernet_name(config),
+            supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
+            checkpoint_hash=workspace.checkpoint.content_hash,
+            checkpoint_path=str(Path(workspace.checkpoint.path).resolve()),
+            dataset=workspace.splits.name,
+            protocol=dataclasses.asdict(config.protocol),
+            protocol_hash=config.protocol.hash(),
+        ),
         test_images=None if workspace.splits.test_x is None else len(workspace.splits.test_x),
         provenance={
             "versions": provenance.versions(),
@@ -215,15 +218,14 @@ def _locked_search(
         meters.close()
 
 
-def resume_search(run_dir: Path, *, progress: bool = True) -> store.RunRecord:
+def resume_search(run_dir: Path, *, progress: bool = True) -> store.StoredRun:
     """Continue an interrupted run with the config and the checkpoint it started with, from any working directory."""
     run_dir = Path(run_dir)
     with store.folder_lock(run_dir):
-        run = store.resumable_run(run_dir)
-        config = run_config_from_dict(run["config"])
-        # Runs recorded before checkpoint_path existed fall back to the config's (hash-checked all the same).
-        recorded = dataclasses.replace(config, checkpoint=run.get("checkpoint_path") or str(checkpoint_path(config)))
-        workspace = open_workspace(resolve(recorded), progress=progress, checkpoint_hash=run["checkpoint_hash"])
+        setup = store.resumable_run(run_dir).setup
+        config = setup.config
+        recorded = dataclasses.replace(config, checkpoint=setup.checkpoint_path)
+        workspace = open_workspace(resolve(recorded), progress=progress, checkpoint_hash=setup.checkpoint_hash)
         return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress)
 
 
@@ -286,13 +288,13 @@ def _matrix_run(config: RunConfig, workspace: Workspace, run_dir: Path, overwrit
     return run_search(config, workspace, run_dir=run_dir, resume=True, progress=progress).path
 
 
-def require_same_weights(record: store.RunRecord, checkpoint: Path, current_hash: str) -> None:
+def require_same_weights(record: store.StoredRun, checkpoint: Path, current_hash: str) -> None:
     """Refuse to keep a complete run beside new ones when the checkpoint now holds other weights.
 
     A set of runs is compared as one experiment on one supernet; a checkpoint retrained since
     (``pcfes train --overwrite``, another machine, changed code) would silently mix two.
     """
-    recorded = record.run.get("checkpoint_hash")
+    recorded = record.run.setup.checkpoint_hash
     if recorded != current_hash:
         raise ValueError(
             f"{record.path} was made on supernet checkpoint {str(recorded)[:16]}, but {checkpoint} now holds "
@@ -301,7 +303,7 @@ def require_same_weights(record: store.RunRecord, checkpoint: Path, current_hash
         )
 
 
-def complete_run(run_dir: Path) -> store.RunRecord | None:
+def complete_run(run_dir: Path) -> store.StoredRun | None:
     """The run in ``run_dir`` if ``store.load_run`` accepts it (finished, readable, known schema), else None."""
     try:
         return store.load_run(run_dir)
