@@ -115,7 +115,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     print(console_summary(store.load_records(paths)).format())
     print(f"\nruns: {out}")
-    sources = store.load_records(paths[:1])[0].run["meter_sources"]
+    sources = store.load_records(paths[:1])[0].run.environment.meter_sources
     print("measurement sources: " + "; ".join(f"{q}: {source}" for q, source in sources.items()))
     if args.report:
         from harness.report import write_report

@@ -199,19 +199,19 @@ def check_path(folder: Path, supernet: str, checkpoint_hash: str, protocol_hash:
     return Path(folder) / f"{FILE_PREFIX}{supernet}-c{checkpoint_hash[:12]}-p{protocol_hash[:12]}.json"
 
 
-def write_checks(records: Sequence[store.RunRecord], folder: Path, *, progress: bool = False) -> list[Path]:
+def write_checks(records: Sequence[store.StoredRun], folder: Path, *, progress: bool = False) -> list[Path]:
     """The split-half record of every (supernet, checkpoint, protocol) of ``records`` in ``folder``; missing ones computed."""
     paths = []
     seen: set[Path] = set()
     for record in records:
-        run = record.run
-        path = check_path(folder, run["supernet"], run["checkpoint_hash"], run["protocol_hash"])
+        setup = record.run.setup
+        path = check_path(folder, setup.supernet, setup.checkpoint_hash, setup.protocol_hash)
         if path in seen:
             continue
         seen.add(path)
         if not path.is_file():
-            check = split_half(recorded_run(run, at_recorded_checkpoint=True), progress=progress)
-            if check.checkpoint_hash != run["checkpoint_hash"] or check.protocol_hash != run["protocol_hash"]:
+            check = split_half(recorded_run(setup, at_recorded_checkpoint=True), progress=progress)
+            if check.checkpoint_hash != setup.checkpoint_hash or check.protocol_hash != setup.protocol_hash:
                 raise ValueError(
                     f"the checkpoint or protocol of {record.path} changed since the run (now {check.checkpoint_hash[:12]}, "
                     f"{check.protocol_hash[:12]}); a rank check must score with the weights the run searched"
@@ -260,7 +260,7 @@ def drift_depths(
 
 
 def retrain_jobs(
-    records: Sequence[store.RunRecord], folders: Sequence[Path], recipe: RetrainRecipe, count: int | None = None
+    records: Sequence[store.StoredRun], folders: Sequence[Path], recipe: RetrainRecipe, count: int | None = None
 ) -> list[RetrainJob]:
     """The stand-alone retrains a report reads: every run's answer, then the first ``count`` archs of each
     rank check's sample recorded in ``folders`` (default ``RETRAIN_ARCHS``, read when called)."""

@@ -12,13 +12,12 @@ Light on purpose (registries and the config only): the CLI resolves before torch
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import searchers
 import supernets
-from harness.config import RunConfig, check_run_id, run_config_from_dict
+from harness.config import RunConfig, check_run_id
+from harness.run_record import RunSetup
 
 
 def supernet_name(config: RunConfig) -> str:
@@ -77,8 +76,8 @@ def resolve(config: RunConfig) -> ResolvedRun:
     return ResolvedRun(full, full.run_id or f"{full.supernet}_{full.searcher}_s{full.seed}_{full.hash()[:8]}")
 
 
-def recorded_run(run: Mapping[str, Any], *, at_recorded_checkpoint: bool = False) -> ResolvedRun:
-    """The run a ``run.json`` records, under the id it was recorded with.
+def recorded_run(setup: RunSetup, *, at_recorded_checkpoint: bool = False) -> ResolvedRun:
+    """The run a run.json's setup records, under the id it was recorded with.
 
     Its config is the one it was scored with (``protocol.val_size`` 0 already replaced by the
     split's size), so its hash can differ from the one in its id; the recorded id stays the id.
@@ -86,10 +85,10 @@ def recorded_run(run: Mapping[str, Any], *, at_recorded_checkpoint: bool = False
     so it opens from any working directory (what it records keeps the path it was given); runs
     recorded before that path existed keep the config's.
     """
-    config = run_config_from_dict(run["config"])
+    config = setup.config
     if at_recorded_checkpoint:
-        config = dataclasses.replace(config, checkpoint=run.get("checkpoint_path") or config.checkpoint)
-    return ResolvedRun(resolved_config(config), run["run_id"])
+        config = dataclasses.replace(config, checkpoint=setup.checkpoint_path or config.checkpoint)
+    return ResolvedRun(resolved_config(config), setup.run_id)
 
 
 def require_resolved(run: object, where: str) -> ResolvedRun:

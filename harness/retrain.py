@@ -36,7 +36,7 @@ from torch import nn
 
 import supernets
 from harness import checkpoints, plugins, resolution, schema, store
-from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown, run_config_from_dict
+from harness.config import RunConfig, check_fields, content_hash, load_toml, reject_unknown
 from harness.datasets import DatasetSplits, load_dataset
 from harness.progress import progress_bar
 from supernets.checkpoint import TrainConfig, atomic_torch_save, code_fingerprint, data_hash, training_problems
@@ -393,12 +393,11 @@ def retrain_all(
     return [results[key] for key in order]
 
 
-def answer_jobs(records: Iterable[store.RunRecord], recipe: RetrainRecipe) -> list[RetrainJob]:
+def answer_jobs(records: Iterable[store.StoredRun], recipe: RetrainRecipe) -> list[RetrainJob]:
     """One job per run: its answer, in its run's space, dataset and MAC limit."""
     jobs = []
     for record in records:
-        config = run_config_from_dict(record.run["config"])
-        jobs.append(RetrainJob(config, tuple(record.run["result"]["best_arch"]), recipe))
+        jobs.append(RetrainJob(record.run.config, record.run.result.best_arch, recipe))
     return jobs
 
 

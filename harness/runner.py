@@ -22,6 +22,7 @@ from harness import schema, store
 from harness.evaluation import CANDIDATE_PHASES, PREPARE_PHASES, SEARCH_WORK_PHASES, Evaluator, WorkPhase
 from harness.progress import progress_bar
 from harness.meters import MeterSet
+from harness.run_record import RunEnvironment, RunRecord, RunResult, RunSetup, RunStatus, RunTotals
 from searchers.base import Searcher
 
 log = logging.getLogger(__name__)
@@ -48,20 +49,8 @@ class SearcherContractError(RuntimeError):
 class RunIdentity:
     """What run.json records about a run besides its measurements."""
 
-    run_id: str
-    config: dict[str, Any]
-    config_hash: str
-    searcher: str
-    searcher_params: dict[str, Any]
-    seed: int
-    supernet: str
-    supernet_config: dict[str, Any]
-    checkpoint_hash: str
-    checkpoint_path: str  # absolute
-    dataset: str
-    protocol: dict[str, Any]
-    protocol_hash: str
-    provenance: dict[str, Any]  # versions, git, machine, device
+    setup: RunSetup
+    provenance: dict[str, Any]  # versions, git, machine, device (RunEnvironment without the meters' sources)
     test_images: int | None = None  # size of the dataset's test split (None: it has none)
 
 
@@ -115,10 +104,10 @@ class Runner:
     def restore(self) -> None:
         """Load the checkpoint of an interrupted run in ``run_dir``."""
         state = store.read_json(self.run_dir / schema.CHECKPOINT_JSON)
-        if state["config_hash"] != self.identity.config_hash:
+        if state["config_hash"] != self.identity.setup.config_hash:
             raise ValueError(
                 f"cannot resume {self.run_dir}: it was started with config {state['config_hash']}, "
-                f"not {self.identity.config_hash}"
+                f"not {self.identity.setup.config_hash}"
             )
         started_on = state.get("checkpoint_hash")
         if started_on is None:
@@ -126,10 +115,10 @@ class Runner:
                 f"cannot resume {self.run_dir}: its {schema.CHECKPOINT_JSON} does not record the supernet checkpoint "
                 "it started on (written by an older pcfes-bench); start it again with --overwrite"
             )
-        if started_on != self.identity.checkpoint_hash:
+        if started_on != self.identity.setup.checkpoint_hash:
             raise ValueError(
                 f"cannot resume {self.run_dir}: it was started on supernet checkpoint {started_on}, but "
-                f"{self.identity.checkpoint_path} now holds {self.identity.checkpoint_hash}; put the original back "
+                f"{self.identity.setup.checkpoint_path} now holds {self.identity.setup.checkpoint_hash}; put the original back "
                 "(a run cannot continue on other weights)"
             )
         self.searcher.load_state_dict(state["searcher"])
@@ -148,8 +137,8 @@ class Runner:
             self.run_dir / schema.CHECKPOINT_JSON,
             {
                 "schema_version": schema.SCHEMA_VERSION,
-                "config_hash": self.identity.config_hash,
-                "checkpoint_hash": self.identity.checkpoint_hash,
+                "config_hash": self.identity.setup.config_hash,
+                "checkpoint_hash": self.identity.setup.checkpoint_hash,
                 "created_utc": self.created,
                 "resumes": self.resumes,
                 "searcher": self.searcher.state_dict(),
@@ -163,14 +152,14 @@ class Runner:
 
     # --- the loop ---------------------------------------------------------------------
 
-    def run(self) -> store.RunRecord:
+    def run(self) -> store.StoredRun:
         """Search to the end, re-score the best under the full protocol, write the results; returns them."""
         # A stand-in under a registered name (the gate's replays) declares no generation count.
-        entry = searchers.registered_searchers().get(self.identity.searcher)
+        entry = searchers.registered_searchers().get(self.identity.setup.searcher)
         known = entry is not None and isinstance(self.searcher, entry.cls)
         total = entry.generation_count(self.searcher.params) if known else None
         bar = progress_bar(
-            total, f"{self.identity.searcher} s{self.identity.seed}", "gen",
+            total, f"{self.identity.setup.searcher} s{self.identity.setup.seed}", "gen",
             enabled=self.progress, initial=self.searcher.generation, position=1, leave=False,
         )
         # The built-in searchers log under "searchers"; a plugin under its own top-level package.
@@ -184,7 +173,7 @@ class Runner:
             for logger in loggers:
                 logger.removeHandler(notes)
         result = self._final()
-        record = self._write(status="complete", result=result)
+        record = self._write(RunStatus.COMPLETE, result)
         (self.run_dir / schema.CHECKPOINT_JSON).unlink(missing_ok=True)
         store.remove_stale_temps(self.run_dir)
         return record
@@ -196,7 +185,7 @@ class Runner:
                 best = self.gen_rows[-1]
                 bar.set_postfix(best=f"{best['best_score']:.4f}", frozen=best["frozen_depth"], wall=f"{best['cum_wall_s']:.0f}s")
                 bar.update(1)
-                self._write(status="running")
+                self._write(RunStatus.RUNNING)
                 self._checkpoint()
                 if self.on_generation is not None:
                     self.on_generation(self.searcher.generation)
@@ -215,7 +204,7 @@ class Runner:
             archs = searcher.ask()
         if not archs:  # tell([]) would change nothing: the loop would spin forever
             raise SearcherContractError(
-                f"searcher {self.identity.searcher!r} returned no candidates from ask() while done() is False; "
+                f"searcher {self.identity.setup.searcher!r} returned no candidates from ask() while done() is False; "
                 "a searcher must propose at least one arch per generation or report done()"
             )
         with self.meters.window("evaluate"):
@@ -268,7 +257,7 @@ class Runner:
         row = generation.to_row()
         self.gen_rows.append(row)
 
-    def _final(self) -> dict[str, Any]:
+    def _final(self) -> RunResult:
         arch, search_score = self.searcher.best()
         with self.meters.window("final"):
             final_score = self.evaluator.score_full(arch, "val")
@@ -276,11 +265,9 @@ class Runner:
                 test_accuracy = self.evaluator.score_full(arch, "test")
             except ValueError:
                 test_accuracy = None
-        return dataclasses.asdict(
-            schema.RunResult(
-                best_arch=list(arch), search_score=search_score, final_score=final_score, test_accuracy=test_accuracy,
-                test_images=None if test_accuracy is None else self.identity.test_images,
-            )
+        return RunResult(
+            best_arch=tuple(arch), search_score=search_score, final_score=final_score, test_accuracy=test_accuracy,
+            test_images=None if test_accuracy is None else self.identity.test_images,
         )
 
     # --- records ----------------------------------------------------------------------
@@ -293,71 +280,45 @@ class Runner:
                 value = _add(value, _value(totals[phase], quantity))
         return value
 
-    def _totals(self) -> dict[str, Any]:
+    def _totals(self) -> RunTotals:
         totals = self.meters.totals()
         evaluator = self.evaluator
         work = evaluator.work
-        return dataclasses.asdict(
-            schema.RunTotals(
-                **{q: self._phase_sum(totals, q) for q in (*schema.PHASE_QUANTITIES, "energy_kwh")},
-                macs=work.search_macs(),
-                images=work.search_images(),
-                candidates_evaluated=len(self.cand_rows),
-                generations=len(self.gen_rows),
-                cache_peak_bytes=evaluator.cache_peak_bytes,
-                macs_avoided=work.search_avoided_macs(),
-                store_peak_bytes=evaluator.store.peak_bytes,
-                store_evictions=evaluator.store.evictions,
-                store_captured=evaluator.store.captured,
-                store_read_again=evaluator.store.read_again,
-                rebuild_macs=work.macs["rebuild"],
-                rebuild_images=work.images["rebuild"],
-                meter_overhead_s=self.meters.overhead_s,
-                wall_s_before_resume=self.wall_before_resume,
-            )
+        return RunTotals(
+            **{q: self._phase_sum(totals, q) for q in (*schema.PHASE_QUANTITIES, "energy_kwh")},
+            macs=work.search_macs(),
+            images=work.search_images(),
+            candidates_evaluated=len(self.cand_rows),
+            generations=len(self.gen_rows),
+            cache_peak_bytes=evaluator.cache_peak_bytes,
+            macs_avoided=work.search_avoided_macs(),
+            store_peak_bytes=evaluator.store.peak_bytes,
+            store_evictions=evaluator.store.evictions,
+            store_captured=evaluator.store.captured,
+            store_read_again=evaluator.store.read_again,
+            rebuild_macs=work.macs["rebuild"],
+            rebuild_images=work.images["rebuild"],
+            meter_overhead_s=self.meters.overhead_s,
+            wall_s_before_resume=self.wall_before_resume,
         )
 
-    def _write(self, status: str, result: dict[str, Any] | None = None) -> store.RunRecord:
+    def _write(self, status: RunStatus, result: RunResult | None = None) -> store.StoredRun:
         """Write the run's files as they stand; returns what was written."""
         ident = self.identity
         evaluator, work = self.evaluator, self.evaluator.work
         meter_totals = self.meters.totals()
-        run = {
-            "schema_version": schema.SCHEMA_VERSION,
-            "run_id": ident.run_id,
-            "status": status,
-            "created_utc": self.created,
-            "finished_utc": _now() if status == "complete" else None,
-            "config": ident.config,
-            "config_hash": ident.config_hash,
-            "searcher": ident.searcher,
-            "searcher_params": ident.searcher_params,
-            "seed": ident.seed,
-            "supernet": ident.supernet,
-            "supernet_config": ident.supernet_config,
-            "checkpoint_hash": ident.checkpoint_hash,
-            "checkpoint_path": ident.checkpoint_path,
-            "dataset": ident.dataset,
-            "protocol": ident.protocol,
-            "protocol_hash": ident.protocol_hash,
-            "versions": ident.provenance["versions"],
-            "git": ident.provenance["git"],
-            "machine": ident.provenance["machine"],
-            "device": ident.provenance["device"],
-            "meter_sources": self.meters.sources(),
-            "totals": self._totals(),
-            "result": result,
-            "resumes": self.resumes,
-            "searcher_notes": self.searcher_notes,
-            "reuse": dataclasses.asdict(
-                schema.ReuseSummary(
-                    level=evaluator.reuse.level,
-                    budget_bytes=evaluator.budget_bytes,
-                    budget_setting=evaluator.reuse.budget_bytes,
-                    location=evaluator.reuse.location,
-                )
-            ),
-            "evaluation": {
+        run = RunRecord(
+            setup=ident.setup,
+            environment=RunEnvironment(**ident.provenance, meter_sources=self.meters.sources()),
+            status=status,
+            created_utc=self.created,
+            finished_utc=_now() if status is RunStatus.COMPLETE else None,
+            totals=self._totals(),
+            result=result,
+            resumes=self.resumes,
+            searcher_notes=tuple(self.searcher_notes),
+            reuse_budget_bytes=evaluator.budget_bytes,
+            evaluation={
                 "cache_events": evaluator.cache_events,
                 "importance_subset": evaluator.subset.to_dict() if evaluator.subset else None,
                 "store_dropped": evaluator.store.dropped,
@@ -368,9 +329,9 @@ class Runner:
                 "work_macs_avoided_by_phase": {p: work.avoided_macs(p) for p in SEARCH_WORK_PHASES},
                 "work_macs_avoided_by_block": {p: work.avoided_block_macs(p) for p in SEARCH_WORK_PHASES},
             },
-            "final_phase": {q: m.value for q, m in meter_totals.get("final", {}).items()},
-        }
-        store.write_json(self.run_dir / schema.RUN_JSON, run)
+            final_phase={q: m.value for q, m in meter_totals.get("final", {}).items()},
+        )
+        store.write_json(self.run_dir / schema.RUN_JSON, run.to_json())
         gens = pd.DataFrame(self.gen_rows)
         ordered = [c for c in schema.GEN_COLUMNS if c in gens.columns]
         gens = gens[ordered + [c for c in gens.columns if c not in ordered]] if len(gens) else pd.DataFrame(columns=schema.GEN_COLUMNS)
@@ -379,13 +340,13 @@ class Runner:
         store.write_csv(self.run_dir / schema.GENERATIONS_CSV, gens)
         store.write_csv(self.run_dir / schema.CANDIDATES_CSV, cands)
         store.write_json(self.run_dir / schema.EMISSIONS_JSON, emissions)
-        return store.RunRecord(self.run_dir, run, gens, cands, emissions)
+        return store.StoredRun(self.run_dir, run, gens, cands, emissions)
 
     def _emissions(self, meter_totals: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """CO2 with what it was computed from (kWh x grid intensity), so it can be recomputed."""
         intensity = self.meters.grand_totals().get("grid_intensity_g_per_kwh")
         emissions = schema.Emissions(
-            country_iso_code=self.identity.config.get("country_iso_code"),
+            country_iso_code=self.identity.setup.config.country_iso_code,
             co2_g=self._phase_sum(meter_totals, "co2_g"),
             energy_kwh=self._phase_sum(meter_totals, "energy_kwh"),
             grid_intensity_g_per_kwh=None if intensity is None else intensity.value,

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 2  # 2: reuse levels (reused_depth, store and avoided-work columns, run.json "reuse")
+SCHEMA_VERSION = 3  # 2: reuse levels (reused_depth, store and avoided-work columns); 3: run.json as harness.run_record.RunRecord
 
-RUN_JSON = "run.json"
+RUN_JSON = "run.json"  # harness.run_record.RunRecord
 GENERATIONS_CSV = "generations.csv"
 CANDIDATES_CSV = "candidates.csv"
 EMISSIONS_JSON = "emissions.json"
@@ -116,64 +116,6 @@ CAND_COLUMNS = _names(CandidateRow)
 
 
 @dataclass(frozen=True)
-class RunTotals:
-    """run.json "totals": the search's totals (the final re-scoring is in "final_phase")."""
-
-    wall_s: float | None
-    cpu_s: float | None
-    gpu_s: float | None
-    gpu_energy_j: float | None
-    cpu_energy_j: float | None
-    energy_j: float | None
-    energy_kwh: float | None
-    co2_g: float | None
-    macs: int
-    images: int
-    candidates_evaluated: int
-    generations: int
-    cache_peak_bytes: int  # peak bytes of the frozen-prefix node
-    macs_avoided: int  # MACs that reuse level "none" would have run on top of "macs"
-    store_peak_bytes: int  # peak bytes of all stored prefix nodes (<= the reuse budget)
-    store_evictions: int
-    store_captured: int  # prefix nodes the store took (level prefix)
-    store_read_again: int  # of those, nodes a later request started from
-    rebuild_macs: int  # recomputing stored nodes' tensors after a resume: never in "macs"
-    rebuild_images: int
-    meter_overhead_s: float
-    wall_s_before_resume: float
-
-
-TOTAL_KEYS = _names(RunTotals)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """run.json "result": the answer, re-scored under the full protocol."""
-
-    best_arch: list[int]
-    search_score: float
-    final_score: float
-    test_accuracy: float | None  # None where the dataset has no test split
-    test_images: int | None = None  # size of the test split test_accuracy was measured on (None: no split, or older runs)
-
-
-RESULT_KEYS = _names(RunResult)
-
-
-@dataclass(frozen=True)
-class ReuseSummary:
-    """run.json "reuse": the exact work reuse a run was evaluated with (harness/evaluation)."""
-
-    level: str  # "none" | "frozen" | "prefix"
-    budget_bytes: int  # the store's resolved byte budget
-    budget_setting: int | str  # the configured budget: an integer or "auto"
-    location: str  # "device" | "host"
-
-
-REUSE_KEYS = _names(ReuseSummary)
-
-
-@dataclass(frozen=True)
 class Emissions:
     """emissions.json: CO2 with what it was computed from (kWh x grid intensity), so it can be recomputed."""
 
@@ -188,42 +130,6 @@ class Emissions:
     # CodeCarbon's tracking mode ("process" | "machine") and what its numbers cover; None where it did not run.
     tracking_mode: str | None = None
     attribution: str | None = None
-
-
-EMISSION_KEYS = _names(Emissions)
-
-# run.json top-level keys.
-RUN_KEYS = (
-    "schema_version",
-    "run_id",
-    "status",  # "running" | "complete"
-    "created_utc",
-    "finished_utc",
-    "config",
-    "config_hash",
-    "searcher",
-    "searcher_params",
-    "seed",
-    "supernet",
-    "supernet_config",
-    "checkpoint_hash",
-    "checkpoint_path",  # absolute: what --resume loads, from any working directory
-    "dataset",
-    "protocol",  # as scored: val_size 0 is recorded as the split's size
-    "protocol_hash",
-    "versions",
-    "git",
-    "machine",
-    "device",
-    "meter_sources",  # quantity -> source, e.g. {"gpu_energy_j": "nvml_counter", "cpu_energy_j": "unavailable: ..."}
-    "totals",  # RunTotals
-    "result",  # RunResult (None while running)
-    "resumes",  # number of times the run was resumed
-    "searcher_notes",  # warnings the searcher logged, in order (e.g. a MAC limit unreachable after a freeze)
-    "reuse",  # ReuseSummary
-    "evaluation",  # the evaluator's own account: cache events, importance subset, work per phase and block
-    "final_phase",  # quantity -> value of the final re-scoring of the answer (not in "totals")
-)
 
 
 def source_column(quantity: str) -> str:

@@ -14,7 +14,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import pandas as pd
 
 import searchers
 from harness import schema
+from harness.run_record import SUPPORTED_VERSIONS, RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -218,12 +219,24 @@ def is_vacant(path: str | Path) -> bool:
 
 
 def _our_json(path: Path) -> dict[str, Any] | None:
-    """``path`` parsed, when it is a JSON file of this schema version (written by us), else None."""
+    """``path`` parsed, when it is a JSON file of a schema version this pcfes-bench reads (written by us), else None.
+
+    checkpoint.json has the same layout in versions 2 and 3 (only run.json changed), so both are ours.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("schema_version") == schema.SCHEMA_VERSION else None
+    return data if isinstance(data, dict) and data.get("schema_version") in SUPPORTED_VERSIONS else None
+
+
+def _our_record(path: Path) -> RunRecord | None:
+    """The record in run.json ``path`` when it is one of ours that this pcfes-bench reads, else None."""
+    data = _our_json(path)
+    try:
+        return None if data is None else RunRecord.from_json(data)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def remove_stale_temps(path: Path) -> None:
@@ -241,7 +254,7 @@ def _clear_run_dir(path: Path) -> None:
     if _our_json(path / schema.RUN_JSON) is None and _our_json(path / schema.CHECKPOINT_JSON) is None:
         raise FileExistsError(
             f"refusing to delete {path}: it is not a pcfes run folder (no {schema.RUN_JSON} or {schema.CHECKPOINT_JSON} "
-            f"of schema version {schema.SCHEMA_VERSION}), it holds {', '.join(p.name for p in contents[:5])}; "
+            f"of schema version {' or '.join(map(str, SUPPORTED_VERSIONS))}), it holds {', '.join(p.name for p in contents[:5])}; "
             "choose another run id or results folder"
         )
     foreign = [p.name for p in contents if p.name not in _OUR_FILES or not p.is_file()]
@@ -255,14 +268,14 @@ def _clear_run_dir(path: Path) -> None:
     remove_stale_temps(path)
 
 
-def resumable_run(path: str | Path) -> dict[str, Any]:
-    """run.json of a run that --resume can continue (checkpointed, or stopped before its first checkpoint).
+def resumable_run(path: str | Path) -> RunRecord:
+    """The record of a run that --resume can continue (checkpointed, or stopped before its first checkpoint).
 
     Anything else raises FileNotFoundError saying what the folder holds.
     """
     path = Path(path)
-    run = _our_json(path / schema.RUN_JSON)
-    if run is not None and ((path / schema.CHECKPOINT_JSON).is_file() or run.get("status") == "running"):
+    run = _our_record(path / schema.RUN_JSON)
+    if run is not None and ((path / schema.CHECKPOINT_JSON).is_file() or run.status is RunStatus.RUNNING):
         return run
     if run is not None:
         state = "complete"
@@ -274,10 +287,10 @@ def resumable_run(path: str | Path) -> dict[str, Any]:
 
 
 def _occupied(path: Path) -> str:
-    run = _our_json(path / schema.RUN_JSON)
+    run = _our_record(path / schema.RUN_JSON)
     if run is None and _our_json(path / schema.CHECKPOINT_JSON) is None:
         return f"results directory {path} exists and is not a run of this pcfes version; choose another --run-id or --results-dir"
-    if run is not None and run.get("status") == "complete":
+    if run is not None and run.status is RunStatus.COMPLETE:
         return f"results directory {path} already holds a complete run; pass --overwrite to replace it or choose another --run-id"
     return f"results directory {path} already holds an interrupted run; pass --resume {path} to continue it or --overwrite to replace it"
 
@@ -314,35 +327,32 @@ def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    """One run loaded from disk."""
+class StoredRun:
+    """One run loaded from disk: its record and its files."""
 
     path: Path
-    run: dict[str, Any]
+    run: RunRecord
     generations: pd.DataFrame
     candidates: pd.DataFrame
     emissions: dict[str, Any]
     duplicates: tuple[Path, ...] = ()  # other folders given with the same run (config hash + seed), dropped
 
 
-def load_run(path: str | Path) -> RunRecord:
+def load_run(path: str | Path) -> StoredRun:
     """Load one complete run directory; raises RunLoadError saying what is wrong."""
     path = Path(path)
     missing = [name for name in schema.RUN_FILES if not (path / name).is_file()]
     if missing:
         raise RunLoadError(f"run {path} is incomplete: missing {', '.join(missing)}")
-    run = read_json(path / schema.RUN_JSON)
-    version = run.get("schema_version")
-    if version != schema.SCHEMA_VERSION:
-        raise RunLoadError(
-            f"run {path} has schema version {version!r}; this pcfes-bench reads version {schema.SCHEMA_VERSION}"
-        )
-    if run.get("status") != "complete":
-        raise RunLoadError(f"run {path} is incomplete (status {run.get('status')!r}); resume it with pcfes search --resume {path}")
-    totals = run.get("totals") or {}
-    generations = _read_csv(path / schema.GENERATIONS_CSV, schema.GEN_COLUMNS, totals.get("generations"))
-    candidates = _read_csv(path / schema.CANDIDATES_CSV, schema.CAND_COLUMNS, totals.get("candidates_evaluated"))
-    return RunRecord(path, run, generations, candidates, read_json(path / schema.EMISSIONS_JSON))
+    try:
+        run = RunRecord.from_json(read_json(path / schema.RUN_JSON))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunLoadError(f"run {path}: {exc}") from None
+    if run.status is not RunStatus.COMPLETE:
+        raise RunLoadError(f"run {path} is incomplete (status {run.status.value!r}); resume it with pcfes search --resume {path}")
+    generations = _read_csv(path / schema.GENERATIONS_CSV, schema.GEN_COLUMNS, run.totals.generations)
+    candidates = _read_csv(path / schema.CANDIDATES_CSV, schema.CAND_COLUMNS, run.totals.candidates_evaluated)
+    return StoredRun(path, run, generations, candidates, read_json(path / schema.EMISSIONS_JSON))
 
 
 def _read_csv(path: Path, required: Iterable[str], rows: int | None) -> pd.DataFrame:
@@ -364,27 +374,26 @@ def _read_csv(path: Path, required: Iterable[str], rows: int | None) -> pd.DataF
     return frame
 
 
-def run_summary_row(record: RunRecord) -> dict[str, Any]:
+def run_summary_row(stored: StoredRun) -> dict[str, Any]:
     """One flat row per run: identity, hashes, totals, result, meter sources."""
-    run = record.run
+    setup, run = stored.run.setup, stored.run
     row: dict[str, Any] = {
-        "run_id": run["run_id"],
-        "path": str(record.path),
-        "searcher": run["searcher"],
-        "supernet": run["supernet"],
-        "dataset": run["dataset"],
-        "seed": run["seed"],
-        "protocol_hash": run["protocol_hash"],
-        "checkpoint_hash": run["checkpoint_hash"],
-        "config_hash": run["config_hash"],
-        "device": run["device"].get("type"),
+        "run_id": setup.run_id,
+        "path": str(stored.path),
+        "searcher": setup.searcher,
+        "supernet": setup.supernet,
+        "dataset": setup.dataset,
+        "seed": setup.seed,
+        "protocol_hash": setup.protocol_hash,
+        "checkpoint_hash": setup.checkpoint_hash,
+        "config_hash": setup.config_hash,
+        "device": run.environment.device.get("type"),
     }
-    row.update({k: run["searcher_params"][k] for k in searchers.sweep_parameters() if k in run["searcher_params"]})
-    row.update(run["totals"])
-    result = dict(run["result"])
-    result["best_arch"] = schema.arch_to_str(result["best_arch"])
-    row.update(result)
-    row.update({schema.source_column(q): source for q, source in run["meter_sources"].items()})
+    row.update({k: setup.searcher_params[k] for k in searchers.sweep_parameters() if k in setup.searcher_params})
+    row.update(asdict(run.totals))
+    if run.result is not None:
+        row.update({**asdict(run.result), "best_arch": schema.arch_to_str(run.result.best_arch)})
+    row.update({schema.source_column(q): source for q, source in run.environment.meter_sources.items()})
     return row
 
 
@@ -400,9 +409,9 @@ def _run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def _identity(run: Mapping[str, Any]) -> tuple[Any, Any]:
+def _identity(run: RunRecord) -> tuple[str, int]:
     """What makes two run folders the same run: config hash and seed."""
-    return run.get("config_hash"), run.get("seed")
+    return run.setup.config_hash, run.setup.seed
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -414,7 +423,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     seen: set[Any] = set()
     found = []
     for path in _run_dirs(paths):
-        run = _our_json(path / schema.RUN_JSON)
+        run = _our_record(path / schema.RUN_JSON)
         key = _identity(run) if run is not None else os.path.realpath(path)
         if key not in seen:
             seen.add(key)
@@ -422,14 +431,14 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def load_records(paths: Iterable[str | Path], *, skip_bad: bool = False) -> list[RunRecord]:
+def load_records(paths: Iterable[str | Path], *, skip_bad: bool = False) -> list[StoredRun]:
     """Load runs, each once; with ``skip_bad`` an incomplete/unknown run is skipped with a warning naming it.
 
     A run given twice (the same folder, or a copy: same config hash and seed) would pass for
     another seed; only the first that loads is kept, the others are named in a warning and in
     its ``duplicates``.
     """
-    kept: dict[tuple[Any, Any], RunRecord] = {}
+    kept: dict[tuple[str, int], StoredRun] = {}
     for path in _run_dirs(paths):
         try:
             record = load_run(path)
@@ -454,12 +463,12 @@ def load_runs(paths: Iterable[str | Path], *, skip_bad: bool = False) -> pd.Data
     return pd.DataFrame([run_summary_row(r) for r in load_records(paths, skip_bad=skip_bad)])
 
 
-def generations_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+def generations_frame(records: Iterable[StoredRun]) -> pd.DataFrame:
     """All runs' generations.csv rows, tagged with run identity columns."""
     frames = []
     for r in records:
         frame = r.generations.copy()
         for key in ("run_id", "searcher", "supernet", "seed", "protocol_hash", "checkpoint_hash"):
-            frame.insert(0, key, r.run[key])
+            frame.insert(0, key, getattr(r.run.setup, key))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

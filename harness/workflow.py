@@ -25,6 +25,7 @@ from harness.matrix import Matrix, build
 from harness.meters import codecarbon_missing, default_meters, validate_country_iso_code
 from harness.progress import progress_bar
 from harness.resolution import ResolvedRun, recorded_run, require_resolved, resolve
+from harness.run_record import RunSetup
 from harness.runner import RunIdentity, Runner
 from supernets.checkpoint import CheckpointInfo
 
@@ -116,7 +117,7 @@ def run_search(
     progress: bool = True,
     on_generation: Callable[[int], None] | None = None,
     searcher: searchers.Searcher | None = None,
-) -> store.RunRecord:
+) -> store.StoredRun:
     """One instrumented search; returns its record (``.path`` is its results directory).
 
     ``resume`` continues the run in ``run_dir`` from its checkpoint (or restarts one stopped
@@ -149,7 +150,7 @@ def _locked_search(
     progress: bool,
     on_generation: Callable[[int], None] | None,
     searcher: searchers.Searcher | None,
-) -> store.RunRecord:
+) -> store.StoredRun:
     restore = store.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     evaluator = workspace.evaluator
     if evaluator.reuse != config.reuse:
@@ -162,19 +163,21 @@ def _locked_search(
         tracking_mode=config.carbon.tracking_mode, emissions_csv=run_dir / schema.EMISSIONS_CSV,
     )
     identity = RunIdentity(
-        run_id=run.run_id,
-        config=config.to_dict(),
-        config_hash=config.hash(),
-        searcher=config.searcher,
-        searcher_params=dict(config.searcher_params),
-        seed=config.seed,
-        supernet=config.supernet,
-        supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
-        checkpoint_hash=workspace.checkpoint.content_hash,
-        checkpoint_path=str(Path(workspace.checkpoint.path).resolve()),
-        dataset=workspace.splits.name,
-        protocol=dataclasses.asdict(config.protocol),
-        protocol_hash=config.protocol.hash(),
+        setup=RunSetup(
+            run_id=run.run_id,
+            config=config,
+            config_hash=config.hash(),
+            searcher=config.searcher,
+            searcher_params=dict(config.searcher_params),
+            seed=config.seed,
+            supernet=config.supernet,
+            supernet_config=dict(workspace.net.spec.config) if workspace.net.spec else {},
+            checkpoint_hash=workspace.checkpoint.content_hash,
+            checkpoint_path=str(Path(workspace.checkpoint.path).resolve()),
+            dataset=workspace.splits.name,
+            protocol=dataclasses.asdict(config.protocol),
+            protocol_hash=config.protocol.hash(),
+        ),
         test_images=None if workspace.splits.test_x is None else len(workspace.splits.test_x),
         provenance={
             "versions": provenance.versions(),
@@ -204,7 +207,7 @@ def train(config: RunConfig, *, overwrite: bool, progress: bool, **overrides: An
     return train_checkpoint(config, train_config, overwrite=overwrite, progress=progress)
 
 
-def search(run: ResolvedRun, *, overwrite: bool = False, progress: bool = True) -> store.RunRecord:
+def search(run: ResolvedRun, *, overwrite: bool = False, progress: bool = True) -> store.StoredRun:
     """``pcfes search``: one new run in ``<results_dir>/<run id>``, its folder claimed before any data loads or training."""
     validate(run)
     run_dir = Path(run.config.results_dir) / run.run_id
@@ -235,14 +238,14 @@ def compare(
         return out, run_matrix(runs, out, overwrite=overwrite, progress=progress)
 
 
-def resume_search(run_dir: Path, *, progress: bool = True) -> store.RunRecord:
+def resume_search(run_dir: Path, *, progress: bool = True) -> store.StoredRun:
     """Continue an interrupted run with the config and the checkpoint it started with, from any working directory."""
     run_dir = Path(run_dir)
     with store.folder_lock(run_dir):
-        data = store.resumable_run(run_dir)
-        located = recorded_run(data, at_recorded_checkpoint=True)  # its weights are hash-checked all the same
-        workspace = open_workspace(located, progress=progress, checkpoint_hash=data["checkpoint_hash"])
-        return run_search(recorded_run(data), workspace, run_dir=run_dir, resume=True, progress=progress)
+        setup = store.resumable_run(run_dir).setup
+        located = recorded_run(setup, at_recorded_checkpoint=True)  # its weights are hash-checked all the same
+        workspace = open_workspace(located, progress=progress, checkpoint_hash=setup.checkpoint_hash)
+        return run_search(recorded_run(setup), workspace, run_dir=run_dir, resume=True, progress=progress)
 
 
 def session_dir(results_dir: str, kind: str) -> Path:
@@ -304,13 +307,13 @@ def _matrix_run(run: ResolvedRun, workspace: Workspace, run_dir: Path, overwrite
     return run_search(run, workspace, run_dir=run_dir, resume=True, progress=progress).path
 
 
-def require_same_weights(record: store.RunRecord, checkpoint: Path, current_hash: str) -> None:
+def require_same_weights(record: store.StoredRun, checkpoint: Path, current_hash: str) -> None:
     """Refuse to keep a complete run beside new ones when the checkpoint now holds other weights.
 
     A set of runs is compared as one experiment on one supernet; a checkpoint retrained since
     (``pcfes train --overwrite``, another machine, changed code) would silently mix two.
     """
-    recorded = record.run.get("checkpoint_hash")
+    recorded = record.run.setup.checkpoint_hash
     if recorded != current_hash:
         raise ValueError(
             f"{record.path} was made on supernet checkpoint {str(recorded)[:16]}, but {checkpoint} now holds "
@@ -319,7 +322,7 @@ def require_same_weights(record: store.RunRecord, checkpoint: Path, current_hash
         )
 
 
-def complete_run(run_dir: Path) -> store.RunRecord | None:
+def complete_run(run_dir: Path) -> store.StoredRun | None:
     """The run in ``run_dir`` if ``store.load_run`` accepts it (finished, readable, known schema), else None."""
     try:
         return store.load_run(run_dir)

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from harness import schema
+from harness.config import ReuseConfig, RunConfig
+from harness.run_record import RunEnvironment, RunRecord, RunResult, RunSetup, RunStatus, RunTotals
 from harness.store import write_csv, write_json
 
 SEARCHERS = ("evolution", "pcf-es", "pcf-es-is", "random")
@@ -125,8 +127,8 @@ def result_for(spec: FixtureRun) -> dict[str, Any]:
     arch = [spec.seed % 4] * (spec.blocks - 2) + [spec.seed // 4 % 4, ANSWER_LAST[spec.searcher]]
     test = final - selection_bias(spec) if spec.test_split else None
     return dataclasses.asdict(
-        schema.RunResult(
-            best_arch=arch, search_score=final + 0.01, final_score=final, test_accuracy=test,
+        RunResult(
+            best_arch=tuple(arch), search_score=final + 0.01, final_score=final, test_accuracy=test,
             test_images=TEST_IMAGES if spec.test_split else None,
         )
     )
@@ -206,40 +208,60 @@ def _candidates(spec: FixtureRun, rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(schema.CAND_COLUMNS))
 
 
+def record_for(spec: FixtureRun) -> RunRecord:
+    """The run.json record of a fixture run."""
+    complete = spec.status == RunStatus.COMPLETE
+    config = RunConfig(
+        supernet=spec.supernet, searcher=spec.searcher, searcher_params=spec.params, seed=spec.seed,
+        reuse=ReuseConfig(level="frozen", budget_bytes=2**31),
+    )
+    return RunRecord(
+        setup=RunSetup(
+            run_id=spec.name, config=config, config_hash=f"cfg-{spec.name}", searcher=spec.searcher,
+            searcher_params=spec.params, seed=spec.seed, supernet=spec.supernet,
+            supernet_config={"blocks": spec.blocks, "choices": 4}, checkpoint_hash=spec.checkpoint_hash,
+            checkpoint_path=f"/fixture/{spec.supernet}.pt", dataset="fashion16",
+            protocol={"dataset": "fashion16", "val_size": 100, "device": "cpu", "tag": spec.protocol_hash},
+            protocol_hash=spec.protocol_hash,
+        ),
+        environment=RunEnvironment(
+            versions={"python": "3.11", "torch": "2.13.0", "codecarbon": "3.3.2"},
+            git={"commit": "0" * 40, "dirty": False},
+            machine={"hostname": "fixture", "cpu": "fixture cpu", "torch_threads": spec.threads},
+            device={"type": "cpu", "name": "fixture cpu"},
+            meter_sources=_sources(spec),
+        ),
+        status=RunStatus(spec.status),
+        created_utc="2024-01-01T00:00:00Z",
+        finished_utc="2024-01-01T00:10:00Z" if complete else None,
+        totals=RunTotals(**totals_for(spec)),
+        result=RunResult(**result_for(spec)) if complete else None,
+        resumes=0,
+        searcher_notes=(),
+        reuse_budget_bytes=2**31,
+        evaluation={},
+        final_phase={},
+    )
+
+
+def as_version_2(data: dict[str, Any]) -> dict[str, Any]:
+    """A version 3 run.json as the version 2 runner wrote it: the reuse settings again beside the config's."""
+    reuse = data["config"]["reuse"]
+    old = {key: value for key, value in data.items() if key != "reuse_budget_bytes"}
+    old["schema_version"] = 2
+    old["reuse"] = {
+        "level": reuse["level"], "budget_bytes": data["reuse_budget_bytes"],
+        "budget_setting": reuse["budget_bytes"], "location": reuse["location"],
+    }
+    return old
+
+
 def write_run(root: Path, spec: FixtureRun) -> Path:
-    """Write one synthetic run directory under ``root``; returns its path."""
+    """Write one synthetic run directory under ``root`` (run.json through ``RunRecord.to_json``); returns its path."""
     path = Path(root) / spec.name
     rng = np.random.default_rng([spec.seed, len(spec.searcher), spec.blocks])
     totals = totals_for(spec)
-    protocol = {"dataset": "fashion16", "val_size": 100, "device": "cpu", "tag": spec.protocol_hash}
-    run = {
-        "schema_version": spec.schema_version,
-        "run_id": spec.name,
-        "status": spec.status,
-        "created_utc": "2024-01-01T00:00:00Z",
-        "finished_utc": "2024-01-01T00:10:00Z",
-        "config": {"searcher": spec.searcher, "seed": spec.seed, "supernet": spec.supernet},
-        "config_hash": f"cfg-{spec.name}",
-        "searcher": spec.searcher,
-        "searcher_params": spec.params,
-        "seed": spec.seed,
-        "supernet": spec.supernet,
-        "supernet_config": {"blocks": spec.blocks, "choices": 4},
-        "checkpoint_hash": spec.checkpoint_hash,
-        "dataset": "fashion16",
-        "protocol": protocol,
-        "protocol_hash": spec.protocol_hash,
-        "versions": {"python": "3.11", "torch": "2.13.0", "codecarbon": "3.3.2"},
-        "git": {"commit": "0" * 40, "dirty": False},
-        "machine": {"hostname": "fixture", "cpu": "fixture cpu", "torch_threads": spec.threads},
-        "device": {"type": "cpu", "name": "fixture cpu"},
-        "meter_sources": _sources(spec),
-        "totals": totals,
-        "result": result_for(spec),
-        "resumes": 0,
-        "reuse": dataclasses.asdict(schema.ReuseSummary(level="frozen", budget_bytes=2**31, budget_setting=2**31, location="device")),
-    }
-    write_json(path / schema.RUN_JSON, run)
+    write_json(path / schema.RUN_JSON, {**record_for(spec).to_json(), "schema_version": spec.schema_version})
     write_csv(path / schema.GENERATIONS_CSV, _generations(spec, totals, rng))
     write_csv(path / schema.CANDIDATES_CSV, _candidates(spec, rng))
     emissions = schema.Emissions(

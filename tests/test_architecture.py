@@ -60,7 +60,7 @@ def test_a_new_meter_is_one_module_and_one_line_of_default_meters(small_config, 
     run = resolve(dataclasses.replace(small_config, carbon=CarbonConfig(enabled=False)))
     record = workflow.run_search(run, workflow.open_workspace(run, progress=False),
                                  run_dir=tmp_path / "run", progress=False)
-    assert record.run["meter_sources"]["cpu_energy_j"] == "fake_counter"
+    assert record.run.environment.meter_sources["cpu_energy_j"] == "fake_counter"
     generations = pd.read_csv(record.path / schema.GENERATIONS_CSV)
     phases = [p for p in schema.PHASES if f"{p}_cpu_energy_j" in generations]
     assert phases == list(schema.PHASES)
@@ -69,6 +69,6 @@ def test_a_new_meter_is_one_module_and_one_line_of_default_meters(small_config, 
         assert (windows == windows.round()).all() and (windows >= 0).all()
         assert generations[f"{phase}_energy_j"].tolist() == generations[f"{phase}_cpu_energy_j"].tolist()
     assert (generations["search_cpu_energy_j"] > 0).all()  # the searcher's windows of every generation
-    assert record.run["totals"]["energy_j"] == pytest.approx(
+    assert record.run.totals.energy_j == pytest.approx(
         sum(generations[f"{p}_cpu_energy_j"].sum() for p in runner.SEARCH_PHASES if f"{p}_cpu_energy_j" in generations)
     )

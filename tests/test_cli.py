@@ -218,7 +218,7 @@ def test_compare_continues_after_ctrl_c_keeping_complete_runs(small_checkpoint, 
     assert cli.main(argv) == 0
     assert "--resume" not in capsys.readouterr().err
     assert (runs["evolution"] / schema.RUN_JSON).stat().st_mtime_ns == finished  # kept, not redone
-    assert store.load_run(runs["pcf-es"]).run["resumes"] == 1
+    assert store.load_run(runs["pcf-es"]).run.resumes == 1
     done = {p: (p / schema.RUN_JSON).stat().st_mtime_ns for p in runs.values()}
     assert cli.main(argv) == 0  # idempotent: nothing left to do
     assert {p: (p / schema.RUN_JSON).stat().st_mtime_ns for p in runs.values()} == done

@@ -435,7 +435,7 @@ def test_premises_table_and_rank_correlation_follow_the_evolution_runs(basic: tu
 
     records = load_records([root])
     gens = generations_frame(records)
-    answers = pd.Series({r.run["run_id"]: schema.arch_to_str(r.run["result"]["best_arch"]) for r in records})
+    answers = pd.Series({r.run.setup.run_id: schema.arch_to_str(r.run.result.best_arch) for r in records})
     found = premises(gens, answers, 0.7)
     evolution = gens[gens["searcher"] == "evolution"]
     for block in range(4):

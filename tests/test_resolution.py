@@ -12,6 +12,7 @@ import pytest
 from harness import reproduce, sweep, workflow
 from harness.config import RunConfig
 from harness.resolution import ResolvedRun, recorded_run, resolve, resolved_config
+from harness.run_record import RunRecord, RunSetup
 
 REFERENCE_RUNS = Path(__file__).resolve().parents[1] / "reports" / "reference-cpu" / "runs.tar.xz"
 
@@ -33,18 +34,24 @@ def test_the_committed_reference_runs_keep_their_names():
             for member in archive.getmembers() if Path(member.name).name == "run.json"
         }
     assert len(recorded) == 105
-    for folder, run in recorded.items():
-        assert resolve(resolved_config(recorded_run(run).config)).run_id == folder == recorded_run(run).run_id
+    for folder, data in recorded.items():
+        setup = RunRecord.from_json(data).setup  # version 2, through migrate_v2
+        assert resolve(resolved_config(recorded_run(setup).config)).run_id == folder == recorded_run(setup).run_id
     assert {r.run_id for r in sweep.expand(reproduce.load_plan("cpu"))} == set(recorded)
 
 
 def test_a_recorded_run_keeps_its_id_when_its_config_as_scored_hashes_otherwise():
     started = resolve(RunConfig(supernet="spos-tiny", searcher="evolution", protocol=dataclasses.replace(RunConfig().protocol, val_size=0)))
     scored = dataclasses.replace(started.config, protocol=started.config.protocol.for_split(2000))
-    data = {"config": scored.to_dict(), "run_id": started.run_id, "checkpoint_path": "/abs/net.pt"}
-    run = recorded_run(data)
+    setup = RunSetup(
+        run_id=started.run_id, config=scored, config_hash=scored.hash(), searcher=scored.searcher,
+        searcher_params=scored.searcher_params, seed=scored.seed, supernet=scored.supernet, supernet_config={},
+        checkpoint_hash="0" * 64, checkpoint_path="/abs/net.pt", dataset="fashion16",
+        protocol=dataclasses.asdict(scored.protocol), protocol_hash=scored.protocol.hash(),
+    )
+    run = recorded_run(setup)
     assert run.run_id == started.run_id != resolve(scored).run_id
-    assert run.config.checkpoint == "" and recorded_run(data, at_recorded_checkpoint=True).config.checkpoint == "/abs/net.pt"
+    assert run.config.checkpoint == "" and recorded_run(setup, at_recorded_checkpoint=True).config.checkpoint == "/abs/net.pt"
 
 
 def test_a_run_cannot_be_made_of_an_unresolved_config():

@@ -13,6 +13,7 @@ import torch
 from conftest import with_searcher
 from harness import cli, schema, store, workflow
 from harness.resolution import resolve
+from harness.run_record import RUN_KEYS, TOTAL_KEYS, RunRecord, RunStatus
 from harness.runner import Runner, SearcherContractError
 
 
@@ -61,20 +62,20 @@ def test_candidates_are_identical_at_every_reuse_level_except_cost_columns(small
         pd.testing.assert_frame_equal(frame.drop(columns=COST_COLUMNS), frames["none"].drop(columns=COST_COLUMNS), obj=level)
     assert frames["none"]["score"].nunique() > 3
     runs = {level: store.load_run(path).run for level, path in paths.items()}
-    totals = {level: run["totals"] for level, run in runs.items()}
-    assert totals["prefix"]["macs"] < totals["none"]["macs"] and totals["none"]["macs_avoided"] == 0
+    totals = {level: run.totals for level, run in runs.items()}
+    assert totals["prefix"].macs < totals["none"].macs and totals["none"].macs_avoided == 0
     for level in LEVELS:
-        assert totals[level]["macs"] + totals[level]["macs_avoided"] == totals["none"]["macs"], level
-        assert runs[level]["result"] == runs["none"]["result"]
-        assert runs[level]["reuse"]["level"] == level and set(runs[level]["reuse"]) == set(schema.REUSE_KEYS)
-        scored = {p: runs[level]["evaluation"]["work_images_by_phase"][p] for p in ("calibration", "validation")}
-        assert scored == {p: runs["none"]["evaluation"]["work_images_by_phase"][p] for p in scored}, level
+        assert totals[level].macs + totals[level].macs_avoided == totals["none"].macs, level
+        assert runs[level].result == runs["none"].result
+        assert runs[level].config.reuse.level == level and "reuse" not in json.loads((paths[level] / schema.RUN_JSON).read_text())
+        scored = {p: runs[level].evaluation["work_images_by_phase"][p] for p in ("calibration", "validation")}
+        assert scored == {p: runs["none"].evaluation["work_images_by_phase"][p] for p in scored}, level
     assert (frames["none"]["reused_depth"] == 0).all() and (frames["prefix"]["reused_depth"] > 0).any()
-    assert totals["prefix"]["store_peak_bytes"] > 0 == totals["none"]["store_peak_bytes"]
+    assert totals["prefix"].store_peak_bytes > 0 == totals["none"].store_peak_bytes
     if searcher in ("random", "evolution"):
-        assert totals["frozen"]["macs"] == totals["none"]["macs"]  # nothing frozen, nothing reused
+        assert totals["frozen"].macs == totals["none"].macs  # nothing frozen, nothing reused
     if searcher == "pcf-es-is":
-        subsets = [run["evaluation"]["importance_subset"] for run in runs.values()]
+        subsets = [run.evaluation["importance_subset"] for run in runs.values()]
         assert subsets[0] is not None and all(s == subsets[0] for s in subsets)
         frozen = subsets[0]["frozen"]
         assert frozen and subsets[0]["reference_arch"][: len(frozen)] == frozen  # the best arch, rewritten by the freeze
@@ -83,9 +84,9 @@ def test_candidates_are_identical_at_every_reuse_level_except_cost_columns(small
 
 def test_the_run_record_names_the_level_and_the_resolved_budget(small_config, tmp_path):
     path = _run(_at(small_config, "prefix", budget_bytes="auto"), tmp_path / "auto")
-    reuse = store.load_run(path).run["reuse"]
-    assert reuse["level"] == "prefix" and reuse["budget_setting"] == "auto"
-    assert isinstance(reuse["budget_bytes"], int) and reuse["budget_bytes"] > 0
+    run = store.load_run(path).run
+    assert run.config.reuse.level == "prefix" and run.config.reuse.budget_bytes == "auto"
+    assert isinstance(run.reuse_budget_bytes, int) and run.reuse_budget_bytes > 0
 
 
 def test_a_rate_that_scores_no_image_is_rejected_before_any_search(small_config, tmp_path):
@@ -117,12 +118,12 @@ def test_interrupted_run_resumes_to_the_same_result_and_counts(small_config, tmp
     resumed = _run(config, tmp_path / "cut", resume=True)
     pd.testing.assert_frame_equal(_candidates(whole), _candidates(resumed))
     run, before = store.load_run(resumed).run, store.load_run(whole).run
-    assert run["resumes"] == 1 and run["totals"]["wall_s_before_resume"] > 0
-    assert run["result"] == before["result"]
-    assert {k: run["totals"][k] for k in COUNT_TOTALS} == {k: before["totals"][k] for k in COUNT_TOTALS}
-    assert before["totals"]["rebuild_macs"] == before["totals"]["rebuild_images"] == 0
+    assert run.resumes == 1 and run.totals.wall_s_before_resume > 0
+    assert run.result == before.result
+    assert {k: getattr(run.totals, k) for k in COUNT_TOTALS} == {k: getattr(before.totals, k) for k in COUNT_TOTALS}
+    assert before.totals.rebuild_macs == before.totals.rebuild_images == 0
     stored = level != "none" and (searcher != "random" or level == "prefix")
-    assert (run["totals"]["rebuild_macs"] > 0) == stored and (run["totals"]["rebuild_images"] > 0) == stored
+    assert (run.totals.rebuild_macs > 0) == stored and (run.totals.rebuild_images > 0) == stored
     assert not (resumed / schema.CHECKPOINT_JSON).exists()
 
 
@@ -130,22 +131,22 @@ def test_run_files_follow_the_schema(small_config, tmp_path):
     path = _run(small_config, tmp_path / "run")
     record = store.load_run(path)
     run = record.run
-    assert set(schema.RUN_KEYS) <= set(run)
-    assert set(schema.TOTAL_KEYS) == set(run["totals"])
-    assert run["schema_version"] == schema.SCHEMA_VERSION and run["status"] == "complete"
-    assert run["meter_sources"]["wall_s"] == "perf_counter_ns"
-    assert run["meter_sources"]["gpu_energy_j"].startswith("unavailable: ")
-    assert run["totals"]["gpu_energy_j"] is None  # never a silent zero
-    assert run["totals"]["candidates_evaluated"] == len(record.candidates)
+    written = json.loads((path / schema.RUN_JSON).read_text())
+    assert list(written) == list(RUN_KEYS) and list(written["totals"]) == list(TOTAL_KEYS)
+    assert written["schema_version"] == schema.SCHEMA_VERSION and run.status is RunStatus.COMPLETE
+    assert run.environment.meter_sources["wall_s"] == "perf_counter_ns"
+    assert run.environment.meter_sources["gpu_energy_j"].startswith("unavailable: ")
+    assert run.totals.gpu_energy_j is None  # never a silent zero
+    assert run.totals.candidates_evaluated == len(record.candidates)
     assert list(record.candidates.columns) == list(schema.CAND_COLUMNS)
     assert list(record.generations.columns[: len(schema.GEN_COLUMNS)]) == list(schema.GEN_COLUMNS)
     assert "share_b0" in record.generations.columns
-    assert record.generations["cum_macs"].iloc[-1] == run["totals"]["macs"]
+    assert record.generations["cum_macs"].iloc[-1] == run.totals.macs
     for column in ("macs_avoided", "store_evictions", "rebuild_macs"):
-        assert record.generations[column].sum() == run["totals"][column]
-    assert run["totals"]["store_peak_bytes"] <= run["reuse"]["budget_bytes"]
-    assert 0 <= run["result"]["final_score"] <= 1 and run["result"]["test_accuracy"] is not None
-    assert run["result"]["test_images"] == 10_000  # fashion16's whole test split
+        assert record.generations[column].sum() == getattr(run.totals, column)
+    assert run.totals.store_peak_bytes <= run.reuse_budget_bytes
+    assert 0 <= run.result.final_score <= 1 and run.result.test_accuracy is not None
+    assert run.result.test_images == 10_000  # fashion16's whole test split
     emissions = record.emissions
     assert emissions["co2_g"] == pytest.approx(emissions["energy_kwh"] * emissions["grid_intensity_g_per_kwh"], rel=1e-6)
     assert emissions["tracking_mode"] == "process" and emissions["attribution"].startswith("process: ")
@@ -156,7 +157,7 @@ def test_run_files_follow_the_schema(small_config, tmp_path):
     assert search["energy_consumed"].sum() == pytest.approx(emissions["energy_kwh"], rel=1e-9)
     assert {"cpu_energy", "ram_energy", "gpu_energy", "cpu_power", "cpu_model", "pue", "duration"} <= set(windows.columns)
     frame = store.load_runs([path])
-    assert frame.loc[0, "searcher"] == "pcf-es" and frame.loc[0, "protocol_hash"] == run["protocol_hash"]
+    assert frame.loc[0, "searcher"] == "pcf-es" and frame.loc[0, "protocol_hash"] == run.setup.protocol_hash
 
 
 def test_unknown_schema_version_and_incomplete_runs_are_clear_errors(small_config, tmp_path):
@@ -251,7 +252,7 @@ def test_resume_refuses_a_swapped_checkpoint(small_config, small_checkpoint, tmp
     config = dataclasses.replace(small_config, checkpoint=str(own))
     with pytest.raises(Interrupt):
         _run(config, tmp_path / "cut", on_generation=_cut_after(2))
-    started_on = store.read_json(tmp_path / "cut" / schema.RUN_JSON)["checkpoint_hash"]
+    started_on = RunRecord.from_json(store.read_json(tmp_path / "cut" / schema.RUN_JSON)).setup.checkpoint_hash
     _perturbed_copy(small_checkpoint, own)  # what a `kill -9` and a replaced file leave behind
     with pytest.raises(ValueError, match=f"checkpoint {own} holds weights .* but the run started on {started_on[:16]}"):
         workflow.resume_search(tmp_path / "cut", progress=False)
@@ -276,8 +277,8 @@ def test_resume_from_another_directory_uses_the_recorded_checkpoint_and_cleans_s
     record = workflow.resume_search(run_dir, progress=False)
     run = record.run
     assert run == store.load_run(record.path).run  # the returned record is what was written
-    assert run["resumes"] == 1 and run["checkpoint_path"] == str(start / "ck.pt")
-    assert run["config"]["checkpoint"] == "ck.pt"  # the config (and its hash) as started
+    assert run.resumes == 1 and run.setup.checkpoint_path == str(start / "ck.pt")
+    assert run.config.checkpoint == "ck.pt"  # the config (and its hash) as started
     assert sorted(p.name for p in run_dir.iterdir()) == sorted([*schema.RUN_FILES, schema.EMISSIONS_CSV])  # no temp, lock or checkpoint.json
     assert list(elsewhere.iterdir()) == []  # nothing trained or written here
 
@@ -288,12 +289,12 @@ def test_run_stopped_before_its_first_checkpoint_is_restarted_by_resume(small_co
         patch.setattr(Runner, "_checkpoint", lambda self: (_ for _ in ()).throw(Interrupt()))
         with pytest.raises(Interrupt):
             _run(config, tmp_path / "run")
-    assert store.read_json(tmp_path / "run" / schema.RUN_JSON)["status"] == "running"
+    assert RunRecord.from_json(store.read_json(tmp_path / "run" / schema.RUN_JSON)).status is RunStatus.RUNNING
     assert not (tmp_path / "run" / schema.CHECKPOINT_JSON).exists()
     assert cli.main(["search", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
     assert "run is complete" not in capsys.readouterr().err
     record = store.load_run(tmp_path / "run")
-    assert record.run["status"] == "complete" and record.run["resumes"] == 0 and len(record.candidates) == 20
+    assert record.run.status is RunStatus.COMPLETE and record.run.resumes == 0 and len(record.candidates) == 20
 
 
 def test_val_size_zero_is_recorded_as_the_split_size_and_too_large_fails_before_training(
@@ -301,10 +302,10 @@ def test_val_size_zero_is_recorded_as_the_split_size_and_too_large_fails_before_
 ):
     whole = dataclasses.replace(small_config, protocol=dataclasses.replace(small_config.protocol, val_size=0))
     config = with_searcher(whole, "random", budget=10, batch_size=10)
-    run = store.load_run(_run(config, tmp_path / "run")).run
+    setup = store.load_run(_run(config, tmp_path / "run")).run.setup
     named = dataclasses.replace(small_config.protocol, val_size=2000)
-    assert run["protocol"]["val_size"] == 2000 and run["protocol_hash"] == named.hash()
-    assert run["config_hash"] == resolve(dataclasses.replace(config, protocol=named)).config.hash()
+    assert setup.protocol["val_size"] == 2000 and setup.protocol_hash == named.hash()
+    assert setup.config_hash == resolve(dataclasses.replace(config, protocol=named)).config.hash()
     monkeypatch.chdir(tmp_path)  # the default checkpoint path, which would be trained on first use
     too_many = dataclasses.replace(small_config, checkpoint="", protocol=dataclasses.replace(named, val_size=2001))
     with pytest.raises(ValueError, match="protocol.val_size 2001 exceeds the 2000 validation images"):

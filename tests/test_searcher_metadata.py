@@ -92,7 +92,7 @@ def test_a_plugin_paper_method_is_drawn_beside_the_baseline_and_its_sweep_column
         (folder / schema.RUN_JSON).write_text(json.dumps(run))
     report = write_report([runs], tmp_path / "report").read_text()
     assert "per generation, evolution vs my-pcf (cf. paper Fig. 2)" in report
-    rows = [run_summary_row(r) for r in load_records([runs]) if r.run["searcher"] == "my-pcf"]
+    rows = [run_summary_row(r) for r in load_records([runs]) if r.run.setup.searcher == "my-pcf"]
     assert [(row["h"], row["keep"]) for row in rows] == [(0.7, 0.4)] * 2 and "population" not in rows[0]
 
 

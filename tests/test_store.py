@@ -15,11 +15,12 @@ import pytest
 
 from conftest import fill_disk
 from harness import schema, store
-from fixtures_runs import FixtureRun, write_run
+from harness.run_record import RunStatus
+from fixtures_runs import FixtureRun, record_for, write_run
 
 
 def _our_run_json(folder: Path) -> None:
-    store.write_json(folder / schema.RUN_JSON, {"schema_version": schema.SCHEMA_VERSION, "status": "complete"})
+    store.write_json(folder / schema.RUN_JSON, record_for(FixtureRun("evolution", 0)).to_json())
 
 
 # --- locks ------------------------------------------------------------------------------
@@ -83,10 +84,10 @@ def test_prepare_run_dir_says_what_a_folder_holds(tmp_path):
     with pytest.raises(FileExistsError, match="run folder .*file is a file"):
         store.prepare_run_dir(tmp_path / "file")
     started = tmp_path / "started"
-    store.write_json(started / schema.RUN_JSON, {"schema_version": schema.SCHEMA_VERSION, "status": "running"})
+    store.write_json(started / schema.RUN_JSON, record_for(FixtureRun("evolution", 0, status="running")).to_json())
     with pytest.raises(FileExistsError, match=f"holds an interrupted run; pass --resume {started} to continue"):
         store.prepare_run_dir(started)
-    assert store.resumable_run(started)["status"] == "running"
+    assert store.resumable_run(started).status is RunStatus.RUNNING
     assert store.prepare_run_dir(started, resume=True) is False  # stopped before its first checkpoint: restart
     assert list(started.iterdir()) == []
     with pytest.raises(FileNotFoundError, match=r"cannot resume .*: it has no checkpoint.json \(run is missing\)"):
@@ -148,7 +149,7 @@ def test_a_run_given_twice_or_copied_counts_once_and_names_the_copies(tmp_path, 
         records = store.load_records([root])
     first = min([run, *copies])  # folders of a folder are taken in name order; the first is kept
     assert sorted(r.path for r in records) == sorted([first, other_seed])
-    kept = next(r for r in records if r.run["seed"] == 3)
+    kept = next(r for r in records if r.run.setup.seed == 3)
     assert kept.path == first and set(kept.duplicates) == {run, *copies} - {first}
     assert sum("not another seed" in m for m in caplog.messages) == 2
     assert store.find_runs([root, run]) == sorted([first, other_seed])

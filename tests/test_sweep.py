@@ -138,7 +138,7 @@ def test_local_sweep_completes_every_run_and_a_second_submission_skips_them(loca
     assert sorted(o.run_id for o in outcomes) == run_ids(out)
     for name in run_ids(out):
         record = store.load_run(out / name)
-        assert record.run["run_id"] == name and name.endswith(record.run["config_hash"][:8])
+        assert record.run.setup.run_id == name and name.endswith(record.run.setup.config_hash[:8])
     before = mtimes(out)
     _, again = sweep.run_sweep(sweep.sweep_from_dict(sweep_data(small_checkpoint)), out, progress=False)
     assert again == [sweep.Outcome(o.run_id, "skipped") for o in outcomes]

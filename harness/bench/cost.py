@@ -190,20 +190,20 @@ def measure_run(run: ResolvedRun, workspace: workflow.Workspace, run_dir: Path) 
     before = _usage()
     record = workflow.run_search(run, workspace, run_dir=run_dir, overwrite=True, progress=False).run
     after = _usage()
-    totals = record["totals"]
+    totals = record.totals
     work = workspace.evaluator.work
     unit_macs = tuple(sum(units) for units in zip(*(work.block_macs[p] for p in SEARCH_WORK_PHASES)))
     return CostSample(
-        search_cpu_s=float(totals["cpu_s"]),
-        search_wall_s=float(totals["wall_s"]),
+        search_cpu_s=float(totals.cpu_s),
+        search_wall_s=float(totals.wall_s),
         user_s=after.ru_utime - before.ru_utime,
         kernel_s=after.ru_stime - before.ru_stime,
         minor_faults=after.ru_minflt - before.ru_minflt,
         major_faults=after.ru_majflt - before.ru_majflt,
-        macs=int(totals["macs"]),
+        macs=int(totals.macs),
         unit_macs=unit_macs,
-        captured=int(totals["store_captured"]),
-        read_again=int(totals["store_read_again"]),
+        captured=int(totals.store_captured),
+        read_again=int(totals.store_read_again),
     )
 
 

@@ -277,11 +277,11 @@ def measure_replay(
             resolve(run), workspace, run_dir=Path(run_dir), overwrite=True, progress=False,
             searcher=ReplaySearcher(trace, searchers.SearchSpace(workspace.net.choices)),
         ).run
-    totals, work = record["totals"], record["evaluation"]["work_macs_by_phase"]
-    counts = {name: int(totals[key]) for name, key in COUNT_METRICS.items()}
+    totals, work = record.totals, record.evaluation["work_macs_by_phase"]
+    counts = {name: int(getattr(totals, key)) for name, key in COUNT_METRICS.items()}
     counts.update({f"macs_{phase}": int(work[phase]) for phase in SEARCH_WORK_PHASES})  # gated per phase too
-    info = {key: totals[key] for key in INFO_METRICS}
-    info["energy_source"] = record["meter_sources"].get("energy_j")
+    info = {key: getattr(totals, key) for key in INFO_METRICS}
+    info["energy_source"] = record.environment.meter_sources.get("energy_j")
     return ReplayMeasurement(Replayed(trace.searcher, level), counts, info)
 
 

@@ -12,7 +12,7 @@ from harness import schema
 from harness.report.runs import BASELINE, CONTENTION_RATIO, runs_frame
 from harness.report.statistics import SAVINGS, SCORE_DIFFERENCE, SEARCH_SCORE_DIFFERENCE, pair_with_baseline, summarise
 from harness.report.tables import CONTENDED_MARK, configuration_name, estimate_cell
-from harness.store import RunRecord
+from harness.store import StoredRun
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def _rounded(value: Any, digits: int) -> Any:
     return "n/a" if value is None or value != value else round(float(value), digits)
 
 
-def console_summary(records: Sequence[RunRecord]) -> ConsoleSummary:
+def console_summary(records: Sequence[StoredRun]) -> ConsoleSummary:
     """Runs with wall and CPU time, work, energy, scores and their savings vs the same seed's evolution run.
 
     Without any evolution run (a single ``pcfes search``) there is nothing to pair with: the table

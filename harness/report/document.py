@@ -22,7 +22,7 @@ from harness.report.trust import assess, trust_md
 from harness.report.statistics import pair_with_baseline, summarise
 from harness.report.tables import TABLE_SOURCES, runs_md, savings_md, sources_md, summary_md
 from harness import schema
-from harness.store import RunRecord, find_runs, generations_frame, load_records, write_csv, write_text
+from harness.store import StoredRun, find_runs, generations_frame, load_records, write_csv, write_text
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def report_dir(out_dir: str | Path) -> Path:
     return out_dir
 
 
-def load(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[Path]]:
+def load(paths: Iterable[str | Path]) -> tuple[list[StoredRun], list[Path]]:
     """The complete runs under ``paths`` and the folders skipped (each skip is logged with its reason)."""
     paths = list(paths)
     records = load_records(paths, skip_bad=True)
@@ -49,7 +49,7 @@ def load(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[Path]]:
     return records, [p for p in find_runs(paths) if p not in loaded]
 
 
-def dropped_lines(records: Sequence[RunRecord], skipped: Sequence[Path]) -> list[str]:
+def dropped_lines(records: Sequence[StoredRun], skipped: Sequence[Path]) -> list[str]:
     """What a report left out and why: incomplete runs, and copies of a kept run (not another seed)."""
     lines = []
     if skipped:
@@ -178,7 +178,7 @@ def write_report(
                 md += _premises_section(supernet_gens, group_runs, supernet, out_dir, folder, formats)
                 mine = [
                     r for r in records
-                    if (r.run["protocol_hash"], r.run["checkpoint_hash"], r.run["supernet"]) == (protocol_hash, checkpoint_hash, supernet)
+                    if (r.run.setup.protocol_hash, r.run.setup.checkpoint_hash, r.run.setup.supernet) == (protocol_hash, checkpoint_hash, supernet)
                 ]
                 trust = assess(supernet, mine, checks, results, source.recipe_hash if source else None)
                 md += [f"### Can {supernet} rank?\n", trust_md([trust])]

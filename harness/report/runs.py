@@ -15,7 +15,8 @@ import pandas as pd
 
 import searchers
 from harness import schema
-from harness.store import RunRecord, run_summary_row
+from harness.config import RunConfig
+from harness.store import StoredRun, run_summary_row
 
 # The searcher savings are measured against: the one registered with baseline=True (evolution;
 # the registry refuses a second one, so this cannot change after import).
@@ -67,17 +68,9 @@ def grid_text(emissions: Mapping[str, Any]) -> str:
     return f"{'unknown' if intensity is None else intensity} g/kWh for {where} ({source})"
 
 
-def reuse_level(run: Mapping[str, Any]) -> str:
-    """The reuse level a run was evaluated with (runs from before reuse levels: from the cache switch)."""
-    config = run.get("config", {})
-    if "reuse" in config:
-        return str(config["reuse"]["level"])
-    return "frozen" if config.get("cache", {}).get("enabled", True) else "none"
-
-
-def mac_limit_text(run: Mapping[str, Any]) -> str:
+def mac_limit_text(config: RunConfig) -> str:
     """The MACs-per-image limit a run searched under, as the report states it."""
-    limit = run.get("config", {}).get("mac_limit", "none")
+    limit = config.mac_limit
     return f"{limit:,} MACs per image" if isinstance(limit, int) else "none"
 
 
@@ -86,17 +79,18 @@ def is_contended(wall_s: float, cpu_s: float, threads: Any) -> bool:
     return threads == 1 and wall_s == wall_s and cpu_s == cpu_s and wall_s > CONTENTION_RATIO * cpu_s
 
 
-def runs_frame(records: Sequence[RunRecord], *, unlabelled: Iterable[str] = ()) -> pd.DataFrame:
+def runs_frame(records: Sequence[StoredRun], *, unlabelled: Iterable[str] = ()) -> pd.DataFrame:
     """One row per run: ``store.run_summary_row`` plus params, reuse, variant label, sources, contention."""
     rows = []
     for record in records:
         row = run_summary_row(record)
-        row["params"] = json.dumps(record.run["searcher_params"], sort_keys=True)
-        row["reuse"] = reuse_level(record.run)
-        row["mac_limit"] = mac_limit_text(record.run)
-        row["threads"] = record.run.get("machine", {}).get("torch_threads")
+        run = record.run
+        row["params"] = json.dumps(run.setup.searcher_params, sort_keys=True)
+        row["reuse"] = run.config.reuse.level
+        row["mac_limit"] = mac_limit_text(run.config)
+        row["threads"] = run.environment.machine.get("torch_threads")
         for quantity in SOURCE_LABELS:
-            row[schema.source_column(quantity)] = meter_source(record.run["meter_sources"], quantity)
+            row[schema.source_column(quantity)] = meter_source(run.environment.meter_sources, quantity)
         row["grid"] = grid_text(record.emissions)
         rows.append(row)
     frame = pd.DataFrame(rows)

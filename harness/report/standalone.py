@@ -17,7 +17,7 @@ from harness import retrain
 from harness.report.runs import BASELINE
 from harness.report.statistics import CONFIDENCE, SCORE_DIFFERENCE, STANDALONE_DIFFERENCE, STANDALONE_REASON
 from harness.report.tables import configuration_name, estimate_cell, md_table, summary_cell
-from harness.store import RunRecord
+from harness.store import StoredRun
 
 NOT_RETRAINED = "answer not retrained: pcfes retrain --runs <runs folder>"
 NO_RESULTS = "no stand-alone results given: pcfes retrain --runs <runs folder>, then pcfes report --standalone <cache>"
@@ -38,7 +38,7 @@ class StandaloneSource:
 
 
 def attach_standalone(
-    runs: pd.DataFrame, records: Sequence[RunRecord], folder: str | Path | None
+    runs: pd.DataFrame, records: Sequence[StoredRun], folder: str | Path | None
 ) -> tuple[pd.DataFrame, StandaloneSource | None]:
     """Add ``standalone_accuracy`` and its per-run reason to ``runs`` from the results in ``folder``
     (None: none given); None as source when nothing matched."""
@@ -46,7 +46,7 @@ def attach_standalone(
         return runs.assign(**{STANDALONE_DIFFERENCE[0]: float("nan"), STANDALONE_REASON: NO_RESULTS}), None
     results = retrain.results_frame(Path(folder))
     answers = {
-        r.run["run_id"]: retrain.answer_key(r.run["supernet"], r.run.get("supernet_config", {}), r.run["dataset"], r.run["result"]["best_arch"])
+        r.run.setup.run_id: retrain.answer_key(r.run.setup.supernet, r.run.setup.supernet_config, r.run.setup.dataset, r.run.result.best_arch)
         for r in records
     }
     keys = runs["run_id"].map(answers)

@@ -88,10 +88,10 @@ def sweep_report(
         raise ValueError(f"unknown sweep parameter {parameter!r}; choose one of {', '.join(labels)}")
     out_dir = report_dir(out_dir)
     records, skipped = load(paths)
-    swept = [r for r in records if r.run["searcher"] != BASELINE and parameter in r.run["searcher_params"]]
+    swept = [r for r in records if r.run.setup.searcher != BASELINE and parameter in r.run.setup.searcher_params]
     if not swept:
         raise ValueError(f"no runs with searcher parameter {parameter!r} among the {len(records)} loaded runs; nothing to sweep")
-    baselines = [r for r in records if r.run["searcher"] == BASELINE]
+    baselines = [r for r in records if r.run.setup.searcher == BASELINE]
     runs = pair_with_baseline(runs_frame(swept + baselines, unlabelled=(parameter,)))
     summary = summarise(runs)
     summary["value"] = pd.to_numeric(summary["searcher_params"].map(lambda p: json.loads(p).get(parameter)))

@@ -18,7 +18,7 @@ import searchers
 from harness import rank_check, retrain
 from harness.rank_check import NoiseSignal, RankAgreement, SplitHalf
 from harness.report.tables import md_table
-from harness.store import RunRecord
+from harness.store import StoredRun
 
 SPLIT_HALF_HINT = "not measured: pcfes report --rank-check (one extra scoring pass with the run's checkpoint)"
 STANDALONE_HINT = f"not measured: pcfes retrain --runs <runs folder> trains the first {rank_check.RETRAIN_ARCHS} archs of the split-half sample"
@@ -85,43 +85,43 @@ def _standalone_agreement(check: SplitHalf, results: pd.DataFrame, recipe_hash: 
     return rank_check.kendall([p[0] for p in pairs], [p[1] for p in pairs])
 
 
-def _drift(records: Sequence[RunRecord]) -> tuple[tuple[Drift, ...], tuple[str, ...]]:
-    configurations: dict[tuple[str, str], list[RunRecord]] = {}
+def _drift(records: Sequence[StoredRun]) -> tuple[tuple[Drift, ...], tuple[str, ...]]:
+    configurations: dict[tuple[str, str], list[StoredRun]] = {}
     for record in records:
-        name = record.run["searcher"]
+        name = record.run.setup.searcher
         entry = searchers.registered_searchers().get(name)
         if entry is not None and entry.freezing:
-            configurations.setdefault((name, json.dumps(record.run["searcher_params"], sort_keys=True)), []).append(record)
+            configurations.setdefault((name, json.dumps(record.run.setup.searcher_params, sort_keys=True)), []).append(record)
     drifts, notes = [], []
     for (name, params), mine in configurations.items():
         run = mine[0].run
-        limit = run["config"].get("mac_limit")
+        limit = run.config.mac_limit
         try:
             outcomes = rank_check.drift_depths(
-                run["supernet"], dict(run.get("supernet_config", {})), name, json.loads(params),
+                run.setup.supernet, dict(run.setup.supernet_config), name, json.loads(params),
                 limit if isinstance(limit, int) else None,
             )
         except (ValueError, TypeError) as exc:  # a space or searcher this installation cannot build any more
             notes.append(f"drift check of {name} not made: {exc}")
             continue
         depths = tuple(int(r.generations["frozen_depth"].max()) for r in mine)
-        blocks = len(run["result"]["best_arch"])
+        blocks = len(run.result.best_arch)
         drifts.append(Drift(name, params, blocks, depths, tuple(depth for _, depth in outcomes)))
     return tuple(drifts), tuple(notes)
 
 
 def assess(
-    supernet: str, records: Sequence[RunRecord], checks: Sequence[SplitHalf], results: pd.DataFrame, recipe_hash: str | None
+    supernet: str, records: Sequence[StoredRun], checks: Sequence[SplitHalf], results: pd.DataFrame, recipe_hash: str | None
 ) -> Trust:
     """The checks for one supernet of one group (``records``: its runs, one protocol and checkpoint)."""
-    run = records[0].run
-    val_images = int(run["protocol"]["val_size"])
+    setup = records[0].run.setup
+    val_images = int(setup.protocol["val_size"])
     candidates = pd.concat([r.candidates for r in records], ignore_index=True)
     try:
         noise = rank_check.noise_vs_signal(candidates, val_images)
     except ValueError:
         noise = None
-    mine = [c for c in checks if c.supernet == supernet and c.checkpoint_hash == run["checkpoint_hash"] and c.protocol_hash == run["protocol_hash"]]
+    mine = [c for c in checks if c.supernet == supernet and c.checkpoint_hash == setup.checkpoint_hash and c.protocol_hash == setup.protocol_hash]
     check = mine[0] if mine else None
     drift, notes = _drift(records)
     return Trust(
