@@ -92,8 +92,9 @@ class Interrupt(Exception):
 
 def test_a_run_started_under_version_2_resumes_to_the_answer_of_an_uninterrupted_run(small_config, tmp_path):
     def search(run_dir, **kwargs):
-        workspace = workflow.open_workspace(resolve(small_config), progress=False)
-        return workflow.run_search(small_config, workspace, run_dir=run_dir, progress=False, **kwargs)
+        run = resolve(small_config)
+        workspace = workflow.open_workspace(run, progress=False)
+        return workflow.run_search(run, workspace, run_dir=run_dir, progress=False, **kwargs)
 
     def stop(generation):
         if generation == 2:
