@@ -335,7 +335,7 @@ def _bench_cost(args: argparse.Namespace) -> int:
     from harness import store
     from harness.bench import cost
 
-    config = cost.CostConfig(supernet=args.cost, generations=args.generations, repeats=args.repeats)
+    config = cost.space_config(args.cost, generations=args.generations, repeats=args.repeats)
     rows = cost.run_cost(config, args.cache_dir, progress=None if args.quiet else print)
     print(cost.format_cost(rows, config))
     if args.record:
@@ -655,7 +655,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost", nargs="?", const="spos-tiny", metavar="SUPERNET",
                    help="instead of the gate: per searcher and reuse level, MAC ratio against CPU-time ratio, kernel "
                    "time, page faults, GMAC per CPU-second next to a conv roofline, one thread (default supernet: "
-                   "%(const)s; --repeats alternating runs; --record writes the rows as JSON)")
+                   "%(const)s; a real-size space, e.g. spos, runs a reduced protocol on 224 px synthetic images; "
+                   "--repeats alternating runs; --record writes the rows as JSON)")
     p.add_argument("--generations", type=int, default=10, help="--cost: generations per search (default %(default)s)")
     p.set_defaults(func=cmd_bench)
     return parser
