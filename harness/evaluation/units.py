@@ -44,7 +44,8 @@ class UnitRunner:
     """Runs ranges of units of one supernet through direct calls (``harness.evaluation.direct``).
 
     The same ATen calls in the same order as the modules, and so as ``Supernet.forward``, with
-    the fixed per-module cost of a call paid once, when the runner is built.
+    the fixed per-module cost of a call paid once, when the runner is built. Parameters and
+    buffers are read at each call; a module put in place of another later needs a new runner.
     """
 
     def __init__(self, net: Supernet):
