@@ -296,6 +296,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost", nargs="?", const="spos-tiny", metavar="SUPERNET",
                    help="instead of the gate: per searcher and reuse level, MAC ratio against CPU-time ratio, kernel "
                    "time, page faults, GMAC per CPU-second next to a conv roofline, one thread (default supernet: "
-                   "%(const)s; --repeats alternating runs; --record writes the rows as JSON)")
+                   "%(const)s; a real-size space, e.g. spos, runs a reduced protocol on 224 px synthetic images; "
+                   "--repeats alternating runs; --record writes the rows as JSON)")
     p.add_argument("--generations", type=int, default=10, help="--cost: generations per search (default %(default)s)")
     return parser

@@ -10,8 +10,9 @@ the same seed gives the same asks; ``best()`` is a told arch with its told score
 
 The supernet is checked on seeded random weights, inputs and archs for what prefix reuse and the
 MAC accounting rely on: JSON defaults, construction on the meta device, equal output shapes within
-a block, blocks that leave their input untouched, a bit-exact split forward, and ``macs()`` equal
-to torch's FLOP counter (Conv2d and Linear FLOPs / 2) for whole paths and their parts.
+a block, blocks that leave their input untouched, a bit-exact split forward, ``macs()`` equal
+to torch's FLOP counter (Conv2d and Linear FLOPs / 2) for whole paths and their parts, and the
+evaluator's unit-by-unit direct calls (``harness.evaluation.units``) equal to ``forward``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import supernets
 from harness.bench.landscape import Landscape
+from harness.evaluation.units import UnitRunner, head_unit
 from searchers import Arch, Hints, Searcher, SearchSpace
 
 MakeSearcher = Callable[[SearchSpace, int], Searcher]
@@ -187,7 +189,8 @@ EQUAL_SHAPES = "every op of a block gives the same output shape"
 PURE_BLOCKS = "blocks do not modify their input in place"
 SPLIT_EXACT = "split forward is exact: net(net(x, a, 0, k), a, k) == net(x, a)"
 MACS_EXACT = "macs() equals torch's FLOP counter / 2 per image, for whole paths and parts"
-SUPERNET_CHECKS = (JSON_DEFAULTS, META, BUILDS, EQUAL_SHAPES, PURE_BLOCKS, SPLIT_EXACT, MACS_EXACT)
+UNITS_EXACT = "the evaluator's unit by unit direct calls give net(x, a) exactly"
+SUPERNET_CHECKS = (JSON_DEFAULTS, META, BUILDS, EQUAL_SHAPES, PURE_BLOCKS, SPLIT_EXACT, MACS_EXACT, UNITS_EXACT)
 
 
 class _Broken(Exception):
@@ -234,6 +237,7 @@ def check_supernet(
         _held(PURE_BLOCKS, lambda: _pure_blocks(net, block_inputs())),
         _held(SPLIT_EXACT, lambda: _split_exact(net, x, paths)),
         _held(MACS_EXACT, lambda: _macs_match(net, x, paths)),
+        _held(UNITS_EXACT, lambda: _units_exact(net, x, paths)),
     ]
 
 
@@ -290,6 +294,14 @@ def _split_exact(net: supernets.Supernet, x: torch.Tensor, paths: Sequence[Arch]
             for k in range(1, net.num_blocks + 1):
                 if not torch.equal(net(net(x, arch, 0, k), arch, k), full):
                     raise _Broken(f"arch {arch} split after block {k} differs from the whole forward")
+
+
+def _units_exact(net: supernets.Supernet, x: torch.Tensor, paths: Sequence[Arch]) -> None:
+    runner = UnitRunner(net)  # what every reuse level runs: a forward of its own would be bypassed
+    with torch.inference_mode():
+        for arch in paths:
+            if not torch.equal(runner.run(x, arch, range(head_unit(net) + 1)), net(x, arch)):
+                raise _Broken(f"arch {arch}: stem, blocks and head run as units differ from forward (does forward do more?)")
 
 
 def _counted_macs(net: supernets.Supernet, inputs: torch.Tensor, arch: Arch, start: int, stop: int | None) -> int:

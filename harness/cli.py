@@ -225,7 +225,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _bench_cost(args: argparse.Namespace) -> int:
     from harness.bench import cost
 
-    config = cost.CostConfig(supernet=args.cost, generations=args.generations, repeats=args.repeats)
+    config = cost.space_config(args.cost, generations=args.generations, repeats=args.repeats)
     rows = cost.run_cost(config, args.cache_dir, progress=None if args.quiet else print)
     print(cost.format_cost(rows, config))
     if args.record:

@@ -1,5 +1,5 @@
 """GPU smoke check (run via scripts/gpu_check.sh): NVML readings, equal scores at every reuse level, a tiny compare,
-and the cost-of-reuse table of `pcfes bench --cost`.
+and the cost-of-reuse table of `pcfes bench --cost`, for spos-tiny and for spos at 224 px.
 
 Offline and self-contained: it trains a tiny supernet on the embedded fashion16 data in a
 temporary folder (the cost table uses seeded initial weights: cost per MAC does not depend on them). Exit 0 when every check passes, 1 when one fails, 2 without CUDA
@@ -9,6 +9,7 @@ temporary folder (the cost table uses seeded initial weights: cost per MAC does 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -35,6 +36,10 @@ TRAIN_IMAGES = 4000
 PROTOCOL = dict(calib_batches=4, calib_batch_size=128, val_size=1000, eval_batch_size=500)
 CANDIDATES = 8
 COST_GENERATIONS = {"cuda": 3, "cpu": 1}  # keeps the whole check within minutes
+REAL_SPACE = "spos"  # the real-size cost table (pcfes bench --cost spos: 224 px, a reduced protocol)
+CPU_REAL_PROTOCOL = dict(calib_batches=1, calib_batch_size=8, val_size=8, eval_batch_size=8)
+CPU_REAL_SEARCH = dict(searchers=("evolution",), generations=1,
+                       searcher_params={"population": 4, "top_k": 2, "mutation_num": 2, "crossover_num": 2})
 
 
 def section(title: str) -> None:
@@ -206,6 +211,20 @@ def reuse_cost(device: str, workdir: Path) -> list[str]:
     return [f"{r.searcher}[{r.level}] executed {r.mac_ratio:.3f}x the MACs of level none" for r in rows if r.mac_ratio > 1]
 
 
+def real_size_cost(device: str, workdir: Path) -> list[str]:
+    """The same table for a real-size space at the bench's reduced protocol: how the ratios grow with tensor size."""
+    protocol = dataclasses.replace(cost.REAL_SIZE_PROTOCOL, device=device)
+    if device == "cuda":
+        config = cost.space_config(REAL_SPACE, protocol=protocol, generations=COST_GENERATIONS[device], repeats=1)
+    else:  # a smoke run: 224 px convolutions on a CPU are too slow for more
+        config = cost.space_config(
+            REAL_SPACE, protocol=dataclasses.replace(protocol, **CPU_REAL_PROTOCOL), repeats=1, **CPU_REAL_SEARCH
+        )
+    rows = cost.run_cost(config, workdir / "cost-real")
+    print(cost.format_cost(rows, config))
+    return [f"{r.searcher}[{r.level}] executed {r.mac_ratio:.3f}x the MACs of level none" for r in rows if r.mac_ratio > 1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="run the checks on the CPU (no NVML)")
@@ -239,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         check("scores at every reuse level", lambda: exactness(device, checkpoint))
         check("pcfes compare with the real meters", lambda: compare(device, checkpoint, workdir))
         check("cost of reuse (pcfes bench --cost)", lambda: reuse_cost(device, workdir))
+        check(f"cost of reuse on {REAL_SPACE} at 224 px (pcfes bench --cost {REAL_SPACE})", lambda: real_size_cost(device, workdir))
     section("result")
     print(f"checks on {device} took {time.perf_counter() - start:.0f} s")
     for failure in failures:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU smoke check for pcfes-bench, offline, in minutes: NVML counter readings, equal scores at every reuse
 # level on CUDA (float32, float16, bfloat16 where supported), a tiny `pcfes compare` with the real meters, and
-# the `pcfes bench --cost` table (MAC vs CPU / wall time ratios of reuse per searcher, spos-tiny, 3 generations).
+# the `pcfes bench --cost` tables (MAC vs CPU / wall time ratios of reuse per searcher, 3 generations): spos-tiny,
+# and spos at 224 px at the bench's reduced protocol (synthetic images, 128 validation images; --cpu: a smoke run).
 #
 #   scripts/gpu_check.sh            # on a GPU machine; exit 2 when torch sees no CUDA device
 #   scripts/gpu_check.sh --cpu      # the same checks on the CPU (NVML aside)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+import supernets
 from harness import cli, store
 from harness.bench import cost
 from harness.config import EvalProtocol
+from harness.datasets import dataset_options
 
 TINY = cost.CostConfig(
     supernet="conv-tiny",
@@ -46,6 +48,18 @@ def test_roofline_combines_unit_rates_by_their_macs():
 def test_a_config_without_level_none_is_refused():
     with pytest.raises(ValueError, match="lack 'none'"):
         cost.CostConfig(levels=("prefix",))
+
+
+def test_a_real_size_space_gets_the_reduced_protocol_on_images_of_its_shape(tmp_path):
+    config = cost.space_config("spos", generations=2)
+    assert config.protocol == cost.REAL_SIZE_PROTOCOL and config.generations == 2
+    spos, data = supernets.default_config("spos"), dataset_options(config.protocol.dataset)
+    assert tuple(data["input_shape"]) == (spos["in_channels"], spos["input_size"], spos["input_size"])
+    assert data["num_classes"] == spos["num_classes"] and data["n_val"] >= config.protocol.val_size
+    runs = config.run_configs(tmp_path / "init.pt")
+    assert runs["evolution"].searcher_params["population"] == cost.REAL_SIZE_SEARCH["population"]
+    assert runs["evolution"].searcher_params["generations"] == 2
+    assert cost.space_config("spos-tiny", generations=2) == cost.CostConfig(supernet="spos-tiny", generations=2)
 
 
 def test_cli_cost_records_rows(tmp_path, monkeypatch, capsys):

@@ -195,6 +195,19 @@ def test_a_supernet_whose_mac_count_is_off_by_one_is_caught():
     assert "macs() says" in failed[0].problem and "the FLOP counter" in failed[0].problem
 
 
+def _scaled_logits_factory(**config):
+    net = conv_supernet(**config)
+    plain = net.forward
+    net.forward = lambda x, arch, start=0, stop=None: plain(x, arch, start, stop) * (2.0 if stop is None else 1.0)
+    return net
+
+
+def test_a_forward_that_does_more_than_its_units_is_caught():
+    failed = [r for r in checks.check_supernet(_scaled_logits_factory, _CONV_DEFAULTS, archs=1) if not r.passed]
+    assert [r.name for r in failed] == [checks.UNITS_EXACT]
+    assert "differ from forward" in failed[0].problem
+
+
 def test_defaults_that_are_not_json_are_caught():
     results = {r.name: r for r in checks.check_supernet(conv_supernet, {**_CONV_DEFAULTS, "widths": (16, 32, 64)}, archs=1)}
     assert results[checks.JSON_DEFAULTS].problem.startswith("the defaults change in a JSON round trip")
@@ -203,7 +216,7 @@ def test_defaults_that_are_not_json_are_caught():
 def test_pcfes_check_supernet_prints_one_line_per_check(capsys):
     assert cli.main(["check", "supernet", "conv-tiny"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "supernet conv-tiny: all 7 checks pass"
+    assert out[-1] == "supernet conv-tiny: all 8 checks pass"
     assert [line.split("  ", 1)[1] for line in out[:-1]] == list(checks.SUPERNET_CHECKS)
     assert cli.main(["check", "supernet", "nope"]) == 2
     assert "unknown supernet 'nope'; available: " in capsys.readouterr().err

@@ -60,7 +60,7 @@ def fashion16_arrays() -> dict[str, np.ndarray]:
 
 
 def test_registry_names_every_dataset_default_first() -> None:
-    assert available_datasets() == ["fashion16", "digits", "fashion-mnist", "cifar10", "imagefolder", "synthetic"]
+    assert available_datasets() == ["fashion16", "digits", "fashion-mnist", "cifar10", "imagefolder", "synthetic", "synthetic-224"]
     assert dataset_options("cifar10") == {"val_size": 5000}
     assert dataset_options("fashion16") == {}
 

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+import supernets
 from harness import store, workflow
 from harness.bench.gate import BenchConfig, prepare_workspace, torch_threads
 from harness.config import AUTO_BUDGET, EvalProtocol, ReuseConfig, RunConfig
@@ -51,6 +52,7 @@ class CostConfig:
     searchers: tuple[str, ...] = ("evolution", "random", "pcf-es")
     levels: tuple[str, ...] = (NO_REUSE, "prefix")
     protocol: EvalProtocol = EvalProtocol()
+    searcher_params: Mapping[str, Any] = field(default_factory=dict)  # over the searchers' defaults
     generations: int = 10
     seed: int = 3
     weights_seed: int = 0
@@ -79,9 +81,23 @@ class CostConfig:
         """Each searcher's run as ``compare`` builds it (random gets evolution's evaluation budget)."""
         base = RunConfig(
             supernet=self.supernet, supernet_overrides=dict(self.supernet_overrides), checkpoint=str(checkpoint),
-            searcher_params={"generations": self.generations}, seed=self.seed, protocol=self.protocol,
+            searcher_params={**self.searcher_params, "generations": self.generations}, seed=self.seed, protocol=self.protocol,
         )
         return {r.config.searcher: r.config for r in build(base, Matrix(searchers=self.searchers, seeds=(self.seed,)))}
+
+
+# A real-size space (224 px, 1000 classes) at a protocol that one GPU runs in minutes: seeded
+# synthetic images of its shape (cost per MAC depends on shapes, not on pixels or weights), two
+# calibration batches, 128 validation images, smaller populations.
+REAL_SIZE_PROTOCOL = EvalProtocol(dataset="synthetic-224", calib_batches=2, calib_batch_size=32, val_size=128, eval_batch_size=64)
+REAL_SIZE_SEARCH = {"population": 16, "top_k": 4, "mutation_num": 8, "crossover_num": 8}
+
+
+def space_config(supernet: str, **fields: Any) -> CostConfig:
+    """The cost bench of ``supernet``: the issue's protocol, or for a real-size space the reduced one above."""
+    if supernets.supernet_entry(supernet).scale == "real":
+        fields = {"protocol": REAL_SIZE_PROTOCOL, "searcher_params": REAL_SIZE_SEARCH, **fields}
+    return CostConfig(supernet=supernet, **fields)
 
 
 @dataclass(frozen=True)
@@ -236,7 +252,8 @@ def write_record(path: Path, config: CostConfig, rows: Sequence[CostRow]) -> Non
 def format_cost(rows: Sequence[CostRow], config: CostConfig) -> str:
     """The table: one line per searcher and level."""
     lines = [
-        f"cost of reuse on {config.supernet} (seed {config.seed}, {config.generations} generations, budget "
+        f"cost of reuse on {config.supernet} ({config.protocol.dataset}, {config.protocol.val_size} validation images, "
+        f"seed {config.seed}, {config.generations} generations, budget "
         f"{config.budget_bytes}, {config.threads} thread(s), min of {config.repeats} alternating runs, process CPU time)",
         f"{'run':<22} {'MACs':>7} {'CPU':>7} {'CPU/MAC':>8} {'wall':>7} {'user_s':>8} {'kernel_s':>8} {'minflt':>10} "
         f"{'GMAC/cpu-s':>10} {'roofline':>8} {'captured':>8} {'read':>6}",

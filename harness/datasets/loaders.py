@@ -261,7 +261,8 @@ def _decode_images(paths: list[Path], labels: np.ndarray, image_size: int, tf: A
 
 
 def _load_synthetic(
-    root: Path | None, seed: int, *, input_shape: Sequence[int], num_classes: int, n_train: int, n_val: int, n_test: int
+    root: Path | None, seed: int, *, input_shape: Sequence[int], num_classes: int, n_train: int, n_val: int, n_test: int,
+    name: str = "synthetic",
 ) -> DatasetSplits:
     shape = tuple(input_shape)
     if len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
@@ -280,10 +281,16 @@ def _load_synthetic(
     (train_x, train_y), (val_x, val_y) = draw(n_train), draw(n_val)
     test_x, test_y = draw(n_test) if n_test else (None, None)
     return DatasetSplits(
-        "synthetic", train_x, train_y, val_x, val_y, test_x, test_y,
+        name, train_x, train_y, val_x, val_y, test_x, test_y,
         num_classes=num_classes, input_shape=shape,  # type: ignore[arg-type]
         source=f"synthetic standard-normal images (seed {seed})",
     )
+
+
+def _load_synthetic_224(root: Path | None, seed: int, **options: Any) -> DatasetSplits:
+    """Seeded standard-normal 3x224x224 images in 1000 classes: the real-size spaces' shape (their cost bench)."""
+    # Its own name, because a run config names a dataset but passes it no options.
+    return _load_synthetic(root, seed, **options, name="synthetic-224")
 
 
 register_dataset("fashion16", _load_fashion16, takes_root=False)
@@ -297,5 +304,11 @@ register_dataset(
     "synthetic",
     _load_synthetic,
     defaults={"input_shape": (3, 32, 32), "num_classes": 10, "n_train": 512, "n_val": 256, "n_test": 256},
+    takes_root=False,
+)
+register_dataset(
+    "synthetic-224",
+    _load_synthetic_224,
+    defaults={"input_shape": (3, 224, 224), "num_classes": 1000, "n_train": 256, "n_val": 256, "n_test": 64},
     takes_root=False,
 )

@@ -3,7 +3,8 @@
 One module per concept: ``evaluator`` (the public ``Evaluator``), ``scoring`` (the protocol's
 tensors and what a score is), ``work`` (the work counter and its phases), ``snapshot`` (a
 frozen record of the evaluator's work, subtracted per generation), ``units`` (a supernet as
-stem, blocks, head), ``prefix_tree`` (the within-generation walk),
+stem, blocks, head, run unit by unit), ``direct`` (modules compiled to the torch calls they
+make, without the per-call module overhead), ``prefix_tree`` (the within-generation walk),
 ``prefix_store`` (the byte-budgeted store across generations), ``recalibration`` (BN
 statistics re-estimated on the calibration batches), ``importance`` (importance sampling) and
 ``budget`` (the store's budget and what prefix nodes need).

@@ -34,7 +34,7 @@ from harness.evaluation.importance import ImportanceSubset, check_rate, importan
 from harness.evaluation.prefix_store import NodeOutputs, PrefixStore, capture_order
 from harness.evaluation.prefix_tree import INPUT, TreeWalk, plan_walk
 from harness.evaluation.recalibration import BatchNorm, batchnorms, check_batchnorm_ownership, recalibrating, use_protocol_momentum
-from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
+from harness.evaluation.units import UnitRunner, head_unit, unit_macs, unit_module
 from harness.evaluation.scoring import CandidateResult, EvaluationError, ProtocolData, ScoringSet, accuracy, non_finite
 from harness.evaluation.snapshot import WorkSnapshot
 from harness.evaluation.work import WORK_PHASES, WorkCounter, WorkPhase
@@ -65,6 +65,7 @@ class Evaluator:
         self.device = self.data.device
         net.to(device=self.device, dtype=self.data.dtype, memory_format=self.data.memory_format).eval()
         net.requires_grad_(False)
+        self._units = UnitRunner(net)  # after .to(): compiled on the network as it runs
         self._bns = {id(m): batchnorms(m) for m in self._all_unit_modules()}
         check_batchnorm_ownership(net)
         use_protocol_momentum([bn for bns in self._bns.values() for bn in bns], protocol)
@@ -287,10 +288,7 @@ class Evaluator:
         return accuracy(hits, target)
 
     def _forward(self, arch: Arch, units: range, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
-        if units.start == 0 and units.stop == head_unit(self.net) + 1:
-            return self.net(x, arch)  # the whole sub-network: Supernet.forward itself
-        return run_units(self.net, x, arch, units)
+        return self._units.run(x.to(self.device, non_blocking=True), arch, units)
 
     def _recalibrate(self, arch: Arch, units: range, inputs: Sequence[torch.Tensor], phase: WorkPhase) -> list[torch.Tensor]:
         """Reset the BN stats of ``units`` and re-estimate them in train mode; returns the train-mode outputs."""
@@ -320,6 +318,7 @@ class Evaluator:
         captures = self._reserve_captures(plan.shares)
         walk = TreeWalk(
             self.net,
+            self._units,
             plan,
             source=lambda key: self._input() if key is INPUT else store.get(key).outputs,
             labels=self._set.labels,
@@ -443,7 +442,7 @@ class Evaluator:
     def _run_segments(self, prefix: Arch, bounds: list[int], x: torch.Tensor, built: dict[int, NodeOutputs], *, train: bool) -> None:
         x = x.to(self.device, non_blocking=True)
         for low, high in zip(bounds, bounds[1:]):
-            x = run_units(self.net, x, prefix, range(low + 1, high + 1))
+            x = self._units.run(x, prefix, range(low + 1, high + 1))
             outputs = built[high]
             (outputs.calib if train else outputs.val).append(self._park(x))
 

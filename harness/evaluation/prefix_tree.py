@@ -42,7 +42,7 @@ from harness.evaluation.recalibration import (
     reset_statistics,
     statistics_kept,
 )
-from harness.evaluation.units import head_unit, run_units, unit_macs, unit_module
+from harness.evaluation.units import UnitRunner, head_unit, unit_macs, unit_module
 from harness.evaluation.work import WorkCounter, WorkPhase
 from supernets.base import Arch, Supernet
 
@@ -87,6 +87,14 @@ def plan_walk(archs: Sequence[Arch], start_depth: Callable[[Arch], int]) -> Walk
     return WalkPlan(tuple(archs), starts, owners, shares)
 
 
+@dataclass(frozen=True)
+class NodeState:
+    """What a node's unit needs at every visit: its MACs per image and each BN with the node's own statistics."""
+
+    macs_per_image: int
+    statistics: tuple[tuple[BatchNorm, BnStatistics], ...]
+
+
 @dataclass
 class WalkOutcome:
     """Per arch: hits on every scoring chunk and whether all its logits were finite; captured nodes."""
@@ -102,6 +110,7 @@ class TreeWalk:
     def __init__(
         self,
         net: Supernet,
+        units: UnitRunner,
         plan: WalkPlan,
         *,
         source: Callable[[Arch | None], NodeOutputs],
@@ -113,6 +122,7 @@ class TreeWalk:
         work: WorkCounter,
     ):
         self.net = net
+        self.units = units
         self.plan = plan
         self.source = source
         self.labels = labels
@@ -130,7 +140,8 @@ class TreeWalk:
         # (a fully frozen prefix) whose heads run straight from the store.
         self.roots = sorted((k for k in self.children if k is INPUT or k not in plan.owners), key=_source_order)
         self.head_roots = sorted({a for a, s in zip(plan.archs, plan.starts) if s == n})
-        self.states: dict[tuple[str, Arch], list[BnStatistics]] = {}  # per node: one per BN of its unit
+        self.num_blocks, self.head = n, head_unit(net)
+        self.states: dict[tuple[str, Arch], NodeState] = {}
 
     def run(self, calib_count: int, chunk_count: int) -> WalkOutcome:
         """Phase 1 over ``calib_count`` batches in train mode, then phase 2 over ``chunk_count`` chunks."""
@@ -158,40 +169,40 @@ class TreeWalk:
 
     def _visit(self, prefix: Arch, x: torch.Tensor, index: int, train: bool) -> None:
         unit = len(prefix)  # the node of prefix p is the output of units 0..len(p)
-        self._load_state(("node", prefix), unit_module(self.net, prefix, unit))
-        y = run_units(self.net, x, prefix, range(unit, unit + 1))
-        self.work.add_unit(_phase(train), self.net, prefix, unit, len(x))
+        state = self._load_state(("node", prefix), unit)
+        y = self.units.run(x, prefix, range(unit, unit + 1))
+        self.work.add_unit_macs(_phase(train), unit, state.macs_per_image, x.shape[0])
         captured = self.outcome.captured.get(prefix)
         if captured is not None:
             (captured.calib if train else captured.val).append(self.park(y))
-        if unit == self.net.num_blocks:
+        if unit == self.num_blocks:
             self._head(prefix, y, index, train)
         for child in self.children.get(prefix, ()):
             self._visit(child, y, index, train)
 
     def _head(self, arch: Arch, x: torch.Tensor, index: int, train: bool) -> None:
-        head = head_unit(self.net)
-        self._load_state(("head", arch), self.net.head)
+        head, images = self.head, x.shape[0]
+        state = self._load_state(("head", arch), head)
         phase = _phase(train)
-        logits = run_units(self.net, x, arch, range(head, head + 1))
-        self.work.add_unit(phase, self.net, arch, head, len(x))
-        self.work.add_pass(phase, len(x))
+        logits = self.units.run(x, arch, range(head, head + 1))
+        self.work.add_unit_macs(phase, head, state.macs_per_image, images)
+        self.work.add_pass(phase, images)
         if train:
             return
         self.outcome.hits.setdefault(arch, []).append(logits.argmax(dim=1) == self.labels[index])
         finite = bool(torch.isfinite(logits).all())
         self.outcome.finite[arch] = self.outcome.finite.get(arch, True) and finite
 
-    def _load_state(self, key: tuple[str, Arch], module: nn.Module) -> None:
-        """Point the module's BNs at this node's own running statistics (reset ones on first use)."""
-        bns = self.unit_batchnorms(module)
-        if not bns:
-            return
+    def _load_state(self, key: tuple[str, Arch], unit: int) -> NodeState:
+        """Point the BNs of ``unit`` of ``key``'s arch at this node's own running statistics (reset ones on first use)."""
         state = self.states.get(key)
-        if state is None:
-            state = self.states[key] = [reset_statistics(bn) for bn in bns]
-        for bn, statistics in zip(bns, state):
+        if state is None:  # looked up once per node: module and MAC lookups cost more than a load
+            bns = self.unit_batchnorms(unit_module(self.net, key[1], unit))
+            statistics = tuple((bn, reset_statistics(bn)) for bn in bns)
+            state = self.states[key] = NodeState(unit_macs(self.net, key[1], unit), statistics)
+        for bn, statistics in state.statistics:
             load_statistics(bn, statistics)
+        return state
 
 
 def _source_order(key: Arch | None) -> tuple[int, Arch]:

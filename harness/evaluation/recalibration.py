@@ -61,7 +61,10 @@ def statistics_kept(bns: Sequence[BatchNorm]) -> Iterator[None]:
 
 def load_statistics(bn: BatchNorm, state: BnStatistics) -> None:
     """Point ``bn`` at the statistics tensors ``state`` (not a copy: ``bn`` updates them in train mode)."""
-    bn.running_mean, bn.running_var, bn.num_batches_tracked = state
+    # Into the buffer table itself: Module.__setattr__ re-registers a buffer on every assignment,
+    # and a tree walk points every BN of a node at the node's statistics per batch.
+    buffers = bn._buffers
+    buffers["running_mean"], buffers["running_var"], buffers["num_batches_tracked"] = state
 
 
 def reset_statistics(bn: BatchNorm) -> BnStatistics:

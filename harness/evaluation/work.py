@@ -81,7 +81,11 @@ class WorkCounter:
 
     def add_unit(self, phase: WorkPhase, net: Supernet, arch: Sequence[int], unit: int, images: int) -> int:
         """Record ``images`` forwarded through one unit of ``arch``; returns its MACs."""
-        macs = unit_macs(net, arch, unit) * images
+        return self.add_unit_macs(phase, unit, unit_macs(net, arch, unit), images)
+
+    def add_unit_macs(self, phase: WorkPhase, unit: int, per_image: int, images: int) -> int:
+        """``add_unit`` given the unit's MACs per image (the tree walk keeps them per node: looking them up costs more)."""
+        macs = per_image * images
         self.block_macs[phase][unit] += macs
         self.block_images[phase][unit] += images
         self.macs[phase] += macs
