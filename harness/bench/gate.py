@@ -14,6 +14,8 @@
    must stay below the baseline's ratio plus a margin. Energy and CO2 are printed, never gated.
 
 ``bench.machine`` adds the pytest-benchmark layer (same-machine absolute timings).
+This module runs the layers; ``bench.verdict`` compares a result with the baseline, ``bench.baseline``
+reads and writes the baseline file and ``bench.action`` exports a result as CI benchmark series.
 """
 
 from __future__ import annotations
@@ -24,23 +26,23 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 import harness
 import searchers
 import supernets
-from harness import provenance, schema, store, workflow
+from harness import provenance, schema, workflow
+from harness.bench.baseline import FORMAT, FORMAT_VERSION
 from harness.bench.landscape import Landscape, SearchTrace, trace_search
 from harness.bench.replay import Replay, ReplaySearcher
-from harness.bench.settings import BASELINE_DIR, BASELINE_PATH, CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS, REPLAY_PATH
+from harness.bench.settings import CACHE_DIR, DEFAULT_REPEATS
 from harness.config import EvalProtocol, ReuseConfig, RunConfig, content_hash
 from harness.datasets import load_dataset
 from harness.evaluation import SEARCH_WORK_PHASES
@@ -52,8 +54,6 @@ from supernets.train import init_weights
 
 log = logging.getLogger(__name__)
 
-FORMAT = "pcfes-bench-baseline"
-FORMAT_VERSION = 2
 
 # The built-in searchers in registration order, fixed at import: the baseline file's identity must
 # not change with the plugins a process loads.
@@ -406,249 +406,3 @@ def measure_timing(
                     bar.update(1)
             measured.append(TimingMeasurement(pair, tuple(times[pair.numerator]), tuple(times[pair.denominator])))
     return tuple(measured)
-
-
-# --------------------------------------------------------------------------- the verdict
-
-
-@dataclass(frozen=True)
-class GateReport:
-    """The gate's verdict: failures (each naming searcher, level or ratio, metric, baseline and new value) and notes."""
-
-    failures: tuple[str, ...]
-    notes: tuple[str, ...]
-
-    @property
-    def passed(self) -> bool:
-        """True when nothing failed (notes never fail the gate)."""
-        return not self.failures
-
-    def format(self) -> str:
-        """Notes, then one FAIL line per failure, then the verdict."""
-        lines = [f"note: {n}" for n in self.notes]
-        lines += [f"FAIL {f}" for f in self.failures]
-        lines.append("gate: PASSED" if self.passed else f"gate: FAILED ({len(self.failures)} problem(s))")
-        return "\n".join(lines)
-
-
-def _change(old: float, new: float) -> str:
-    return f"{(new - old) / old:+.2%}" if old else "from 0"
-
-
-def _decision_failures(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    failures = []
-    for metric, value in new.items():
-        before = old.get(metric)
-        if before == value:
-            continue
-        if isinstance(value, list) and isinstance(before, list):
-            first = next((i for i, (a, b) in enumerate(zip(before, value)) if a != b), min(len(before), len(value)))
-            failures.append(
-                f"{name}: {metric} changed from generation {first}: baseline {before[first:first + 4]} "
-                f"({len(before)} generations), now {value[first:first + 4]} ({len(value)} generations)"
-            )
-        else:
-            failures.append(f"{name}: {metric} changed: baseline {before}, now {value}")
-    return failures
-
-
-def check(baseline: Mapping[str, Any], result: BenchResult, *, margin: float = DEFAULT_MARGIN) -> GateReport:
-    """Compare a bench result with a baseline: decisions, exact counts, MAC ratios, timing ratios + ``margin``."""
-    check_format(baseline)
-    identity = result.config.identity()
-    if baseline["config"] != identity:
-        keys = sorted(k for k in identity.keys() | baseline["config"].keys() if identity.get(k) != baseline["config"].get(k))
-        diffs = "; ".join(f"{k}: baseline {baseline['config'].get(k)!r}, now {identity.get(k)!r}" for k in keys)
-        return GateReport(
-            (f"bench configuration differs from the baseline's ({diffs}); counts are not comparable — "
-             "if the change is intended, run `pcfes bench --update-baseline` and commit the reason",),
-            (),
-        )
-    failures: list[str] = []
-    notes: list[str] = []
-    for name, decisions in result.decisions.items():
-        if name not in baseline["decisions"]:
-            failures.append(f"{name}: not in the baseline (searchers {sorted(baseline['decisions'])})")
-            continue
-        failures += _decision_failures(name, baseline["decisions"][name], decisions)
-    if baseline.get("replay_sha256") != result.replay_sha256:
-        failures.append(
-            f"replay changed (baseline sha256 {str(baseline.get('replay_sha256'))[:12]}, now {result.replay_sha256[:12]}): "
-            "work counts are not comparable; run `pcfes bench --update-baseline` and commit why"
-        )
-    else:
-        failures += _count_failures(baseline["counts"], result.counts())
-    for ratio, new in result.ratios().items():
-        old = baseline["ratios"].get(ratio)
-        if old is None:
-            failures.append(f"ratio {ratio}: not in the baseline (now {new:.6f})")
-        elif new > old:
-            failures.append(f"ratio {ratio}: {new:.6f} > baseline {old:.6f}")
-    env, base_env = result.environment, baseline.get("environment", {})
-    if base_env.get("fingerprint") != env.get("fingerprint"):
-        notes.append(
-            f"machine differs from the baseline's ({base_env.get('fingerprint')!r} -> {env.get('fingerprint')!r}): "
-            "exact layers compared as usual; timing ratios are compared with the margin"
-        )
-    if not result.timing:
-        notes.append("timing layer skipped (no timing runs)")
-    for t in result.timing:
-        old_timing = baseline.get("timing", {}).get(t.pair.name)
-        if old_timing is None:
-            notes.append(f"timing {t.pair.name}: not in the baseline, not gated (now {t.ratio:.3f})")
-            continue
-        old, limit = float(old_timing["ratio"]), float(old_timing["ratio"]) + margin
-        line = (
-            f"time {t.pair.name}: {t.ratio:.3f} (min of {len(t.numerator_s)}: {t.pair.numerator.label} "
-            f"{min(t.numerator_s):.3f} s, {t.pair.denominator.label} {min(t.denominator_s):.3f} s) "
-            f"vs baseline {old:.3f} + margin {margin:.2f} = {limit:.3f}"
-        )
-        (failures if t.ratio > limit else notes).append(line)
-    return GateReport(tuple(failures), tuple(notes))
-
-
-def _count_failures(baseline: Mapping[str, Any], counts: Mapping[str, Mapping[str, Mapping[str, int]]]) -> list[str]:
-    failures = []
-    for name, levels in counts.items():
-        for level, measured in levels.items():
-            base = baseline.get(name, {}).get(level)
-            if base is None:
-                failures.append(f"{name}[{level}]: not in the baseline")
-                continue
-            for metric, new in measured.items():
-                old = base.get(metric)
-                if old != new:
-                    change = _change(old, new) if isinstance(old, int) else "new metric"
-                    failures.append(f"{name}[{level}]: {metric} changed: baseline {old}, now {new} ({change})")
-    return failures
-
-
-# --------------------------------------------------------------------------- files
-
-
-def check_format(baseline: Mapping[str, Any], path: Path | None = None) -> None:
-    """Refuse a file that is not a baseline of this format version (another project version wrote it)."""
-    if baseline.get("format") != FORMAT or baseline.get("format_version") != FORMAT_VERSION:
-        where = f" {path}" if path else ""
-        writer = f", written by pcfes {baseline['pcfes_version']}" if baseline.get("pcfes_version") else ""
-        raise ValueError(
-            f"baseline{where} is not a {FORMAT} v{FORMAT_VERSION} file (got {baseline.get('format')!r} "
-            f"v{baseline.get('format_version')!r}{writer}); regenerate it with this version: "
-            f"`pcfes bench{baseline_dir_flag(path)} --update-baseline`"
-        )
-
-
-def baseline_dir_flag(path: Path | None) -> str:
-    """`` --baseline-dir DIR`` where ``path`` is not in the default folder, so a suggested command works as typed."""
-    if path is None or Path(path).resolve().parent == BASELINE_DIR:
-        return ""
-    return f" --baseline-dir {Path(path).resolve().parent}"
-
-
-def load_baseline(path: Path = BASELINE_PATH) -> dict[str, Any]:
-    """Read a baseline file and check its format, before any bench runs; say how to get one when it is missing."""
-    path = Path(path)
-    if not path.exists():
-        if not path.parent.is_dir():
-            raise FileNotFoundError(
-                f"no bench baseline: {path.parent} does not exist (this pcfes is installed without the repository's "
-                "benchmarks/ folder); run `pcfes bench` from a source checkout (git clone, then pip install -e .) or "
-                "pass --baseline-dir DIR, a folder with baseline.json and replay.json"
-            )
-        raise FileNotFoundError(
-            f"no bench baseline at {path}; record one with `pcfes bench{baseline_dir_flag(path)} --update-baseline`"
-        )
-    baseline = store.read_json(path)
-    check_format(baseline, path)
-    return baseline
-
-
-def write_baseline(result: BenchResult, path: Path = BASELINE_PATH) -> None:
-    """Write ``result`` as the new baseline (atomically)."""
-    store.write_json(Path(path), result.to_dict())
-
-
-_UNITS = {"macs": "MACs", "images": "images", "cache_peak_bytes": "bytes", "store_peak_bytes": "bytes", "store_evictions": "evictions"}
-NOT_COSTS = ("macs_avoided", "candidates")  # more is not worse: never an alerting series
-SERIES = ("costs", "decisions", "times")
-
-
-def benchmark_action_entries(result: BenchResult, series: str = "costs") -> list[dict[str, Any]]:
-    """github-action-benchmark's ``customSmallerIsBetter`` list of one kind of series.
-
-    ``costs`` (what a CI alerts on; every series can regress): each replay's exact work counts,
-    the MAC ratios to evolution without reuse and the same-machine CPU-time ratios. ``decisions``
-    (charted, machine-independent, not a cost): candidates, generations and final frozen depth of
-    each searcher on the landscape. ``times``: absolute CPU seconds of each replay on this runner,
-    labelled so; they move with the runner's hardware and load.
-
-    A series that is structurally constant is left out: a zero count (no cache at level none, no
-    importance phase without sampling) and a count equal to the same searcher's at level none (a
-    level that gives that searcher nothing to reuse). Both follow from counts the gate keeps
-    exact, so every passing run writes the same set of series.
-    """
-    if series not in SERIES:
-        raise ValueError(f"unknown series {series!r}; choose from {', '.join(SERIES)}")
-    if series == "decisions":
-        return [
-            {"name": f"{name} {metric}", "unit": unit, "value": value}
-            for name, d in result.decisions.items()
-            for metric, unit, value in (
-                ("candidates", "candidates", d["candidates"]),
-                ("generations", "generations", d["generations"]),
-                ("final frozen depth", "blocks", d["frozen_depth"][-1] if d["frozen_depth"] else 0),
-            )
-            if value
-        ]
-    if series == "times":
-        return [
-            {"name": f"absolute cpu time {r.label} (this runner)", "unit": "s", "value": float(m.info["cpu_s"]),
-             "extra": f"absolute, not comparable across runners; fingerprint {result.environment['fingerprint']}"}
-            for r, m in result.work.items()
-        ]
-    entries = []
-    for replayed, m in result.work.items():
-        plain = result.work.get(Replayed(replayed.searcher, NO_REUSE))
-        for metric, value in m.counts.items():
-            same_as_plain = replayed.level != NO_REUSE and plain is not None and plain.counts[metric] == value
-            if metric in NOT_COSTS or value == 0 or same_as_plain:
-                continue
-            entries.append({"name": f"{replayed.label} {metric}", "unit": _UNITS.get(metric, "MACs"), "value": value})
-    # A ratio of exactly 1 is evolution at a level that reuses nothing for it: constant.
-    entries += [{"name": name, "unit": "ratio", "value": value} for name, value in result.ratios().items() if value != 1.0]
-    for t in result.timing:
-        entries.append({
-            "name": f"time {t.pair.name}",
-            "unit": "ratio",
-            "value": t.ratio,
-            "extra": f"same-machine ratio, min of {len(t.numerator_s)} alternating runs; fingerprint {result.environment['fingerprint']}",
-        })
-    return entries
-
-
-def write_benchmark_action(result: BenchResult, path: Path, series: str = "costs") -> None:
-    """Write ``benchmark_action_entries`` of ``series`` as JSON for github-action-benchmark (customSmallerIsBetter)."""
-    store.write_json(Path(path), benchmark_action_entries(result, series))
-
-
-def format_result(result: BenchResult) -> str:
-    """A table of decisions and per-replay counts and costs, the ratios and the timing."""
-    decisions = pd.DataFrame(
-        [{"searcher": n, "candidates": d["candidates"], "generations": d["generations"],
-          "frozen depth per generation": " ".join(map(str, d["frozen_depth"]))} for n, d in result.decisions.items()]
-    )
-    rows = [
-        {"replay": r.label, **{k: m.counts[k] for k in COUNT_METRICS}, **{k: m.info[k] for k in INFO_METRICS}}
-        for r, m in result.work.items()
-    ]
-    work = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    lines = ["decisions on the integer landscape:", decisions.to_string(index=False), "", "work of the replay:", work]
-    lines += [f"{k}: {v:.4f}" for k, v in result.ratios().items()]
-    for t in result.timing:
-        lines.append(
-            f"time {t.pair.name}: {t.ratio:.3f} ({t.pair.numerator.label} runs {', '.join(f'{s:.2f}' for s in t.numerator_s)} s; "
-            f"{t.pair.denominator.label} runs {', '.join(f'{s:.2f}' for s in t.denominator_s)} s CPU)"
-        )
-    sources = {str(m.info["energy_source"]) for m in result.work.values()}
-    lines.append(f"energy / CO2 (information only, source: {', '.join(sorted(sources))}); bench wall {result.wall_s:.1f} s")
-    return "\n".join(lines)

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from harness.bench.gate import BenchConfig, check, format_result, load_baseline, prepare_workspace, record_replay, run_bench
-from harness.bench.gate import write_baseline, write_benchmark_action
+from harness.bench.action import write_benchmark_action
+from harness.bench.baseline import load_baseline, write_baseline
+from harness.bench.gate import BenchConfig, prepare_workspace, record_replay, run_bench
+from harness.bench.verdict import check, format_result
 from harness.bench.machine import machine_benchmark
 from harness.bench.replay import load_replay, write_replay
 from harness.bench.settings import CACHE_DIR, DEFAULT_MARGIN, DEFAULT_REPEATS
